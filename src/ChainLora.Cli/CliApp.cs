@@ -1,0 +1,44 @@
+// The `chainlora` executable: parses, then delegates to the library. Exit codes: 0 success,
+// 2 bad usage or bad input (one line on stderr naming the option, file or value), 1 failure.
+using System.CommandLine;
+using ChainLora.Cli.Commands;
+
+namespace ChainLora.Cli;
+
+public static class CliApp
+{
+    public static RootCommand Build(TextWriter output)
+    {
+        var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models.");
+        root.Subcommands.Add(GenerateCommand.Create(output));
+        root.Subcommands.Add(PerplexityCommand.Create(output));
+        return root;
+    }
+
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var parse = Build(output).Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            error.WriteLine($"error: {parse.Errors[0].Message} (see --help)");
+            return 2;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"failed: {e.GetType().Name}: {e.Message}");
+            return 1;
+        }
+    }
+
+    static bool IsUserError(Exception e) =>
+        e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException;
+}

@@ -1,0 +1,37 @@
+using System.CommandLine;
+using System.Text.Json;
+using ChainLora.Evaluation;
+using ChainLora.Loading;
+
+namespace ChainLora.Cli.Commands;
+
+static class PerplexityCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var model = CommonOptions.Model();
+        var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score", Required = true };
+        var batch = new Option<int>("--batch-size") { Description = "Context windows per forward pass", DefaultValueFactory = _ => 8 }.AtLeast(1);
+        var json = CommonOptions.Json();
+        var device = CommonOptions.Device();
+        var dtype = CommonOptions.BaseDtype();
+        var command = new Command("perplexity",
+            "Mean NLL per token of a text file (windows of BOS + context-1 tokens over the whole file tokenized once)")
+        {
+            model, text, batch, json, device, dtype,
+        };
+        command.SetAction(r =>
+        {
+            var file = r.GetValue(text)!;
+            if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
+            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+                CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
+            var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch));
+            output.WriteLine(r.GetValue(json)
+                ? JsonSerializer.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })
+                : $"{result.Tokens} tokens  NLL/token {result.NllPerToken:F4}  perplexity {result.Perplexity:F3}");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,3 @@
+using ChainLora.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error);

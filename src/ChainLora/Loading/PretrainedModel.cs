@@ -1,0 +1,97 @@
+// `--model DIR`: a Hugging Face directory (config.json + safetensors + tokenizer files) or a
+// llama2.c directory (one checkpoint .bin + one SentencePiece .model).
+using ChainLora.IO;
+using ChainLora.Models;
+using ChainLora.Tokenization;
+using static TorchSharp.torch;
+
+namespace ChainLora.Loading;
+
+public enum CheckpointFormat { HuggingFace, Llama2c }
+
+/// <summary>A model with its tokenizer, loaded from a model directory.</summary>
+public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, string directory, CheckpointFormat format) : IDisposable
+{
+    public CausalLM Model { get; } = model;
+    public ITextTokenizer Tokenizer { get; } = tokenizer;
+    public string Directory { get; } = directory;
+    public CheckpointFormat Format { get; } = format;
+
+    /// <summary>
+    /// Loads <paramref name="dir"/>; matrices and embeddings are stored in <paramref name="dtype"/>
+    /// (fp32 or bf16), norms stay fp32. Errors name the missing or inconsistent file.
+    /// </summary>
+    public static PretrainedModel Load(string dir, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        NativeRuntime.Ensure();
+        if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
+        var config = Path.Combine(dir, "config.json");
+        return File.Exists(config) ? LoadHuggingFace(dir, config, dtype, device) : LoadLlama2c(dir, dtype, device);
+    }
+
+    /// <summary>A random-initialised model of a config record (LlamaConfig or OptConfig).</summary>
+    public static CausalLM Create(object config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        NativeRuntime.Ensure();
+        return config switch
+        {
+            LlamaConfig c => new LlamaForCausalLM(c, dtype, device),
+            OptConfig c => new OptForCausalLM(c, dtype, device),
+            _ => throw new ArgumentException($"unsupported config type {config.GetType().Name}"),
+        };
+    }
+
+    static PretrainedModel LoadHuggingFace(string dir, string configPath, ScalarType dtype, Device? device)
+    {
+        var type = ConfigJson.ModelType(configPath);
+        object config = type switch
+        {
+            "llama" => LlamaConfig.FromFile(configPath),
+            "opt" => OptConfig.FromFile(configPath),
+            _ => throw new InvalidDataException($"{configPath}: model_type '{type}' is not supported (llama, opt)"),
+        };
+        var model = Create(config, dtype, device);
+        var tensors = SafeTensors.LoadModelWeights(dir);
+        try
+        {
+            // Tied heads: some checkpoints also store lm_head.weight; older Llama ones store rotary buffers.
+            StateDict.LoadStrict(model, tensors, dir,
+                optional: k => k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        return new PretrainedModel(model, TokenizerLoader.FromDirectory(dir), dir, CheckpointFormat.HuggingFace);
+    }
+
+    static PretrainedModel LoadLlama2c(string dir, ScalarType dtype, Device? device)
+    {
+        var models = System.IO.Directory.GetFiles(dir, "*.model");
+        var modelStems = models.Select(Path.GetFileNameWithoutExtension).ToHashSet();
+        // A llama2.c tokenizer (tok512.bin) sits beside its SentencePiece twin (tok512.model).
+        var checkpoints = System.IO.Directory.GetFiles(dir, "*.bin")
+            .Where(f => !modelStems.Contains(Path.GetFileNameWithoutExtension(f))).ToList();
+        if (checkpoints.Count != 1)
+            throw new FileNotFoundException(checkpoints.Count == 0
+                ? $"{dir}: not a model directory: no config.json (Hugging Face) and no llama2.c checkpoint .bin"
+                : $"{dir}: several llama2.c checkpoints ({string.Join(", ", checkpoints.Select(Path.GetFileName))}); keep one");
+        var (header, tensors) = Llama2cCheckpoint.Load(checkpoints[0]);
+        var model = new LlamaForCausalLM(LlamaConfig.FromLlama2c(header), dtype, device);
+        try
+        {
+            StateDict.LoadStrict(model, tensors, checkpoints[0]);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        var tokenizer = TokenizerLoader.FromDirectory(dir);
+        if (tokenizer.VocabSize != header.VocabSize)
+            throw new InvalidDataException(
+                $"{dir}: tokenizer has {tokenizer.VocabSize} tokens but {Path.GetFileName(checkpoints[0])} has vocab_size {header.VocabSize}");
+        return new PretrainedModel(model, tokenizer, dir, CheckpointFormat.Llama2c);
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,37 @@
+using static TorchSharp.torch;
+
+namespace ChainLora.Models;
+
+/// <summary>
+/// A decoder-only language model with Hugging Face parameter names. The residual stream is fp32;
+/// matrices may be stored in bf16 (frozen weights), in which case each matmul runs in bf16.
+/// </summary>
+public abstract class CausalLM : nn.Module
+{
+    protected CausalLM(string name) : base(name) { }
+
+    public abstract int VocabSize { get; }
+    /// <summary>Longest sequence the position encoding supports.</summary>
+    public abstract int MaxPositions { get; }
+    public abstract int NumLayers { get; }
+    /// <summary>"llama" or "opt": the HF model_type.</summary>
+    public abstract string ModelType { get; }
+
+    /// <summary>
+    /// Final hidden states (B, T, D) fp32 for <paramref name="inputIds"/> (B, T) int64.
+    /// <paramref name="attentionMask"/> (B, past + T), 1 for real tokens and 0 for left padding,
+    /// covers the cached positions too; null means no padding.
+    /// </summary>
+    public abstract Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null);
+
+    /// <summary>(..., D) hidden states to (..., V) fp32 logits.</summary>
+    public abstract Tensor ComputeLogits(Tensor hidden);
+
+    /// <summary>Logits (B, T, V) fp32.</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
+        ComputeLogits(ForwardHidden(inputIds, attentionMask, cache));
+
+    public KvCache NewCache() => new(NumLayers);
+
+    public Device Device => parameters().First().device;
+}

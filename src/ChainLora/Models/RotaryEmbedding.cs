@@ -1,0 +1,28 @@
+// Rotary position embedding in Hugging Face's rotate-half layout (modeling_llama.py):
+// q' = q cos + rotate_half(q) sin, with frequencies repeated over both halves of the head.
+// llama2.c checkpoints rotate interleaved pairs instead; IO/Llama2cCheckpoint permutes their
+// q/k rows on load so one implementation serves both.
+using static TorchSharp.torch;
+
+namespace ChainLora.Models;
+
+public sealed class RotaryEmbedding(int headDim, double theta)
+{
+    /// <summary>cos and sin (B, 1, T, hd) fp32 for position ids (B, T).</summary>
+    public (Tensor Cos, Tensor Sin) For(Tensor positionIds)
+    {
+        var device = positionIds.device;
+        var invFreq = 1.0 / pow(theta, arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim);
+        var freqs = positionIds.to(ScalarType.Float64).unsqueeze(-1) * invFreq;   // (B, T, hd/2)
+        var emb = cat([freqs, freqs], -1);                                            // (B, T, hd)
+        return (emb.cos().to(ScalarType.Float32).unsqueeze(1), emb.sin().to(ScalarType.Float32).unsqueeze(1));
+    }
+
+    /// <summary>x (B, heads, T, hd) rotated by position.</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        var half = x.shape[^1] / 2;
+        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+}

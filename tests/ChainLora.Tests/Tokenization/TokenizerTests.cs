@@ -1,0 +1,244 @@
+using System.Text.Json;
+using ChainLora.Tokenization;
+using Xunit;
+
+namespace ChainLora.Tests.Tokenization;
+
+public sealed class TokenizerTests : IDisposable
+{
+    const string Stories260KModel = "models/stories260K/tok512.model";
+    const string Prompt = "Once upon a time, there was a little girl";
+    const string Continuation = " named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
+
+    // From scripts/llama2c_encode.py (llama2.c run.c encode over tok512.bin, no sentencepiece):
+    // encode(Prompt, bos=1, eos=0).
+    static readonly int[] PromptIds = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421];
+    // From the same script: stories260K's greedy continuation of PromptIds (numpy run.c forward),
+    // "▁named ▁Lily . ▁She ▁lo ved ▁to ▁play ▁ out s id e ▁in ▁the ▁p ar k . ▁One ▁day , ▁she ▁saw ▁a
+    // ▁big , ▁r ed ▁b all ."; also what encode(Continuation) gives without the dummy prefix.
+    static readonly int[] GreedyIds =
+        [395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432,
+         358, 394, 261, 370, 432, 352, 266, 268, 388, 426];
+
+    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-tok-");
+
+    public void Dispose() => temp.Delete(recursive: true);
+
+    static SentencePieceTextTokenizer Stories260K() => SentencePieceTextTokenizer.FromFile(SharedData.Require(Stories260KModel));
+
+    [Fact]
+    public void SentencePiece_SpecialIds_AreLlamas()
+    {
+        var tok = Stories260K();
+        Assert.Equal((512, 1, 2, 0), (tok.VocabSize, tok.BosId, tok.EosId, tok.PadId));
+    }
+
+    [Fact]
+    public void SentencePiece_EncodePromptWithBos_MatchesLlama2c() =>
+        Assert.Equal(PromptIds, Stories260K().Encode(Prompt, addBos: true));
+
+    [Fact]
+    public void SentencePiece_EncodeWithoutBos_DropsOnlyBos() =>
+        Assert.Equal(PromptIds[1..], Stories260K().Encode(Prompt, addBos: false));
+
+    [Fact]
+    public void SentencePiece_EncodeEmptyWithBos_IsBosAlone() =>
+        Assert.Equal([1], Stories260K().Encode("", addBos: true));
+
+    [Fact]
+    public void SentencePiece_DecodeAfterBos_DropsLeadingSpace() =>
+        Assert.Equal(Prompt, Stories260K().Decode(PromptIds));
+
+    [Fact]
+    public void SentencePiece_DecodeGreedyContinuation_KeepsLeadingSpace() =>
+        Assert.Equal(Continuation, Stories260K().Decode(GreedyIds));
+
+    [Fact]
+    public void SentencePiece_DecodeDropsBosAndEos() =>
+        Assert.Equal(Prompt + Continuation, Stories260K().Decode([.. PromptIds, .. GreedyIds, 2]));
+
+    [Fact]
+    public void SentencePiece_EncodeContinuation_MatchesModelsGreedyTokens() =>
+        Assert.Equal(GreedyIds, Stories260K().EncodeContinuation(Continuation));
+
+    [Fact]
+    public void SentencePiece_EncodeContinuation_HasNoDummyPrefix()
+    {
+        var tok = Stories260K();
+        // scripts/llama2c_encode.py: "▁g re at" with the dummy prefix, "g re at" without.
+        Assert.Equal([298, 276, 294], tok.Encode("great", addBos: false));
+        Assert.Equal([298, 276, 294], tok.EncodeContinuation(" great"));
+        Assert.Equal([428, 276, 294], tok.EncodeContinuation("great"));
+        Assert.Equal(" great", tok.Decode(tok.EncodeContinuation(" great")));
+        Assert.Equal("great", tok.Decode(tok.EncodeContinuation("great")));
+    }
+
+    [Fact]
+    public void SentencePiece_ByteFallback_RoundTrips()
+    {
+        var tok = Stories260K();
+        // scripts/llama2c_encode.py: 日本 is not in the 512-piece vocabulary, so it is six <0xNN> byte pieces.
+        int[] ids = [280, 412, 431, 485, 410, 233, 154, 168, 233, 159, 175];
+        Assert.Equal(ids, tok.Encode("café 日本", addBos: false));
+        Assert.Equal("café 日本", tok.Decode([1, .. ids]));
+    }
+
+    // --- GPT-2 byte-level BPE over a vocabulary built here. Byte b is the id b (its GPT-2
+    // bytes_to_unicode symbol, " " -> "Ġ"), three merges follow, then OPT's special tokens at
+    // ids that differ from OPT's 0..3 so the test shows they are read from vocab.json.
+    const int MergeGt = 256, MergeHe = 257, MergeGthe = 258, SpecialS = 259, SpecialPad = 260, SpecialEos = 261;
+
+    void WriteTinyBpe(string dir)
+    {
+        var vocab = new Dictionary<string, int>();
+        for (var b = 0; b < 256; b++) vocab[ByteSymbol(b)] = b;
+        vocab["Ġt"] = MergeGt;
+        vocab["he"] = MergeHe;
+        vocab["Ġthe"] = MergeGthe;
+        vocab["<s>"] = SpecialS;
+        vocab["<pad>"] = SpecialPad;
+        vocab["</s>"] = SpecialEos;
+        vocab["<unk>"] = 262;
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab));
+        File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\nĠ t\nh e\nĠt he\n");
+    }
+
+    /// <summary>GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the rest to 256 + n in byte order.</summary>
+    static string ByteSymbol(int b)
+    {
+        static bool Printable(int c) => c is >= '!' and <= '~' or >= '¡' and <= '¬' or >= '®' and <= 'ÿ';
+        if (Printable(b)) return ((char)b).ToString();
+        var n = Enumerable.Range(0, b).Count(c => !Printable(c));
+        return ((char)(256 + n)).ToString();
+    }
+
+    Gpt2BpeTextTokenizer TinyBpe()
+    {
+        WriteTinyBpe(temp.FullName);
+        return Gpt2BpeTextTokenizer.FromFiles(Path.Combine(temp.FullName, "vocab.json"), Path.Combine(temp.FullName, "merges.txt"));
+    }
+
+    [Fact]
+    public void Bpe_ByteSymbols_AreGpt2s()
+    {
+        Assert.Equal("Ġ", ByteSymbol(' '));
+        Assert.Equal("Ċ", ByteSymbol('\n'));
+        Assert.Equal("Ã", ByteSymbol(0xC3));
+    }
+
+    [Fact]
+    public void Bpe_SpecialIds_ComeFromVocabJson()
+    {
+        var tok = TinyBpe();
+        Assert.Equal((263, SpecialEos, SpecialEos, SpecialPad), (tok.VocabSize, tok.BosId, tok.EosId, tok.PadId));
+    }
+
+    public static TheoryData<string, int[]> BpeCases => new()
+    {
+        { " the", [MergeGthe] },                             // "Ġ t" then "h e" then "Ġt he"
+        { "the the", ['t', MergeHe, MergeGthe] },           // no "Ġ" before the first word, so no "Ġt"
+        { "Hi, 42!", ['H', 'i', ',', ' ', '4', '2', '!'] }, // pre-tokens "Hi" "," " 42" "!"
+        { "café", ['c', 'a', 'f', 0xC3, 0xA9] },            // é is UTF-8 C3 A9: two byte symbols "Ã" "©"
+        { "it's\n", ['i', 't', '\'', 's', '\n'] },
+        { "x </s> y", ['x', ' ', SpecialEos, ' ', 'y'] },   // special tokens are never split
+    };
+
+    [Theory]
+    [MemberData(nameof(BpeCases))]
+    public void Bpe_Encode_MatchesHandDerivedIds(string text, int[] ids)
+    {
+        var tok = TinyBpe();
+        Assert.Equal(ids, tok.Encode(text, addBos: false));
+        Assert.Equal(ids, tok.EncodeContinuation(text));
+        Assert.Equal([SpecialEos, .. ids], tok.Encode(text, addBos: true));
+    }
+
+    [Theory]
+    [InlineData(" the")]
+    [InlineData("the the")]
+    [InlineData("Hi, 42!")]
+    [InlineData("café")]
+    public void Bpe_Decode_RoundTripsAndDropsSpecials(string text)
+    {
+        var tok = TinyBpe();
+        Assert.Equal(text, tok.Decode(tok.Encode(text, addBos: true)));
+        Assert.Equal(text, tok.Decode([SpecialPad, .. tok.Encode(text, addBos: true), SpecialEos]));
+    }
+
+    // --- TokenizerLoader
+
+    [Fact]
+    public void Loader_TokenizerModel_IsSentencePiece()
+    {
+        File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tokenizer.model"));
+        var tok = Assert.IsType<SentencePieceTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Equal(PromptIds, tok.Encode(Prompt, addBos: true));
+    }
+
+    [Fact]
+    public void Loader_SingleOtherModelFile_IsSentencePiece()
+    {
+        File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tok512.model"));
+        Assert.IsType<SentencePieceTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
+    }
+
+    [Fact]
+    public void Loader_VocabAndMerges_IsGpt2Bpe()
+    {
+        WriteTinyBpe(temp.FullName);
+        var tok = Assert.IsType<Gpt2BpeTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Equal(SpecialEos, tok.BosId);
+    }
+
+    [Fact]
+    public void Loader_ConfigJsonIds_WinOverTokenizerFiles()
+    {
+        WriteTinyBpe(temp.FullName);
+        File.WriteAllText(Path.Combine(temp.FullName, "config.json"),
+            $$"""{"model_type": "opt", "bos_token_id": {{SpecialS}}, "eos_token_id": {{SpecialEos}}, "pad_token_id": null}""");
+        var tok = TokenizerLoader.FromDirectory(temp.FullName);
+        Assert.Equal((SpecialS, SpecialEos, SpecialPad), (tok.BosId, tok.EosId, tok.PadId));
+    }
+
+    [Theory]
+    [InlineData("opt", typeof(Gpt2BpeTextTokenizer))]
+    [InlineData("llama", typeof(SentencePieceTextTokenizer))]
+    public void Loader_BothKinds_ModelTypeDecides(string modelType, Type expected)
+    {
+        WriteTinyBpe(temp.FullName);
+        File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tokenizer.model"));
+        File.WriteAllText(Path.Combine(temp.FullName, "config.json"), $$"""{"model_type": "{{modelType}}"}""");
+        Assert.IsType(expected, TokenizerLoader.FromDirectory(temp.FullName));
+    }
+
+    [Fact]
+    public void Loader_BothKindsWithoutConfig_Throws()
+    {
+        WriteTinyBpe(temp.FullName);
+        File.WriteAllText(Path.Combine(temp.FullName, "tokenizer.model"), "never read");
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Contains("model_type", e.Message);
+        Assert.Contains("no config.json", e.Message);
+    }
+
+    [Fact]
+    public void Loader_EmptyDirectory_NamesDirectoryAndFilesLookedFor()
+    {
+        var e = Assert.Throws<FileNotFoundException>(() => TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Contains(temp.FullName, e.Message);
+        Assert.Contains("tokenizer.model", e.Message);
+        Assert.Contains("vocab.json", e.Message);
+        Assert.Contains("merges.txt", e.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("this is not a sentencepiece model\n")]
+    public void Loader_CorruptModel_NamesFile(string content)
+    {
+        var path = Path.Combine(temp.FullName, "tokenizer.model");
+        File.WriteAllText(path, content);
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Contains(path, e.Message);
+    }
+}
