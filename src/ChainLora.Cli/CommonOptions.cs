@@ -34,22 +34,26 @@ static class CommonOptions
 
     static Option<string> AcceptOnlyFromAmongOrCuda(this Option<string> option)
     {
-        option.Validators.Add(r =>
-        {
-            var value = r.GetValueOrDefault<string>();
-            if (value != "cpu" && value != "cuda" && !System.Text.RegularExpressions.Regex.IsMatch(value, "^cuda:[0-9]+$"))
-                r.AddError($"--device '{value}': expected cpu, cuda or cuda:N");
-        });
-        return option;
+        return option.Check(v => v == "cpu" || v == "cuda" || System.Text.RegularExpressions.Regex.IsMatch(v, "^cuda:[0-9]+$")
+            ? null : $"--device '{v}': expected cpu, cuda or cuda:N");
     }
 
     /// <summary>Adds a validator that the integer option is at least <paramref name="min"/>.</summary>
-    public static Option<int> AtLeast(this Option<int> option, int min)
+    public static Option<int> AtLeast(this Option<int> option, int min) =>
+        option.Check(v => v >= min ? null : $"{option.Name} {v}: must be at least {min}");
+
+    /// <summary>
+    /// Adds <paramref name="problem"/> (null = fine) as a validator; a value that did not even
+    /// convert is left to the parser's own error.
+    /// </summary>
+    public static Option<T> Check<T>(this Option<T> option, Func<T, string?> problem)
     {
         option.Validators.Add(r =>
         {
-            var value = r.GetValueOrDefault<int>();
-            if (value < min) r.AddError($"{option.Name} {value}: must be at least {min}");
+            T value;
+            try { value = r.GetValueOrDefault<T>(); }
+            catch (InvalidOperationException) { return; }
+            if (problem(value) is { } message) r.AddError(message);
         });
         return option;
     }

@@ -11,8 +11,8 @@ static class GenerateCommand
         var model = CommonOptions.Model();
         var prompt = new Option<string>("--prompt") { Description = "Text to continue", Required = true };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 64 }.AtLeast(1);
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => 0 };
-        temperature.Validators.Add(r => { if (r.GetValueOrDefault<double>() < 0) r.AddError("--temperature must be >= 0"); });
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => 0 }
+            .Check(t => t >= 0 ? null : $"--temperature {t}: must be >= 0");
         var seed = CommonOptions.Seed();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();

@@ -91,12 +91,16 @@ public sealed partial class SentencePieceTextTokenizer : ITextTokenizer
         return keepSpace ? " " + text : text;
     }
 
-    /// <summary>Index of the first id the library decodes to text (it drops BOS, EOS and unk), or -1.</summary>
+    /// <summary>Index of the first id the library decodes to text (it drops BOS, EOS, unk and ids
+    /// outside the vocabulary), or -1.</summary>
     int FirstContentIndex(IReadOnlyList<int> ids)
     {
         for (var i = 0; i < ids.Count; i++)
-            if (ids[i] != inner.BeginningOfSentenceId && ids[i] != inner.EndOfSentenceId && ids[i] != inner.UnknownId)
+        {
+            var id = ids[i];
+            if ((uint)id < (uint)pieces.Length && id != inner.BeginningOfSentenceId && id != inner.EndOfSentenceId && id != inner.UnknownId)
                 return i;
+        }
         return -1;
     }
 

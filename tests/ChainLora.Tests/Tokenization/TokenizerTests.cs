@@ -73,6 +73,15 @@ public sealed class TokenizerTests : IDisposable
         Assert.Equal("great", tok.Decode(tok.EncodeContinuation("great")));
     }
 
+    [Theory]
+    [InlineData(Prompt, Continuation)]
+    [InlineData("Once", "  upon  a time ")] // space runs collapse and trailing spaces go, as for the whole text
+    public void SentencePiece_EncodeThenContinuation_EqualsEncodeOfWhole(string a, string b)
+    {
+        var tok = Stories260K();
+        Assert.Equal(tok.Encode(a + b, addBos: true), [.. tok.Encode(a, addBos: true), .. tok.EncodeContinuation(b)]);
+    }
+
     [Fact]
     public void SentencePiece_ByteFallback_RoundTrips()
     {
@@ -163,6 +172,13 @@ public sealed class TokenizerTests : IDisposable
         var tok = TinyBpe();
         Assert.Equal(text, tok.Decode(tok.Encode(text, addBos: true)));
         Assert.Equal(text, tok.Decode([SpecialPad, .. tok.Encode(text, addBos: true), SpecialEos]));
+    }
+
+    [Fact]
+    public void Bpe_EncodeThenContinuation_EqualsEncodeOfWhole()
+    {
+        var tok = TinyBpe();
+        Assert.Equal(tok.Encode("the the", addBos: true), [.. tok.Encode("the", addBos: true), .. tok.EncodeContinuation(" the")]);
     }
 
     // --- TokenizerLoader
