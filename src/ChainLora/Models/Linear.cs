@@ -30,7 +30,8 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
             if (hasBias)
             {
                 var bound = 1.0 / Math.Sqrt(inFeatures);
-                bias = new Parameter(empty(outFeatures, dtype: dtype, device: device).uniform_(-bound, bound));
+                // Biases stay fp32 even under bf16 weights: they are tiny and may be trained (LoRA bias "all").
+                bias = new Parameter(empty(outFeatures, device: device).uniform_(-bound, bound));
             }
         }
         register_parameter("weight", weight);
@@ -59,7 +60,11 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     /// x W^T + b where W may be stored in another dtype (bf16 frozen weights): the matmul runs in
     /// W's dtype and the result comes back in x's dtype, so the residual stream keeps fp32.
     /// </summary>
-    public static Tensor Apply(Tensor x, Tensor weight, Tensor? bias = null) => x.dtype == weight.dtype
-        ? nn.functional.linear(x, weight, bias)
-        : nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype);
+    public static Tensor Apply(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        if (x.dtype == weight.dtype && (bias is null || bias.dtype == weight.dtype))
+            return nn.functional.linear(x, weight, bias);
+        var y = nn.functional.linear(x.to(weight.dtype), weight).to(x.dtype);
+        return bias is null ? y : y + bias;
+    }
 }

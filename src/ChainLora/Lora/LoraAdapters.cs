@@ -1,0 +1,100 @@
+// Model surgery (PEFT's LoraModel): walk the modules, attach a LoraLinear to every targeted
+// Linear, freeze everything else. Knots and chain extensions then apply to all adapted layers.
+using ChainLora.Models;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Linear = ChainLora.Models.Linear;
+
+namespace ChainLora.Lora;
+
+public sealed class LoraAdapters
+{
+    const string SidePathName = "lora";
+
+    public LoraConfig Config { get; }
+    /// <summary>Adapted layers by module path ("model.layers.0.self_attn.q_proj").</summary>
+    public IReadOnlyDictionary<string, LoraLinear> Layers { get; }
+    public nn.Module Model { get; }
+
+    LoraAdapters(nn.Module model, LoraConfig config, IReadOnlyDictionary<string, LoraLinear> layers) =>
+        (Model, Config, Layers) = (model, config, layers);
+
+    /// <summary>
+    /// Adapts every <see cref="Linear"/> of <paramref name="model"/> whose path equals a target or
+    /// ends with "." + target. Afterwards only LoRA parameters (and biases per
+    /// <see cref="LoraConfig.Bias"/>) require gradients. Throws if nothing matches or the model
+    /// already carries adapters.
+    /// </summary>
+    public static LoraAdapters Inject(nn.Module model, LoraConfig config)
+    {
+        config.Validate();
+        var targets = model.named_modules()
+            .Where(m => m.module is Linear && config.TargetModules.Any(t => Matches(m.name, t)))
+            .Select(m => (m.name, linear: (Linear)m.module))
+            .ToList();
+        if (targets.Count == 0)
+            throw new ArgumentException(
+                $"LoRA target modules [{string.Join(", ", config.TargetModules)}] match no linear layer of the model");
+        if (targets.Any(t => t.linear.SidePaths.Count > 0))
+            throw new InvalidOperationException("the model already carries LoRA adapters");
+
+        foreach (var (_, p) in model.named_parameters()) p.requires_grad = false;
+        var layers = new Dictionary<string, LoraLinear>();
+        foreach (var (name, linear) in targets)
+        {
+            var lora = new LoraLinear(linear, config);
+            linear.Attach(SidePathName, lora);
+            layers[name] = lora;
+        }
+        foreach (var (name, p) in model.named_parameters())
+        {
+            var isLora = name.Contains($".{SidePathName}.lora_", StringComparison.Ordinal);
+            var isBias = name.EndsWith(".bias", StringComparison.Ordinal);
+            var ofAdapted = isBias && layers.ContainsKey(name[..^".bias".Length]);
+            p.requires_grad = isLora || (isBias && config.Bias == LoraBias.All) || (ofAdapted && config.Bias == LoraBias.LoraOnly);
+        }
+        return new LoraAdapters(model, config, layers);
+    }
+
+    static bool Matches(string path, string target) =>
+        path == target || path.EndsWith("." + target, StringComparison.Ordinal);
+
+    /// <summary>The parameters that train: LoRA A and B of every layer, plus configured biases.</summary>
+    public List<Parameter> TrainableParameters() =>
+        Model.parameters().Where(p => p.requires_grad).ToList();
+
+    /// <summary>Sum over the trainable parameters' element counts.</summary>
+    public long TrainableCount() => TrainableParameters().Sum(p => p.numel());
+
+    /// <summary>Tie a knot (paper, step 2) on every adapted layer.</summary>
+    public void TieKnot()
+    {
+        // Check every layer first so that a refusal leaves all weights untouched.
+        using (no_grad())
+            foreach (var (name, layer) in Layers)
+            {
+                using var d = layer.DeltaWeight();
+                if (!d.isfinite().all().item<bool>())
+                    throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of '{name}' is not finite");
+            }
+        foreach (var layer in Layers.Values) layer.TieKnot();
+    }
+
+    /// <summary>Extend the chain (paper, step 3): fresh A, B = 0 at <paramref name="rank"/>.</summary>
+    public void ExtendChain(int rank, double alpha)
+    {
+        foreach (var layer in Layers.Values) layer.ExtendChain(rank, alpha);
+    }
+
+    /// <summary>Per layer: the sum of every tied link's delta plus the current link's, (out, in) fp32.</summary>
+    public Dictionary<string, Tensor> TotalDeltas()
+    {
+        using var _ = no_grad();
+        return Layers.ToDictionary(l => l.Key, l =>
+        {
+            var total = l.Value.DeltaWeight().cpu();
+            foreach (var link in l.Value.TiedLinks) total = total + link.Delta();
+            return total;
+        });
+    }
+}

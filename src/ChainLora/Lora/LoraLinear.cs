@@ -1,0 +1,112 @@
+// One LoRA link on a frozen Linear (PEFT's lora.Linear, torchtune's LoRALinear), extended with
+// COLA's operations (paper, Algorithm 1):
+//   forward      x -> W0 x + b + (alpha/r) B A dropout(x)
+//   TieKnot()    W0 <- W0 + (alpha/r) B A, permanently (computed in fp32, rounded once), B <- 0
+//   ExtendChain  A <- fresh init at rank r', B <- 0 (the function is unchanged)
+// A is (r, in) and B is (out, r), fp32 whatever the frozen weight's dtype.
+using System.Runtime.CompilerServices;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Linear = ChainLora.Models.Linear;
+
+namespace ChainLora.Lora;
+
+/// <summary>A link already tied into the frozen weight, kept (on the CPU) for export and analysis.</summary>
+public sealed record TiedLink(Tensor A, Tensor B, double Scaling)
+{
+    public int Rank => (int)A.shape[0];
+    /// <summary>scaling * B A, (out, in) fp32.</summary>
+    public Tensor Delta() => B.matmul(A) * Scaling;
+}
+
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+{
+    // Parameter names follow PEFT's lora_A / lora_B (their .weight suffix is added on export).
+    Parameter lora_A;
+    Parameter lora_B;
+    // Held through a plain object: TorchSharp registers Module-typed fields as children, and this
+    // module is itself a child of the base layer.
+    readonly StrongBox<Linear> baseBox;
+    readonly LoraInit init;
+    readonly double dropout;
+    readonly List<TiedLink> tied = [];
+
+    public int Rank => (int)lora_A.shape[0];
+    public double Alpha { get; private set; }
+    public double Scaling { get; private set; }
+    public Linear Base => baseBox.Value!;
+    public Parameter A => lora_A;
+    public Parameter B => lora_B;
+    /// <summary>Links tied so far, in order.</summary>
+    public IReadOnlyList<TiedLink> TiedLinks => tied;
+
+    readonly Func<int, double, double> scalingFor;
+
+    internal LoraLinear(Linear baseLayer, LoraConfig config) : base(nameof(LoraLinear))
+    {
+        baseBox = new StrongBox<Linear>(baseLayer);
+        init = config.Init;
+        dropout = config.Dropout;
+        scalingFor = config.ScalingFor;
+        var device = Base.Weight.device;
+        lora_A = new Parameter(zeros(config.Rank, Base.InFeatures, device: device));
+        lora_B = new Parameter(zeros(Base.OutFeatures, config.Rank, device: device));
+        register_parameter("lora_A", lora_A);
+        register_parameter("lora_B", lora_B);
+        Reset(config.Rank, config.Alpha);
+    }
+
+    // x (..., in) -> (..., out): scaling * B A dropout(x), in fp32, returned in x's dtype.
+    public override Tensor forward(Tensor x)
+    {
+        var h = x.to(ScalarType.Float32);
+        if (dropout > 0) h = nn.functional.dropout(h, dropout, training);
+        var y = nn.functional.linear(nn.functional.linear(h, lora_A), lora_B) * Scaling;
+        return y.to(x.dtype);
+    }
+
+    /// <summary>scaling * B A, (out, in) fp32.</summary>
+    public Tensor DeltaWeight() => lora_B.matmul(lora_A) * Scaling;
+
+    /// <summary>
+    /// Merges this link into the frozen weight permanently and zeroes B, so the layer computes
+    /// the same function. The sum is formed in fp32 and rounded once to the weight's dtype.
+    /// Refuses (throws, weights untouched) when the delta is not finite.
+    /// </summary>
+    public void TieKnot()
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var delta = DeltaWeight();
+        if (!delta.isfinite().all().item<bool>())
+            throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of a {Base.OutFeatures}x{Base.InFeatures} layer is not finite");
+        var w = Base.Weight;
+        w.copy_((w.to(ScalarType.Float32) + delta).to(w.dtype));
+        tied.Add(new TiedLink(lora_A.detach().cpu().clone().DetachFromDisposeScope(),
+            lora_B.detach().cpu().clone().DetachFromDisposeScope(), Scaling));
+        lora_B.zero_();
+    }
+
+    /// <summary>
+    /// Starts a new link at <paramref name="rank"/> with <paramref name="alpha"/>: A freshly
+    /// initialised, B = 0. Call after <see cref="TieKnot"/>; the optimizer must be rebuilt since
+    /// the parameters' storage changes.
+    /// </summary>
+    public void ExtendChain(int rank, double alpha) => Reset(rank, alpha);
+
+    void Reset(int rank, double alpha)
+    {
+        if (rank < 1) throw new ArgumentException($"LoRA rank {rank}: must be at least 1");
+        using var _ = no_grad();
+        var device = lora_A.device;
+        var a = empty(rank, Base.InFeatures, device: device);
+        if (init == LoraInit.Kaiming) nn.init.kaiming_uniform_(a, a: Math.Sqrt(5));
+        else a.normal_(0, 1.0 / rank);
+        lora_A.set_(a);
+        lora_B.set_(zeros(Base.OutFeatures, rank, device: device));
+        lora_A.grad = null;
+        lora_B.grad = null;
+        Alpha = alpha;
+        Scaling = scalingFor(rank, alpha);
+    }
+}

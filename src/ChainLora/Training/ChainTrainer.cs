@@ -1,0 +1,227 @@
+// The training recipe (torchtune style): Setup, then Train runs the chain of links, each link
+// one LoRA tuning phase, with a knot between links (paper, Algorithm 1).
+//
+// Features and the options that control them:
+//   method           TrainerOptions.Method: lora (chain of 1), cola (chain of M), full fine-tuning
+//   optimizer        TrainerOptions.Optimizer: AdamW (default), SGD (+ momentum), AdaGrad
+//   LR schedule      linear decay over the whole budget, TrainerOptions.WarmupRatio,
+//                    TrainerOptions.RewarmEachLink restarts warmup + decay per link (ReLoRA style)
+//   accumulation     TrainerOptions.GradientAccumulation micro-batches per optimizer step
+//   clipping         TrainerOptions.MaxGradNorm (0 = off)
+//   determinism      TrainerOptions.Seed seeds torch; the data decides its own order per epoch
+//   logging          TrainerOptions.LogPath: JSONL per step {step, link, loss, lr} and knot events
+//   bf16 base        the model's frozen matrices may be bf16; LoRA and optimizer state stay fp32
+using System.Diagnostics;
+using System.Text.Json;
+using ChainLora.Chain;
+using ChainLora.Lora;
+using ChainLora.Models;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Optimizer = TorchSharp.torch.optim.Optimizer;
+
+namespace ChainLora.Training;
+
+public enum TrainingMethod { Lora, Cola, Full }
+
+public enum OptimizerKind { AdamW, Sgd, AdaGrad }
+
+public sealed record TrainerOptions
+{
+    public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+    public double LearningRate { get; init; } = 1e-4;
+    public double WeightDecay { get; init; }
+    public double Momentum { get; init; }
+    public int Epochs { get; init; } = 1;
+    public int GradientAccumulation { get; init; } = 1;
+    public double MaxGradNorm { get; init; }
+    public double WarmupRatio { get; init; }
+    public bool RewarmEachLink { get; init; }
+    public long Seed { get; init; }
+    public string? LogPath { get; init; }
+
+    public TrainerOptions Validate()
+    {
+        if (!(LearningRate > 0)) throw new ArgumentException($"learning rate {LearningRate}: must be positive");
+        if (WeightDecay < 0) throw new ArgumentException($"weight decay {WeightDecay}: must be >= 0");
+        if (Momentum is < 0 or >= 1) throw new ArgumentException($"momentum {Momentum}: must be in [0, 1)");
+        if (Epochs < 1) throw new ArgumentException($"epochs {Epochs}: must be at least 1");
+        if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation {GradientAccumulation}: must be at least 1");
+        if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be >= 0 (0 turns clipping off)");
+        if (WarmupRatio is < 0 or >= 1) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
+        return this;
+    }
+
+    public static OptimizerKind ParseOptimizer(string text) => text.ToLowerInvariant() switch
+    {
+        "adamw" => OptimizerKind.AdamW,
+        "sgd" => OptimizerKind.Sgd,
+        "adagrad" => OptimizerKind.AdaGrad,
+        _ => throw new ArgumentException($"optimizer '{text}': expected adamw, sgd or adagrad"),
+    };
+
+    public static TrainingMethod ParseMethod(string text) => text.ToLowerInvariant() switch
+    {
+        "lora" => TrainingMethod.Lora,
+        "cola" => TrainingMethod.Cola,
+        "full" => TrainingMethod.Full,
+        _ => throw new ArgumentException($"method '{text}': expected lora, cola or full"),
+    };
+}
+
+/// <summary>What one optimizer step reports.</summary>
+public sealed record StepReport(int Step, int TotalSteps, int Link, int Links, double Loss, double LearningRate, TimeSpan Elapsed);
+
+public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses)
+{
+    public double MeanLoss => Losses.Count == 0 ? double.NaN : Losses.Average();
+}
+
+public sealed record TrainingResult(IReadOnlyList<LinkResult> Links, IReadOnlyList<double> StepLosses, long TrainableParameters,
+    long Tokens, TimeSpan Elapsed, TimeSpan KnotTime)
+{
+    public double FinalLoss => StepLosses.Count == 0 ? double.NaN : StepLosses[^1];
+}
+
+public sealed class ChainTrainer
+{
+    readonly CausalLM model;
+    readonly TrainerOptions options;
+    readonly LoraConfig lora;
+    readonly ChainConfig chainConfig;
+    Optimizer? optimizer;
+
+    /// <summary>The adapters, after <see cref="Setup"/> (null for full fine-tuning).</summary>
+    public LoraAdapters? Adapters { get; private set; }
+    public ChainSchedule? Schedule { get; private set; }
+
+    /// <summary>Called after every optimizer step (progress bars, early inspection).</summary>
+    public Action<StepReport>? OnStep { get; init; }
+
+    public ChainTrainer(CausalLM model, TrainerOptions options, LoraConfig lora, ChainConfig chain)
+    {
+        this.model = model;
+        this.options = options.Validate();
+        this.lora = lora.Validate();
+        chainConfig = chain.Validate();
+        if (options.Method == TrainingMethod.Lora && chain.Length != 1)
+            throw new ArgumentException($"method lora is a chain of length 1, got chain length {chain.Length}; use method cola");
+        if (options.Method == TrainingMethod.Full && chain.Length != 1)
+            throw new ArgumentException("full fine-tuning has no chain: use chain length 1");
+    }
+
+    /// <summary>Seeds, injects LoRA (or unfreezes everything for full fine-tuning), lays out the chain.</summary>
+    public void Setup(ITrainingData data)
+    {
+        manual_seed(options.Seed);
+        var stepsPerEpoch = (data.BatchesPerEpoch + options.GradientAccumulation - 1) / options.GradientAccumulation;
+        Schedule = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
+        if (options.Method == TrainingMethod.Full)
+        {
+            foreach (var p in model.parameters())
+            {
+                if (p.dtype != ScalarType.Float32)
+                    throw new ArgumentException($"full fine-tuning needs fp32 weights, found {p.dtype}; use --base-dtype fp32");
+                p.requires_grad = true;
+            }
+        }
+        else
+        {
+            var first = Schedule.Links[0];
+            Adapters = LoraAdapters.Inject(model, lora with { Rank = first.Rank, Alpha = first.Alpha });
+        }
+    }
+
+    /// <summary>Algorithm 1: tune LoRA on each link; between links tie a knot and extend the chain.</summary>
+    public TrainingResult Train(ITrainingData data)
+    {
+        if (Schedule is null) Setup(data);
+        var schedule = Schedule!;
+        using var log = options.LogPath is null ? null : new StreamWriter(options.LogPath, append: false);
+        var lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
+        var clock = Stopwatch.StartNew();
+        var knotTime = TimeSpan.Zero;
+        var stepLosses = new List<double>();
+        var links = new List<LinkResult>();
+        long tokens = 0;
+        var trainable = Trainable();
+        var trainableCount = trainable.Sum(p => p.numel());
+        optimizer = NewOptimizer(trainable);
+        model.train();
+
+        var step = 0;
+        var link = schedule.Links[0];
+        var linkLosses = new List<double>();
+        double accumulated = 0;
+        var micro = 0;
+        for (var epoch = 0; epoch < options.Epochs && step < schedule.TotalSteps; epoch++)
+        {
+            using var batches = data.Epoch(epoch).GetEnumerator();
+            while (step < schedule.TotalSteps)
+            {
+                using var scope = NewDisposeScope();
+                if (!batches.MoveNext()) break;
+                var batch = batches.Current;
+                var loss = batch.Loss(model) / options.GradientAccumulation;
+                loss.backward();
+                accumulated += loss.item<float>();
+                tokens += batch.Tokens;
+                if (++micro < options.GradientAccumulation) continue;
+
+                var rate = lr.At(step);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
+                if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
+                optimizer.step();
+                optimizer.zero_grad();
+                stepLosses.Add(accumulated);
+                linkLosses.Add(accumulated);
+                log?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, link = link.Index + 1, loss = accumulated, lr = rate }));
+                OnStep?.Invoke(new StepReport(step + 1, schedule.TotalSteps, link.Index + 1, schedule.Links.Count, accumulated, rate, clock.Elapsed));
+                accumulated = 0;
+                micro = 0;
+                step++;
+
+                if (step == link.EndStep && link.Index + 1 < schedule.Links.Count)
+                {
+                    links.Add(new LinkResult(link.Index, link.Rank, link.Alpha, link.StartStep, link.EndStep, linkLosses));
+                    linkLosses = [];
+                    var knotClock = Stopwatch.StartNew();
+                    link = schedule.Links[link.Index + 1];
+                    trainable = TieKnotAndExtend(link);
+                    knotTime += knotClock.Elapsed;
+                    log?.WriteLine(JsonSerializer.Serialize(new { @event = "knot", step, link = link.Index + 1, rank = link.Rank }));
+                }
+            }
+            // A partial accumulation at the end of an epoch is dropped, like a drop_last loader.
+            if (micro > 0) { optimizer.zero_grad(); accumulated = 0; micro = 0; }
+        }
+        links.Add(new LinkResult(link.Index, link.Rank, link.Alpha, link.StartStep, link.EndStep, linkLosses));
+        model.eval();
+        return new TrainingResult(links, stepLosses, trainableCount, tokens, clock.Elapsed, knotTime);
+    }
+
+    /// <summary>Tie a knot, extend the chain at the next link's rank, and start a fresh optimizer.</summary>
+    List<Parameter> TieKnotAndExtend(Link next)
+    {
+        Adapters!.TieKnot();
+        Adapters.ExtendChain(next.Rank, next.Alpha);
+        optimizer!.Dispose();
+        var trainable = Trainable();
+        optimizer = NewOptimizer(trainable);
+        return trainable;
+    }
+
+    List<Parameter> Trainable() => model.parameters().Where(p => p.requires_grad).ToList();
+
+    Optimizer NewOptimizer(List<Parameter> parameters) => options.Optimizer switch
+    {
+        OptimizerKind.AdamW => optim.AdamW(parameters, options.LearningRate, weight_decay: options.WeightDecay),
+        OptimizerKind.Sgd => optim.SGD(parameters, options.LearningRate, momentum: options.Momentum, weight_decay: options.WeightDecay),
+        OptimizerKind.AdaGrad => optim.Adagrad(parameters, options.LearningRate, weight_decay: options.WeightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(options.Optimizer)),
+    };
+
+    /// <summary>The optimizer in use (exposed for tests of fresh state after a knot).</summary>
+    public Optimizer? CurrentOptimizer => optimizer;
+}
