@@ -38,15 +38,16 @@ static class TinyModels
 }
 
 /// <summary>Next-token prediction on fixed random sequences, a fixed order per epoch.</summary>
-sealed class RandomLmData(int batches, long seed = 7, int batchSize = 2, int length = 12) : ITrainingData
+/// <summary><paramref name="repeatEach"/> yields every batch that many times in a row (fresh tensors each time).</summary>
+sealed class RandomLmData(int batches, long seed = 7, int batchSize = 2, int length = 12, int repeatEach = 1) : ITrainingData
 {
-    public int BatchesPerEpoch => batches;
+    public int BatchesPerEpoch => batches * repeatEach;
 
     public IEnumerable<TrainingBatch> Epoch(int epoch)
     {
-        for (var i = 0; i < batches; i++)
+        for (var i = 0; i < batches * repeatEach; i++)
         {
-            var ids = TinyModels.Tokens(seed * 1000 + i, batchSize, length);
+            var ids = TinyModels.Tokens(seed * 1000 + i / repeatEach, batchSize, length);
             var targets = cat([ids[.., 1..], full(batchSize, 1, -100L, dtype: ScalarType.Int64)], 1);
             yield return new LmBatch(ids, targets);
         }
