@@ -12,6 +12,7 @@ public static class CliApp
         var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models.");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(PerplexityCommand.Create(output));
+        root.Subcommands.Add(DemoCommand.Create(output));
         return root;
     }
 

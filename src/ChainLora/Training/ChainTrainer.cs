@@ -78,9 +78,12 @@ public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep
     public double MeanLoss => Losses.Count == 0 ? double.NaN : Losses.Average();
 }
 
+/// <summary>The outcome of a run; <c>Flops</c> are analytic training FLOPs per link (see <see cref="Training.Flops"/>).</summary>
 public sealed record TrainingResult(IReadOnlyList<LinkResult> Links, IReadOnlyList<double> StepLosses, long TrainableParameters,
-    long Tokens, TimeSpan Elapsed, TimeSpan KnotTime)
+    long Tokens, TimeSpan Elapsed, TimeSpan KnotTime, IReadOnlyList<double> LinkFlops)
 {
+    public double TotalFlops => LinkFlops.Sum();
+
     public double FinalLoss => StepLosses.Count == 0 ? double.NaN : StepLosses[^1];
 }
 
@@ -145,6 +148,8 @@ public sealed class ChainTrainer
         var stepLosses = new List<double>();
         var links = new List<LinkResult>();
         long tokens = 0;
+        var linkFlops = new double[schedule.Links.Count];
+        var perToken = new Dictionary<(int Link, int Context), double>();
         var trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer = NewOptimizer(trainable);
@@ -167,6 +172,10 @@ public sealed class ChainTrainer
                 loss.backward();
                 accumulated += loss.item<float>();
                 tokens += batch.Tokens;
+                var key = (link.Index, batch.SequenceLength);
+                if (!perToken.TryGetValue(key, out var flopsPerToken))
+                    perToken[key] = flopsPerToken = Flops.PerToken(model, batch.SequenceLength).Training;
+                linkFlops[link.Index] += flopsPerToken * batch.Tokens;
                 if (++micro < options.GradientAccumulation) continue;
 
                 var rate = lr.At(step);
@@ -198,7 +207,7 @@ public sealed class ChainTrainer
         }
         links.Add(new LinkResult(link.Index, link.Rank, link.Alpha, link.StartStep, link.EndStep, linkLosses));
         model.eval();
-        return new TrainingResult(links, stepLosses, trainableCount, tokens, clock.Elapsed, knotTime);
+        return new TrainingResult(links, stepLosses, trainableCount, tokens, clock.Elapsed, knotTime, linkFlops);
     }
 
     /// <summary>Tie a knot, extend the chain at the next link's rank, and start a fresh optimizer.</summary>

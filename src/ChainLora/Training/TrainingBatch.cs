@@ -10,6 +10,8 @@ public abstract class TrainingBatch
     public abstract Tensor Loss(CausalLM model);
     /// <summary>Tokens fed to the model (for tokens/s).</summary>
     public abstract long Tokens { get; }
+    /// <summary>Context length T of the batch (attention cost grows with it).</summary>
+    public abstract int SequenceLength { get; }
 }
 
 /// <summary>Supplies the micro-batches of each epoch, in a deterministic order for a given epoch.</summary>
@@ -31,6 +33,7 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
     public Tensor Targets { get; } = targets;
     public Tensor? AttentionMask { get; } = attentionMask;
     public override long Tokens => InputIds.numel();
+    public override int SequenceLength => (int)InputIds.shape[1];
 
     public override Tensor Loss(CausalLM model)
     {

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Text.Json;
+using ChainLora.Experiments;
+using Spectre.Console;
+
+namespace ChainLora.Cli.Commands;
+
+static class DemoCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps }.AtLeast(6);
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate }
+            .Check(v => v > 0 ? null : $"--lr {v}: must be positive");
+        var seed = CommonOptions.Seed();
+        var json = CommonOptions.Json();
+        var command = new Command("demo",
+            "Built-in residual-learning benchmark: fine-tune a random Llama toward the same model plus a rank-24 update of q_proj/v_proj " +
+            "with LoRA r=8, COLA (chain length 2 and 3), COLA rank step-down (8,4) and LoRA r=24 under one step budget")
+        {
+            steps, lr, seed, json,
+        };
+        command.SetAction(r =>
+        {
+            var options = new DemoOptions { Steps = r.GetValue(steps), LearningRate = r.GetValue(lr), Seed = r.GetValue(seed) };
+            var methods = ResidualLearningDemo.DefaultMethods(options);
+            var runs = TrainingProgress.Run(methods.Select(m => m.Name).ToList(), options.Steps / 6 * 6,
+                report => ResidualLearningDemo.Run(options, methods, (m, s) => report(m.Name, s)));
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    runs = runs.Select(x => new
+                    {
+                        method = x.Method, chain_length = x.ChainLength, ranks = x.Ranks, trainable_parameters = x.TrainableParameters,
+                        final_train_loss = x.FinalTrainLoss, heldout_loss = x.HeldoutLoss, relative_update_error = x.RelativeUpdateError,
+                        training_flops = x.TrainingFlops, seconds = x.Seconds,
+                    }),
+                }));
+                return 0;
+            }
+            var table = new Table().Title("Residual learning toward W + dW* (rank 24 on q_proj, v_proj), same step budget");
+            foreach (var c in new[] { "method", "ranks", "trainable", "train loss", "held-out loss", "||dW*-sum dW||/||dW*||", "train GFLOPs", "seconds" })
+                table.AddColumn(new TableColumn(c).RightAligned());
+            foreach (var x in runs)
+                table.AddRow(Markup.Escape(x.Method), string.Join(",", x.Ranks), $"{x.TrainableParameters:N0}", $"{x.FinalTrainLoss:F5}",
+                    $"{x.HeldoutLoss:F5}", $"{x.RelativeUpdateError:F4}", $"{x.TrainingFlops / 1e9:F1}", $"{x.Seconds:F1}");
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+            console.Profile.Width = Math.Max(console.Profile.Width, 132);
+            console.Write(table);
+            return 0;
+        });
+        return command;
+    }
+}
