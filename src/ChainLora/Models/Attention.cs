@@ -32,17 +32,21 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
 
     /// <summary>
     /// q (B, H, T, hd), k and v (B, KV, S, hd) with H a multiple of KV; returns (B, H, T, hd).
-    /// Query heads h*rep .. h*rep+rep-1 share KV head h, without materialising repeated KV.
+    /// Query heads h*rep .. h*rep+rep-1 share KV head h. Grouped KV heads are expanded to 4-D
+    /// because libtorch's fused CPU attention kernel only takes 4-D inputs; the 5-D broadcast
+    /// that avoids the copy falls back to the unfused math path, which is slower here.
     /// </summary>
     public Tensor Attend(Tensor q, Tensor k, Tensor v)
     {
-        var (b, h, t, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+        var (b, h, s, hd) = (q.shape[0], q.shape[1], k.shape[2], q.shape[3]);
         var kv = k.shape[1];
-        if (kv == h) return nn.functional.scaled_dot_product_attention(q, k, v, Mask, 0, IsCausal);
-        var rep = h / kv;
-        var out5 = nn.functional.scaled_dot_product_attention(
-            q.view(b, kv, rep, t, hd), k.unsqueeze(2), v.unsqueeze(2), Mask?.unsqueeze(1), 0, IsCausal);
-        return out5.view(b, h, t, hd);
+        if (kv != h)
+        {
+            var rep = h / kv;
+            k = k.unsqueeze(2).expand(b, kv, rep, s, hd).reshape(b, h, s, hd);
+            v = v.unsqueeze(2).expand(b, kv, rep, s, hd).reshape(b, h, s, hd);
+        }
+        return nn.functional.scaled_dot_product_attention(q, k, v, Mask, 0, IsCausal);
     }
 }
 

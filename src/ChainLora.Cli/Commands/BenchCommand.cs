@@ -1,0 +1,49 @@
+using System.CommandLine;
+using System.Text.Json;
+using ChainLora.Experiments;
+using ChainLora.Training;
+
+namespace ChainLora.Cli.Commands;
+
+static class BenchCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var shape = new Option<string>("--shape") { Description = "Model shape: " + string.Join(", ", BenchShapes.Names), Required = true }
+            .AcceptOnlyFromAmong([.. BenchShapes.Names]);
+        var method = new Option<string>("--method") { Description = "lora, cola (two links, knot mid-run) or full", DefaultValueFactory = _ => "lora" }
+            .AcceptOnlyFromAmong("lora", "cola", "full");
+        var dtype = CommonOptions.BaseDtype();
+        var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 8 }.AtLeast(1);
+        var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => 256 }.AtLeast(2);
+        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => 2 }.AtLeast(0);
+        var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
+        var json = CommonOptions.Json();
+        var command = new Command("bench",
+            "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
+            "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
+        {
+            shape, method, dtype, batch, seq, steps, warmup, threads, json,
+        };
+        command.SetAction(r =>
+        {
+            IO.NativeRuntime.Ensure();
+            if (r.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(r.GetValue(threads));
+            var result = StepBenchmark.Run(new BenchOptions
+            {
+                Shape = r.GetValue(shape)!, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
+                BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
+                Steps = r.GetValue(steps), Warmup = r.GetValue(warmup),
+            });
+            output.WriteLine(r.GetValue(json)
+                ? JsonSerializer.Serialize(result, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })
+                : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
+                  $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +
+                  $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
+                  $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms, {result.Threads} threads");
+            return 0;
+        });
+        return command;
+    }
+}

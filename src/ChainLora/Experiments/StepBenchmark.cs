@@ -1,0 +1,140 @@
+// `chainlora bench`: the speed of one LoRA / COLA / full fine-tuning step on random-weight
+// models of named shapes, with the machine's matmul peak measured in the same run.
+using System.Diagnostics;
+using ChainLora.Chain;
+using ChainLora.Lora;
+using ChainLora.Models;
+using ChainLora.Training;
+using static TorchSharp.torch;
+
+namespace ChainLora.Experiments;
+
+public static class BenchShapes
+{
+    public static readonly IReadOnlyList<string> Names = ["tiny260k", "llama15m", "llama110m", "opt125m"];
+
+    /// <summary>A config record (LlamaConfig or OptConfig) for a named shape.</summary>
+    public static object Config(string name) => name switch
+    {
+        // stories260K's shape
+        "tiny260k" => new LlamaConfig
+        {
+            VocabSize = 512, HiddenSize = 64, IntermediateSize = 172, NumHiddenLayers = 5, NumAttentionHeads = 8,
+            NumKeyValueHeads = 4, MaxPositionEmbeddings = 512, RmsNormEps = 1e-5, TieWordEmbeddings = true,
+        },
+        // llama2.c's stories15M
+        "llama15m" => new LlamaConfig
+        {
+            VocabSize = 32000, HiddenSize = 288, IntermediateSize = 768, NumHiddenLayers = 6, NumAttentionHeads = 6,
+            NumKeyValueHeads = 6, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true,
+        },
+        // llama2.c's stories110M
+        "llama110m" => new LlamaConfig
+        {
+            VocabSize = 32000, HiddenSize = 768, IntermediateSize = 2048, NumHiddenLayers = 12, NumAttentionHeads = 12,
+            NumKeyValueHeads = 12, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true,
+        },
+        "opt125m" => OptConfig.Opt125m,
+        _ => throw new ArgumentException($"bench shape '{name}': expected one of {string.Join(", ", Names)}"),
+    };
+}
+
+public sealed record BenchOptions
+{
+    public string Shape { get; init; } = "tiny260k";
+    public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
+    public ScalarType BaseDtype { get; init; } = ScalarType.Float32;
+    public int Batch { get; init; } = 8;
+    public int Sequence { get; init; } = 256;
+    public int Steps { get; init; } = 10;
+    public int Warmup { get; init; } = 2;
+    public long Seed { get; init; }
+}
+
+public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
+    double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
+    double PeakRssMb, double KnotSeconds, int Threads);
+
+public static class StepBenchmark
+{
+    public static BenchResult Run(BenchOptions o)
+    {
+        IO.NativeRuntime.Ensure();
+        if (o.Steps < 1 || o.Warmup < 0 || o.Batch < 1 || o.Sequence < 2)
+            throw new ArgumentException($"bench: steps {o.Steps}, warmup {o.Warmup}, batch {o.Batch}, seq {o.Sequence} must be positive");
+        var peak = MatmulPeakGflops(o.BaseDtype);
+        manual_seed(o.Seed);
+        using var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype);
+        if (o.Sequence > model.MaxPositions)
+            throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.Shape} context of {model.MaxPositions}");
+
+        var total = o.Warmup + o.Steps;
+        // COLA: two links with the knot in the middle of the timed steps (the memory claim is about
+        // training across knots); LoRA and full: one link.
+        var chain = o.Method == TrainingMethod.Cola
+            ? new ChainConfig { Length = 2, KnotSteps = [o.Warmup + Math.Max(1, o.Steps / 2)] }
+            : new ChainConfig();
+        var stamps = new List<TimeSpan>();
+        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed },
+            new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
+        var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed));
+
+        var durations = stamps.Zip(stamps.Skip(1), (a, b) => (b - a).TotalSeconds).Skip(Math.Max(0, o.Warmup - 1)).ToList();
+        if (o.Method == TrainingMethod.Cola) durations.Remove(durations.Max()); // the step that includes the knot
+        var median = Median(durations.Count > 0 ? durations : [stamps[0].TotalSeconds]);
+        var tokens = (double)o.Batch * o.Sequence;
+        var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
+        return new BenchResult(o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
+            o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, PeakRssMb(),
+            result.KnotTime.TotalSeconds, get_num_threads());
+    }
+
+    /// <summary>Best-of-several GFLOP/s of a square matmul in <paramref name="dtype"/> on this machine.</summary>
+    public static double MatmulPeakGflops(ScalarType dtype, int n = 1024, int repeats = 8)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var a = randn(n, n).to(dtype);
+        var b = randn(n, n).to(dtype);
+        a.matmul(b).Dispose();
+        var best = double.MaxValue;
+        for (var i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            a.matmul(b).Dispose();
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+        return 2.0 * n * n * n / best / 1e9;
+    }
+
+    /// <summary>The process's resident-set high-water mark (VmHWM), in MB.</summary>
+    public static double PeakRssMb()
+    {
+        const string path = "/proc/self/status";
+        if (!File.Exists(path)) return double.NaN;
+        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    }
+
+    static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    /// <summary>Uniform random tokens; next-token targets at every position.</summary>
+    sealed class RandomTokens(int vocab, int batch, int sequence, int batches, long seed) : ITrainingData
+    {
+        public int BatchesPerEpoch => batches;
+
+        public IEnumerable<TrainingBatch> Epoch(int epoch)
+        {
+            using var g = new Generator((ulong)seed + 17);
+            for (var i = 0; i < batches; i++)
+            {
+                var ids = randint(0, vocab, [batch, sequence + 1], generator: g, dtype: ScalarType.Int64);
+                yield return new LmBatch(ids.narrow(1, 0, sequence), ids.narrow(1, 1, sequence));
+            }
+        }
+    }
+}
