@@ -94,6 +94,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public void ExtendChain(int rank, double alpha) => Reset(rank, alpha);
 
+    /// <summary>Replaces the record of tied links (resuming from a checkpoint; the weight already holds them).</summary>
+    internal void RestoreTiedLinks(IEnumerable<TiedLink> links)
+    {
+        tied.Clear();
+        tied.AddRange(links.Select(l => new TiedLink(l.A.clone().DetachFromDisposeScope(), l.B.clone().DetachFromDisposeScope(), l.Scaling)));
+    }
+
     void Reset(int rank, double alpha)
     {
         if (rank < 1) throw new ArgumentException($"LoRA rank {rank}: must be at least 1");

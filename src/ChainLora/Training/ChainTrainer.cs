@@ -40,6 +40,9 @@ public sealed record TrainerOptions
     public bool RewarmEachLink { get; init; }
     public long Seed { get; init; }
     public string? LogPath { get; init; }
+    /// <summary>Folder for checkpoints (at every link end, and every <see cref="CheckpointEvery"/> steps when positive).</summary>
+    public string? CheckpointDir { get; init; }
+    public int CheckpointEvery { get; init; }
 
     public TrainerOptions Validate()
     {
@@ -49,6 +52,7 @@ public sealed record TrainerOptions
         if (Epochs < 1) throw new ArgumentException($"epochs {Epochs}: must be at least 1");
         if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation {GradientAccumulation}: must be at least 1");
         if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be >= 0 (0 turns clipping off)");
+        if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
         if (WarmupRatio is < 0 or >= 1) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
         return this;
     }
@@ -136,78 +140,98 @@ public sealed class ChainTrainer
         }
     }
 
-    /// <summary>Algorithm 1: tune LoRA on each link; between links tie a knot and extend the chain.</summary>
-    public TrainingResult Train(ITrainingData data)
+    /// <summary>
+    /// Algorithm 1: tune LoRA on each link; between links tie a knot and extend the chain.
+    /// With <paramref name="resumeFrom"/> (a checkpoint folder) the run continues exactly where
+    /// that checkpoint was taken: weights, LoRA, optimizer, schedule, RNG and data position.
+    /// </summary>
+    public TrainingResult Train(ITrainingData data, string? resumeFrom = null)
     {
         if (Schedule is null) Setup(data);
         var schedule = Schedule!;
-        using var log = options.LogPath is null ? null : new StreamWriter(options.LogPath, append: false);
-        var lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
-        var clock = Stopwatch.StartNew();
-        var knotTime = TimeSpan.Zero;
-        var stepLosses = new List<double>();
-        var links = new List<LinkResult>();
-        long tokens = 0;
-        var linkFlops = new double[schedule.Links.Count];
-        var perToken = new Dictionary<(int Link, int Context), double>();
+        var run = new RunState { LinkFlops = new double[schedule.Links.Count] };
         var trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer = NewOptimizer(trainable);
+        if (resumeFrom is not null)
+        {
+            run = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
+            trainable = Trainable();
+            optimizer.Dispose();
+            optimizer = NewOptimizer(trainable);
+            Checkpoint.RestoreOptimizer(resumeFrom, optimizer);
+        }
+        using var log = TrainingLog.Open(options.LogPath, run.Step);
+        var lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
+        var clock = Stopwatch.StartNew();
+        var before = TimeSpan.FromSeconds(run.ElapsedSeconds);
+        var perToken = new Dictionary<(int Link, int Context), double>();
         model.train();
 
-        var step = 0;
-        var link = schedule.Links[0];
-        var linkLosses = new List<double>();
+        var link = schedule.LinkAt(Math.Min(run.Step, schedule.TotalSteps - 1));
         double accumulated = 0;
         var micro = 0;
-        for (var epoch = 0; epoch < options.Epochs && step < schedule.TotalSteps; epoch++)
+        var stepClock = Stopwatch.StartNew();
+        long stepTokens = 0;
+        for (; run.Epoch < options.Epochs && run.Step < schedule.TotalSteps; run.Epoch++, run.BatchInEpoch = 0)
         {
-            using var batches = data.Epoch(epoch).GetEnumerator();
-            while (step < schedule.TotalSteps)
+            using var batches = data.Epoch(run.Epoch).Skip(run.BatchInEpoch).GetEnumerator();
+            while (run.Step < schedule.TotalSteps)
             {
                 using var scope = NewDisposeScope();
                 if (!batches.MoveNext()) break;
+                run.BatchInEpoch++;
                 var batch = batches.Current;
                 var loss = batch.Loss(model) / options.GradientAccumulation;
                 loss.backward();
                 accumulated += loss.item<float>();
-                tokens += batch.Tokens;
+                run.Tokens += batch.Tokens;
+                stepTokens += batch.Tokens;
                 var key = (link.Index, batch.SequenceLength);
                 if (!perToken.TryGetValue(key, out var flopsPerToken))
                     perToken[key] = flopsPerToken = Flops.PerToken(model, batch.SequenceLength).Training;
-                linkFlops[link.Index] += flopsPerToken * batch.Tokens;
+                run.LinkFlops[link.Index] += flopsPerToken * batch.Tokens;
                 if (++micro < options.GradientAccumulation) continue;
 
-                var rate = lr.At(step);
+                var rate = lr.At(run.Step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
                 optimizer.step();
                 optimizer.zero_grad();
-                stepLosses.Add(accumulated);
-                linkLosses.Add(accumulated);
-                log?.WriteLine(JsonSerializer.Serialize(new { step = step + 1, link = link.Index + 1, loss = accumulated, lr = rate }));
-                OnStep?.Invoke(new StepReport(step + 1, schedule.TotalSteps, link.Index + 1, schedule.Links.Count, accumulated, rate, clock.Elapsed));
+                run.StepLosses.Add(accumulated);
+                run.Step++;
+                var tokensPerSecond = stepTokens / Math.Max(1e-9, stepClock.Elapsed.TotalSeconds);
+                log?.Step(run.Step, link.Index + 1, accumulated, rate, tokensPerSecond);
+                OnStep?.Invoke(new StepReport(run.Step, schedule.TotalSteps, link.Index + 1, schedule.Links.Count, accumulated, rate, before + clock.Elapsed));
                 accumulated = 0;
                 micro = 0;
-                step++;
 
-                if (step == link.EndStep && link.Index + 1 < schedule.Links.Count)
+                var linkEnds = run.Step == link.EndStep && link.Index + 1 < schedule.Links.Count;
+                if (linkEnds)
                 {
-                    links.Add(new LinkResult(link.Index, link.Rank, link.Alpha, link.StartStep, link.EndStep, linkLosses));
-                    linkLosses = [];
                     var knotClock = Stopwatch.StartNew();
                     link = schedule.Links[link.Index + 1];
                     trainable = TieKnotAndExtend(link);
-                    knotTime += knotClock.Elapsed;
-                    log?.WriteLine(JsonSerializer.Serialize(new { @event = "knot", step, link = link.Index + 1, rank = link.Rank }));
+                    run.KnotSeconds += knotClock.Elapsed.TotalSeconds;
+                    log?.Knot(run.Step, link.Index + 1, link.Rank);
                 }
+                if (options.CheckpointDir is not null && (linkEnds || (options.CheckpointEvery > 0 && run.Step % options.CheckpointEvery == 0)))
+                {
+                    run.ElapsedSeconds = (before + clock.Elapsed).TotalSeconds;
+                    log?.Flush();
+                    Checkpoint.Save(options.CheckpointDir, run, model, Adapters, optimizer);
+                }
+                stepClock.Restart();
+                stepTokens = 0;
             }
             // A partial accumulation at the end of an epoch is dropped, like a drop_last loader.
             if (micro > 0) { optimizer.zero_grad(); accumulated = 0; micro = 0; }
         }
-        links.Add(new LinkResult(link.Index, link.Rank, link.Alpha, link.StartStep, link.EndStep, linkLosses));
         model.eval();
-        return new TrainingResult(links, stepLosses, trainableCount, tokens, clock.Elapsed, knotTime, linkFlops);
+        var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
+            run.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList())).ToList();
+        return new TrainingResult(links, run.StepLosses, trainableCount, run.Tokens, before + clock.Elapsed,
+            TimeSpan.FromSeconds(run.KnotSeconds), run.LinkFlops);
     }
 
     /// <summary>Tie a knot, extend the chain at the next link's rank, and start a fresh optimizer.</summary>

@@ -1,0 +1,127 @@
+// Checkpoints that allow exact continuation: everything the next step depends on.
+//   state.json          schedule position (step, epoch, batches consumed), losses, tokens, FLOPs, time
+//   weights.safetensors the weights that change: adapted frozen matrices (knots merge into them),
+//                       trained biases, current LoRA A/B, tied links; for full fine-tuning all weights
+//   optimizer.bin       optimizer state (moments, step counts)
+//   rng.bin             torch's CPU generator state (dropout, LoRA init at the next knot)
+// Written into a temporary folder and swapped in by rename, so an interruption leaves the previous
+// checkpoint intact.
+using System.Text.Json;
+using ChainLora.Chain;
+using ChainLora.IO;
+using ChainLora.Lora;
+using ChainLora.Models;
+using static TorchSharp.torch;
+using Optimizer = TorchSharp.torch.optim.Optimizer;
+
+namespace ChainLora.Training;
+
+/// <summary>Where a run stands; serialised into a checkpoint's state.json.</summary>
+public sealed class RunState
+{
+    public int Step { get; set; }
+    public int Epoch { get; set; }
+    /// <summary>Micro-batches of <see cref="Epoch"/> already consumed.</summary>
+    public int BatchInEpoch { get; set; }
+    public long Tokens { get; set; }
+    public double ElapsedSeconds { get; set; }
+    public double KnotSeconds { get; set; }
+    public List<double> StepLosses { get; set; } = [];
+    public double[] LinkFlops { get; set; } = [];
+    public List<LinkFactors> TiedScalings { get; set; } = [];
+}
+
+/// <summary>Rank, alpha and the scalings of tied links, per adapted layer (the tensors live in weights.safetensors).</summary>
+public sealed record LinkFactors(string Layer, int Rank, double Alpha, List<double> TiedScalings);
+
+public static class Checkpoint
+{
+    const string StateFile = "state.json", WeightsFile = "weights.safetensors", OptimizerFile = "optimizer.bin", RngFile = "rng.bin";
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static void Save(string dir, RunState run, CausalLM model, LoraAdapters? adapters, Optimizer optimizer)
+    {
+        var parent = Path.GetDirectoryName(Path.GetFullPath(dir))!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(dir)}.tmp-{Environment.ProcessId}");
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+
+        var tensors = new Dictionary<string, Tensor>();
+        run.TiedScalings = [];
+        if (adapters is null)
+        {
+            foreach (var (name, p) in model.named_parameters()) tensors[name] = p.detach();
+        }
+        else
+        {
+            foreach (var (name, p) in model.named_parameters())
+                if (p.requires_grad && !name.Contains(".lora.", StringComparison.Ordinal)) tensors[name] = p.detach();
+            foreach (var (name, layer) in adapters.Layers)
+            {
+                tensors[$"{name}.weight"] = layer.Base.Weight.detach();
+                tensors[$"{name}.lora_A"] = layer.A.detach();
+                tensors[$"{name}.lora_B"] = layer.B.detach();
+                for (var i = 0; i < layer.TiedLinks.Count; i++)
+                {
+                    tensors[$"{name}.tied{i}.A"] = layer.TiedLinks[i].A;
+                    tensors[$"{name}.tied{i}.B"] = layer.TiedLinks[i].B;
+                }
+                run.TiedScalings.Add(new LinkFactors(name, layer.Rank, layer.Alpha, layer.TiedLinks.Select(t => t.Scaling).ToList()));
+            }
+        }
+        SafeTensors.Save(Path.Combine(temp, WeightsFile), tensors);
+        Helper(optimizer).save_state_dict(Path.Combine(temp, OptimizerFile));
+        using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.data<byte>().ToArray());
+        File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(run, Json));
+
+        var old = dir + $".old-{Environment.ProcessId}";
+        if (Directory.Exists(dir)) Directory.Move(dir, old);
+        Directory.Move(temp, dir);
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>Puts weights, LoRA and RNG back; returns the run state. The optimizer comes after.</summary>
+    public static RunState Restore(string dir, CausalLM model, LoraAdapters? adapters, ChainSchedule schedule, TrainerOptions options)
+    {
+        var statePath = Path.Combine(dir, StateFile);
+        if (!File.Exists(statePath)) throw new FileNotFoundException($"not a checkpoint: {statePath} is missing", statePath);
+        RunState run;
+        try { run = JsonSerializer.Deserialize<RunState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty"); }
+        catch (JsonException e) { throw new InvalidDataException($"{statePath}: {e.Message}", e); }
+        if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.Links.Count)
+            throw new InvalidDataException(
+                $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.Links.Count} links); same options as the interrupted run?");
+
+        var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
+        using var _ = no_grad();
+        if (adapters is not null)
+        {
+            foreach (var f in run.TiedScalings)
+            {
+                if (!adapters.Layers.TryGetValue(f.Layer, out var layer))
+                    throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
+                layer.ExtendChain(f.Rank, f.Alpha);
+                layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
+                    new TiedLink(tensors[$"{f.Layer}.tied{i}.A"], tensors[$"{f.Layer}.tied{i}.B"], s)));
+                layer.A.copy_(tensors[$"{f.Layer}.lora_A"]);
+                layer.B.copy_(tensors[$"{f.Layer}.lora_B"]);
+                layer.Base.Weight.copy_(tensors[$"{f.Layer}.weight"]);
+            }
+        }
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, t) in tensors)
+            if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) p.copy_(t);
+        var rng = File.ReadAllBytes(Path.Combine(dir, RngFile));
+        set_rng_state(tensor(rng, ScalarType.Byte));
+        return run;
+    }
+
+    public static void RestoreOptimizer(string dir, Optimizer optimizer) =>
+        Helper(optimizer).load_state_dict(Path.Combine(dir, OptimizerFile));
+
+    // TorchSharp's AdamW, SGD and Adagrad share OptimizerHelper, which carries the state I/O.
+    static TorchSharp.Modules.OptimizerHelper Helper(Optimizer optimizer) =>
+        optimizer as TorchSharp.Modules.OptimizerHelper
+            ?? throw new NotSupportedException($"optimizer {optimizer.GetType().Name} cannot save its state");
+}
