@@ -53,7 +53,14 @@ public sealed record BenchOptions
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
     double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
-    double PeakRssMb, double KnotSeconds, int Threads);
+    double PeakRssMb, double KnotSeconds, int Threads)
+{
+    /// <summary>
+    /// A knot's share of a link's wall time in the paper's setting: 1000 examples, 5 epochs,
+    /// chain length 3, at this step time (one example per sequence of the batch).
+    /// </summary>
+    public double KnotFractionOfRealisticLink => KnotSeconds / (MedianStepSeconds * Math.Ceiling(1000.0 / Batch) * 5 / 3);
+}
 
 public static class StepBenchmark
 {

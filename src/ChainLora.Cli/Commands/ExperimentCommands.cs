@@ -1,0 +1,115 @@
+using System.CommandLine;
+using ChainLora.Experiments;
+using Spectre.Console;
+using Grid = ChainLora.Experiments.Grid;
+
+namespace ChainLora.Cli.Commands;
+
+/// <summary>`experiment` (expand and run a grid), `run-job` (one cell), `report` (tables and plots).</summary>
+static class ExperimentCommands
+{
+    public static Command Experiment(TextWriter output)
+    {
+        var config = new Option<FileInfo>("--config") { Description = "Experiment grid (JSON; see experiments/)", Required = true };
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder: jobs/<id>/ per cell and report/", DefaultValueFactory = _ => new DirectoryInfo("runs/experiment") };
+        var jobs = new Option<int>("--jobs") { Description = "Local worker processes", DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var dryRun = new Option<bool>("--dry-run") { Description = "Only write the job specs (to fan out on a scheduler with run-job)" };
+        var command = new Command("experiment",
+            "Run a grid of tasks x methods x learning rates x seeds; finished cells (result.json) are skipped; then write the report")
+        {
+            config, outDir, jobs, dryRun,
+        };
+        command.SetAction(r =>
+        {
+            var cfg = ExperimentConfig.Load(r.GetValue(config)!.FullName);
+            var dir = r.GetValue(outDir)!.FullName;
+            var specs = Grid.Expand(cfg, dir);
+            Grid.WriteSpecs(specs);
+            AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(cfg));
+            var todo = specs.Count(s => !s.IsFinished);
+            output.WriteLine($"{specs.Count} jobs in {dir}/jobs ({specs.Count - todo} finished, {todo} to run)");
+            if (r.GetValue(dryRun)) return 0;
+
+            var failed = new List<JobOutcome>();
+            var progress = TrainingProgress.ErrorConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn());
+            void RunAll(Action<JobOutcome> onDone) => LocalRunner.Run(specs, SelfCommand(), r.GetValue(jobs), o =>
+            {
+                if (o.ExitCode != 0) lock (failed) failed.Add(o);
+                onDone(o);
+            });
+            if (Console.IsErrorRedirected) RunAll(_ => { });
+            else progress.Start(ctx =>
+            {
+                var bar = ctx.AddTask("grid", maxValue: Math.Max(1, todo));
+                RunAll(o => { bar.Increment(1); bar.Description = Markup.Escape($"grid: last {o.Job.Task} {o.Job.Method} (exit {o.ExitCode})"); });
+            });
+            foreach (var f in failed)
+                output.WriteLine($"job {f.Job.Id} failed (exit {f.ExitCode}): {f.ErrorTail.Split('\n').LastOrDefault()}");
+            var files = WriteReport(dir, Path.Combine(dir, "report"));
+            output.WriteLine($"report: {files[0]}");
+            return failed.Count == 0 ? 0 : 1;
+        });
+        return command;
+    }
+
+    public static Command RunJob(TextWriter output)
+    {
+        var spec = new Argument<FileInfo>("spec") { Description = "A job's spec.json (written by `chainlora experiment`)" };
+        var command = new Command("run-job", "Run one grid cell; writes result.json beside the spec (skips if it exists)") { spec };
+        command.SetAction(r =>
+        {
+            var path = r.GetValue(spec)!.FullName;
+            var job = JobSpec.Load(path);
+            if (job.IsFinished) { output.WriteLine($"{job.Id}: already finished"); return 0; }
+            Directory.CreateDirectory(job.Out);
+            var captured = new StringWriter();
+            var exit = CliApp.Run([.. job.ToArguments()], captured, Console.Error);
+            if (exit != 0) return exit;
+            // train writes result.json itself; eval only prints its JSON line.
+            if (!job.IsFinished)
+            {
+                var last = captured.ToString().Trim().Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
+                    ?? throw new InvalidDataException($"{job.Id}: the job printed no JSON result");
+                AtomicFile.WriteAllText(job.ResultPath, last);
+            }
+            output.WriteLine($"{job.Id}: done");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Report(TextWriter output)
+    {
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" };
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Where to write results.md, CSV tables and PNG plots (default DIR/report)" };
+        var command = new Command("report", "Aggregate whatever results exist: best LR on dev, mean ± std of test over seeds; tables and plots")
+        {
+            dir, outDir,
+        };
+        command.SetAction(r =>
+        {
+            var root = r.GetValue(dir)!.FullName;
+            var files = WriteReport(root, r.GetValue(outDir)?.FullName ?? Path.Combine(root, "report"));
+            foreach (var f in files) output.WriteLine(f);
+            return 0;
+        });
+        return command;
+    }
+
+    static List<string> WriteReport(string dir, string outDir)
+    {
+        var results = ResultTable.Load(dir);
+        if (results.Count == 0) throw new InvalidDataException($"{dir}: no finished jobs (no jobs/*/result.json) to report");
+        return Reports.Write(ResultTable.Summarize(results), results, outDir);
+    }
+
+    /// <summary>How to start this CLI again: the apphost, or `dotnet ChainLora.Cli.dll`.</summary>
+    static IReadOnlyList<string> SelfCommand()
+    {
+        var process = Environment.ProcessPath ?? "dotnet";
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? [process, typeof(CliApp).Assembly.Location]
+            : [process];
+    }
+}

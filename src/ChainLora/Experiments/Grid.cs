@@ -1,0 +1,39 @@
+namespace ChainLora.Experiments;
+
+/// <summary>Expands an experiment config into job specs under <c>OUT/jobs/ID/</c>.</summary>
+public static class Grid
+{
+    public static List<JobSpec> Expand(ExperimentConfig config, string outDir)
+    {
+        var jobs = new List<JobSpec>();
+        foreach (var task in config.Tasks)
+            foreach (var method in config.Methods)
+            {
+                // Zero-shot and ICL learn nothing, so they take no learning rate.
+                IReadOnlyList<double> rates = method.Trains ? method.LearningRates ?? config.LearningRates : [0.0];
+                foreach (var lr in rates)
+                    foreach (var seed in config.Seeds)
+                    {
+                        var spec = new JobSpec
+                        {
+                            Task = task.Name, Data = Path.Combine(config.DataRoot, task.Data), Model = config.Model,
+                            Method = method.Name, Kind = method.Kind, ChainLength = method.ChainLength, Ranks = method.Ranks,
+                            Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = config.Alpha, Icl = method.Icl,
+                            Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
+                            NumTrain = config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
+                            BatchSize = config.BatchSize, BaseDtype = config.BaseDtype,
+                        };
+                        jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
+                    }
+            }
+        return jobs;
+    }
+
+    /// <summary>Writes every job's spec.json (idempotent) and returns the paths.</summary>
+    public static List<string> WriteSpecs(IEnumerable<JobSpec> jobs) => jobs.Select(j =>
+    {
+        var path = Path.Combine(j.Out, "spec.json");
+        if (!File.Exists(path)) j.Save(path);
+        return path;
+    }).ToList();
+}

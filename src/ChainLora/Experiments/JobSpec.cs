@@ -1,0 +1,90 @@
+// One grid cell as a self-contained job: `chainlora run-job SPEC.json` executes it, so a grid can
+// be fanned out on any scheduler (Slurm arrays, Kubernetes Jobs) and `chainlora report` collects
+// whatever results exist. Results on disk are the source of truth: a finished job has result.json.
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Serialization;
+
+namespace ChainLora.Experiments;
+
+public sealed record JobSpec
+{
+    public string Task { get; init; } = "";
+    public string Data { get; init; } = "";
+    public string Model { get; init; } = "";
+    public string Method { get; init; } = "";
+    public string Kind { get; init; } = "";
+    public int ChainLength { get; init; } = 1;
+    public IReadOnlyList<int>? Ranks { get; init; }
+    public int Rank { get; init; } = 8;
+    public double Alpha { get; init; } = 16;
+    public int Icl { get; init; }
+    public string Optimizer { get; init; } = "adamw";
+    public double LearningRate { get; init; }
+    public long Seed { get; init; }
+    public int Epochs { get; init; }
+    public int NumTrain { get; init; }
+    public int NumDev { get; init; }
+    public int NumEval { get; init; }
+    public int BatchSize { get; init; }
+    public string BaseDtype { get; init; } = "fp32";
+    /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
+    public string Out { get; init; } = "";
+
+    /// <summary>A stable id from the content (without the output folder).</summary>
+    [JsonIgnore]
+    public string Id
+    {
+        get
+        {
+            var key = ExperimentConfig.Serialize(this with { Out = "" });
+            var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..10].ToLowerInvariant();
+            var slug = new string($"{Task}-{Method}".Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray());
+            return $"{slug}-lr{LearningRate.ToString("G3", CultureInfo.InvariantCulture)}-s{Seed}-{hash}";
+        }
+    }
+
+    [JsonIgnore]
+    public string ResultPath => Path.Combine(Out, "result.json");
+    [JsonIgnore]
+    public bool IsFinished => File.Exists(ResultPath);
+
+    /// <summary>The `chainlora train` or `chainlora eval` arguments that run this job.</summary>
+    public IReadOnlyList<string> ToArguments()
+    {
+        string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+        var common = new List<string> { "--model", Model, "--task", Task, "--data", Data, "--seed", Seed.ToString(CultureInfo.InvariantCulture),
+            "--num-eval", NumEval.ToString(CultureInfo.InvariantCulture), "--base-dtype", BaseDtype, "--json" };
+        if (Kind is "zero-shot" or "icl")
+            return ["eval", .. common, "--icl", Icl.ToString(CultureInfo.InvariantCulture),
+                "--num-train", NumTrain.ToString(CultureInfo.InvariantCulture)];
+        List<string> args = ["train", .. common, "--method", Kind, "--chain-length", ChainLength.ToString(CultureInfo.InvariantCulture),
+            "--rank", Rank.ToString(CultureInfo.InvariantCulture), "--alpha", F(Alpha), "--optimizer", Optimizer, "--lr", F(LearningRate),
+            "--epochs", Epochs.ToString(CultureInfo.InvariantCulture), "--batch-size", BatchSize.ToString(CultureInfo.InvariantCulture),
+            "--num-train", NumTrain.ToString(CultureInfo.InvariantCulture), "--num-dev", NumDev.ToString(CultureInfo.InvariantCulture),
+            "--out", Out];
+        if (Ranks is { Count: > 0 }) args.AddRange(["--ranks", string.Join(",", Ranks)]);
+        return args;
+    }
+
+    public static JobSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"job spec not found: {path}", path);
+        return ExperimentConfig.Deserialize<JobSpec>(File.ReadAllText(path), path);
+    }
+
+    public void Save(string path) => AtomicFile.WriteAllText(path, ExperimentConfig.Serialize(this));
+}
+
+/// <summary>Write to a temporary file beside the target, then rename over it.</summary>
+public static class AtomicFile
+{
+    public static void WriteAllText(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temp = $"{path}.tmp-{Environment.ProcessId}";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,64 @@
+// Runs job specs as child processes (`chainlora run-job SPEC`), N at a time. Finished jobs
+// (result.json present) are skipped, so re-running a grid resumes it.
+using System.Diagnostics;
+
+namespace ChainLora.Experiments;
+
+public sealed record JobOutcome(JobSpec Job, int ExitCode, string ErrorTail);
+
+public static class LocalRunner
+{
+    /// <summary>
+    /// <paramref name="command"/> is how to start the CLI (e.g. ["dotnet", ".../ChainLora.Cli.dll"]).
+    /// <paramref name="onDone"/> is called as each job ends.
+    /// </summary>
+    public static List<JobOutcome> Run(IReadOnlyList<JobSpec> jobs, IReadOnlyList<string> command, int workers,
+        Action<JobOutcome>? onDone = null, CancellationToken cancel = default)
+    {
+        if (workers < 1) throw new ArgumentException($"--jobs {workers}: must be at least 1");
+        var pending = new Queue<JobSpec>(jobs.Where(j => !j.IsFinished));
+        var outcomes = new List<JobOutcome>();
+        var gate = new object();
+        var threads = Enumerable.Range(0, Math.Min(workers, Math.Max(1, pending.Count))).Select(_ => new Thread(() =>
+        {
+            while (!cancel.IsCancellationRequested)
+            {
+                JobSpec job;
+                lock (gate)
+                {
+                    if (pending.Count == 0) return;
+                    job = pending.Dequeue();
+                }
+                var outcome = RunOne(job, command, workers);
+                lock (gate) outcomes.Add(outcome);
+                onDone?.Invoke(outcome);
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        return outcomes;
+    }
+
+    static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int workers)
+    {
+        var spec = Path.Combine(job.Out, "spec.json");
+        var info = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in command.Skip(1)) info.ArgumentList.Add(a);
+        info.ArgumentList.Add("run-job");
+        info.ArgumentList.Add(spec);
+        // Share the cores between the workers instead of oversubscribing them.
+        info.Environment["CHAINLORA_THREADS"] = Math.Max(1, Environment.ProcessorCount / workers).ToString();
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {command[0]}");
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        var tail = stderr.Result.Length > 2000 ? stderr.Result[^2000..] : stderr.Result;
+        File.WriteAllText(Path.Combine(job.Out, "stderr.txt"), stderr.Result);
+        return new JobOutcome(job, process.ExitCode, tail.Trim());
+    }
+}

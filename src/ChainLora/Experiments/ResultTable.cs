@@ -1,0 +1,65 @@
+// Collects finished jobs and applies the paper's protocol (Appendix A.1): per task and method,
+// the learning rate with the best mean dev score over seeds, then test mean ± std over seeds.
+using System.Text.Json.Nodes;
+
+namespace ChainLora.Experiments;
+
+/// <summary>A finished job: its spec and the numbers of its result.json.</summary>
+public sealed record JobResult(JobSpec Spec, double? Dev, double Test, string Metric, double Flops, string Directory);
+
+/// <summary>One (task, method) cell after learning-rate selection.</summary>
+public sealed record CellSummary(string Task, string Method, JobSpec Example, double? BestLearningRate, string Metric,
+    double Mean, double Std, int Seeds, double Flops, IReadOnlyList<JobResult> Runs);
+
+public static class ResultTable
+{
+    /// <summary>Every job under <c>DIR/jobs</c> that has a result.json; others are ignored.</summary>
+    public static List<JobResult> Load(string dir)
+    {
+        var jobs = Path.Combine(dir, "jobs");
+        if (!System.IO.Directory.Exists(jobs)) throw new DirectoryNotFoundException($"no jobs folder in {dir}");
+        var results = new List<JobResult>();
+        foreach (var jobDir in System.IO.Directory.GetDirectories(jobs).Order(StringComparer.Ordinal))
+        {
+            var specPath = Path.Combine(jobDir, "spec.json");
+            var resultPath = Path.Combine(jobDir, "result.json");
+            if (!File.Exists(specPath) || !File.Exists(resultPath)) continue;
+            var spec = JobSpec.Load(specPath);
+            JsonNode root;
+            try { root = JsonNode.Parse(File.ReadAllText(resultPath)) ?? throw new InvalidDataException($"{resultPath}: empty"); }
+            catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{resultPath}: {e.Message}", e); }
+            var (metric, test) = Primary(root["test"], resultPath);
+            double? dev = root["dev"] is JsonObject d && d.Count > 0 ? Primary(d, resultPath).Value : null;
+            var flops = root["training_flops"]?.GetValue<double>() ?? 0;
+            results.Add(new JobResult(spec, dev, test, metric, flops, jobDir));
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// The headline metric, oriented so that higher is better: accuracy, else F1, else minus
+    /// the NLL per token (language modelling).
+    /// </summary>
+    public static (string Metric, double Value) Primary(JsonNode? metrics, string source)
+    {
+        if (metrics?["accuracy"] is { } a) return ("accuracy", a.GetValue<double>());
+        if (metrics?["f1"] is { } f) return ("f1", f.GetValue<double>());
+        if (metrics?["nll_per_token"] is { } n) return ("-nll", -n.GetValue<double>());
+        throw new InvalidDataException($"{source}: no accuracy, f1 or nll_per_token in its metrics");
+    }
+
+    public static List<CellSummary> Summarize(IEnumerable<JobResult> results) => results
+        .GroupBy(r => (r.Spec.Task, r.Spec.Method))
+        .Select(g =>
+        {
+            var byRate = g.GroupBy(r => r.Spec.LearningRate).ToList();
+            var best = byRate.MaxBy(rate => rate.All(r => r.Dev is not null) ? rate.Average(r => r.Dev!.Value) : rate.Average(r => r.Test))!;
+            var tests = best.Select(r => r.Test).ToList();
+            var mean = tests.Average();
+            var std = tests.Count > 1 ? Math.Sqrt(tests.Sum(t => (t - mean) * (t - mean)) / (tests.Count - 1)) : 0;
+            var first = best.First();
+            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, first.Spec.Kind is "lora" or "cola" or "full" ? best.Key : null,
+                first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best.ToList());
+        })
+        .ToList();
+}

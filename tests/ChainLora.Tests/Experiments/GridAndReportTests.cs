@@ -1,0 +1,123 @@
+using System.Text.Json;
+using ChainLora.Experiments;
+
+namespace ChainLora.Tests.Experiments;
+
+public class GridAndReportTests
+{
+    static ExperimentConfig Config => new ExperimentConfig
+    {
+        Model = "/models/m", DataRoot = "/data",
+        Tasks = [new TaskSpec { Name = "sst2", Data = "sst2" }, new TaskSpec { Name = "cb", Data = "superglue/CB" }],
+        Methods =
+        [
+            new MethodSpec { Name = "zero-shot", Kind = "zero-shot" },
+            new MethodSpec { Name = "LoRA", Kind = "lora" },
+            new MethodSpec { Name = "COLA M=2", Kind = "cola", ChainLength = 2 },
+            new MethodSpec { Name = "COLA (8,4)", Kind = "cola", ChainLength = 2, Ranks = [8, 4] },
+        ],
+        LearningRates = [1e-3, 3e-3], Seeds = [0, 1, 2],
+    }.Validate("test");
+
+    [Fact]
+    public void The_grid_crosses_tasks_methods_rates_and_seeds_with_stable_ids()
+    {
+        var jobs = Grid.Expand(Config, "/out");
+        // Per task: zero-shot 3 seeds (no learning rate) + 3 trained methods x 2 rates x 3 seeds.
+        Assert.Equal(2 * (3 + 3 * 2 * 3), jobs.Count);
+        Assert.Equal(jobs.Count, jobs.Select(j => j.Id).Distinct().Count());
+        Assert.Equal(jobs.Select(j => j.Id), Grid.Expand(Config, "/elsewhere").Select(j => j.Id));
+        var stepDown = jobs.First(j => j.Method == "COLA (8,4)");
+        var args = stepDown.ToArguments();
+        Assert.Equal("train", args[0]);
+        Assert.Equal("8,4", args[args.ToList().IndexOf("--ranks") + 1]);
+        Assert.Equal("/data/superglue/CB", jobs.First(j => j.Task == "cb").Data);
+        Assert.Equal("eval", jobs.First(j => j.Kind == "zero-shot").ToArguments()[0]);
+    }
+
+    [Theory]
+    [InlineData("""{ "model": "m", "tasks": [], "methods": [{"name": "a", "kind": "lora"}] }""", "tasks")]
+    [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "prefix"}] }""", "prefix")]
+    [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "lora", "chain_length": 2}] }""", "chain_length")]
+    [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "lora"}], "lr": 1 }""", "lr")]
+    public void Bad_configs_name_the_field(string json, string field)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"exp-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        try
+        {
+            var e = Assert.Throws<InvalidDataException>(() => ExperimentConfig.Load(path));
+            Assert.Contains(field, e.Message);
+            Assert.Contains(path, e.Message);
+        }
+        finally { File.Delete(path); }
+    }
+
+    /// <summary>Writes result.json files as `train`/`eval` would, with chosen dev and test accuracies.</summary>
+    static string FakeRun(Func<JobSpec, (double Dev, double Test)> score)
+    {
+        var dir = Directory.CreateTempSubdirectory("grid").FullName;
+        var jobs = Grid.Expand(Config, dir);
+        Grid.WriteSpecs(jobs);
+        foreach (var j in jobs)
+        {
+            var (dev, test) = score(j);
+            var log = Path.Combine(j.Out, "train_log.jsonl");
+            if (j.Kind != "zero-shot")
+                File.WriteAllLines(log, Enumerable.Range(1, 6).Select(s => s == 3 && j.Kind == "cola"
+                    ? """{"event":"knot","step":3,"link":2,"rank":8}"""
+                    : $$"""{"step":{{s}},"link":1,"loss":{{1.0 / s}},"lr":0.001,"tokens_per_s":100}"""));
+            File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
+            {
+                task = j.Task, method = j.Kind, dev = new { accuracy = dev }, test = new { accuracy = test },
+                training_flops = j.Ranks is [_, 4] ? 0.9e12 : 1e12,
+            }));
+        }
+        return dir;
+    }
+
+    [Fact]
+    public void Report_picks_the_learning_rate_on_dev_then_averages_test_over_seeds()
+    {
+        // At lr 3e-3 dev is best but test is worse: the protocol must still pick 3e-3.
+        var dir = FakeRun(j => (j.LearningRate == 3e-3 ? 0.8 : 0.6, (j.LearningRate == 3e-3 ? 0.70 : 0.90) + 0.01 * j.Seed + (j.Kind == "cola" ? 0.05 : 0)));
+        try
+        {
+            var cells = ResultTable.Summarize(ResultTable.Load(dir));
+            var lora = cells.Single(c => c.Task == "sst2" && c.Method == "LoRA");
+            Assert.Equal(3e-3, lora.BestLearningRate);
+            Assert.Equal(0.71, lora.Mean, 9);
+            Assert.Equal(0.01, lora.Std, 9); // sample std of 0.70, 0.71, 0.72
+            Assert.Equal(3, lora.Seeds);
+
+            var table1 = Reports.Table1(cells).Markdown();
+            Assert.Contains("| LoRA | 71.0 ± 1.0 | 71.0 ± 1.0 |", table1);
+            Assert.Contains("relative gain of COLA M=2 over LoRA | +7.04% |", table1);
+            var table4 = Reports.Table4(cells).Csv();
+            Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0,0.90,+10.0%"), table4);
+            Assert.Contains("chain length 2", Reports.Table3(cells).Markdown());
+
+            var files = Reports.Write(cells, ResultTable.Load(dir), Path.Combine(dir, "report"));
+            Assert.Contains(files, f => f.EndsWith("loss-sst2.png"));
+            Assert.Contains(files, f => f.EndsWith("chain-length.png"));
+            Assert.All(files.Where(f => f.EndsWith(".png")), f => Assert.True(new FileInfo(f).Length > 1000));
+            Assert.Contains("![chain-length](chain-length.png)", File.ReadAllText(files[0]));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Unfinished_jobs_are_left_out_and_an_empty_grid_is_an_error()
+    {
+        var dir = FakeRun(_ => (0.5, 0.5));
+        try
+        {
+            var all = ResultTable.Load(dir).Count;
+            var one = Directory.GetDirectories(Path.Combine(dir, "jobs"))[0];
+            File.Delete(Path.Combine(one, "result.json"));
+            Assert.Equal(all - 1, ResultTable.Load(dir).Count);
+            Assert.Throws<DirectoryNotFoundException>(() => ResultTable.Load(Path.Combine(dir, "nothing")));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
