@@ -1,5 +1,9 @@
 using System.Runtime.CompilerServices;
 
+// Tests seed torch's global generator (training is deterministic for a seed), so test classes
+// must not run concurrently; on two cores parallel classes only contend for the same cores anyway.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace ChainLora.Tests;
 
 static class TestSetup

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using ChainLora.Export;
+
+namespace ChainLora.Cli.Commands;
+
+static class ExportCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var run = new Option<DirectoryInfo>("--run") { Description = "Run folder of `chainlora train --out` (holds chain/chain.json)", Required = true };
+        var format = new Option<string>("--format")
+        {
+            Description = "peft: adapter_config.json + adapter_model.safetensors (the whole chain as one adapter); " +
+                "merged: the fine-tuned model as a Hugging Face checkpoint with config.json and tokenizer files",
+            Required = true,
+        }.AcceptOnlyFromAmong("peft", "merged");
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder, written whole or not at all", Required = true };
+        var maxShard = new Option<string>("--max-shard-size")
+        {
+            Description = "merged: split weights into shards above this size (2GB = 2e9 bytes, 1GiB = 2^30)",
+            DefaultValueFactory = _ => "2GB",
+        }.Check(text =>
+        {
+            try { MergedExportOptions.ParseSize(text); return null; }
+            catch (ArgumentException e) { return $"--max-shard-size {e.Message}"; }
+        });
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "merged: dtype of the written weights, fp32 or bf16 (the merge itself is computed in fp32)",
+            DefaultValueFactory = _ => "fp32",
+        }.AcceptOnlyFromAmong("fp32", "bf16");
+        var force = new Option<bool>("--force") { Description = "Replace an output folder that holds files other than an earlier export's" };
+        var command = new Command("export", "Export a trained LoRA / COLA run as a PEFT adapter or as merged Hugging Face weights")
+        {
+            run, format, outDir, maxShard, dtype, force,
+        };
+        command.SetAction(r =>
+        {
+            var options = new MergedExportOptions
+            {
+                DType = CommonOptions.ParseDtype(r.GetValue(dtype)!),
+                MaxShardBytes = MergedExportOptions.ParseSize(r.GetValue(maxShard)!),
+                Overwrite = r.GetValue(force),
+            };
+            var target = r.GetValue(outDir)!.FullName;
+            RunExport.Export(r.GetValue(run)!.FullName, RunExport.ParseFormat(r.GetValue(format)!), target, options);
+            output.WriteLine($"wrote {r.GetValue(format)} export to {target}");
+            return 0;
+        });
+        return command;
+    }
+}
