@@ -14,11 +14,23 @@ public static class CliApp
         root.Subcommands.Add(PerplexityCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
         root.Subcommands.Add(BenchCommand.Create(output));
+        root.Subcommands.Add(EvalCommand.Create(output));
+        root.Subcommands.Add(TrainCommand.Create(output));
+        root.Subcommands.Add(ExperimentCommands.Experiment(output));
+        root.Subcommands.Add(ExperimentCommands.RunJob(output));
+        root.Subcommands.Add(ExperimentCommands.Report(output));
+        root.Subcommands.Add(ExportCommand.Create(output));
         return root;
     }
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
+        // Grid workers share the cores: `experiment --jobs N` gives each child its share.
+        if (int.TryParse(Environment.GetEnvironmentVariable("CHAINLORA_THREADS"), out var threads) && threads > 0)
+        {
+            IO.NativeRuntime.Ensure();
+            TorchSharp.torch.set_num_threads(threads);
+        }
         var parse = Build(output).Parse(args);
         if (parse.Errors.Count > 0)
         {

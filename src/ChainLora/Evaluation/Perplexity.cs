@@ -21,12 +21,23 @@ public static class Perplexity
         return OfTokens(model, ids, tokenizer.BosId, batchSize);
     }
 
-    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8)
+    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8) =>
+        OfWindows(model, Windows(ids, bosId, model.MaxPositions), batchSize);
+
+    /// <summary>BOS + up to (<paramref name="context"/> - 1) consecutive tokens of <paramref name="ids"/> per window.</summary>
+    public static List<int[]> Windows(IReadOnlyList<int> ids, int bosId, int context)
     {
-        var chunk = model.MaxPositions - 1;
+        if (context < 2) throw new ArgumentException($"context {context}: must be at least 2");
+        var chunk = context - 1;
         var windows = new List<int[]>();
         for (var start = 0; start < ids.Count; start += chunk)
             windows.Add([bosId, .. ids.Skip(start).Take(chunk)]);
+        return windows;
+    }
+
+    /// <summary>Scores every token after the first of each window (at most MaxPositions tokens each).</summary>
+    public static PerplexityResult OfWindows(CausalLM model, IReadOnlyList<int[]> windows, int batchSize = 8)
+    {
         double nll = 0;
         long count = 0;
         using var _ = no_grad();

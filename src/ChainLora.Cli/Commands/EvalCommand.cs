@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Diagnostics;
+using ChainLora.Loading;
+using ChainLora.Tasks;
+
+namespace ChainLora.Cli.Commands;
+
+static class EvalCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var model = CommonOptions.Model();
+        var task = Task();
+        var data = Data();
+        var seed = CommonOptions.Seed();
+        var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
+        var numEval = NumEval();
+        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => 0 }
+            .AtLeast(0);
+        var json = CommonOptions.Json();
+        var device = CommonOptions.Device();
+        var dtype = CommonOptions.BaseDtype();
+        var command = new Command("eval",
+            "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
+            "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
+        {
+            model, task, data, seed, numTrain, numEval, icl, json, device, dtype,
+        };
+        command.SetAction(r =>
+        {
+            var clock = Stopwatch.StartNew();
+            var definition = TaskRegistry.Find(r.GetValue(task)!);
+            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+                CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
+            var sizes = new SampleSizes(r.GetValue(numTrain), 0, r.GetValue(numEval));
+            var prepared = PreparedTask.Load(definition, r.GetValue(data)!, sizes, r.GetValue(seed), loaded.Tokenizer, loaded.Model.MaxPositions);
+            var k = r.GetValue(icl);
+            var outcome = prepared.Evaluate(loaded.Model, loaded.Tokenizer, new EvalOptions { Demonstrations = k, Seed = r.GetValue(seed) })!;
+            var result = new TaskEvalResult(definition.Name, r.GetValue(seed), loaded.Directory, k, prepared.Data, outcome.Metrics,
+                clock.Elapsed.TotalSeconds);
+            output.WriteLine(r.GetValue(json)
+                ? ResultFile.ToJson(result)
+                : $"{result.Task} {(k == 0 ? "zero-shot" : $"{k}-shot in-context")}, seed {result.Seed}: test {Describe(result.Test)} " +
+                  $"on {result.Data.Test} examples ({result.WallSeconds:F1} s)");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>"accuracy 0.6120" or "f1 0.4210  exact_match 0.3000".</summary>
+    public static string Describe(IReadOnlyDictionary<string, double>? metrics) =>
+        metrics is null ? "-" : string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}"));
+
+    // Options shared with `train`.
+
+    public static Option<string> Task() => new Option<string>("--task")
+    {
+        Description = "Task: " + string.Join(", ", TaskRegistry.Names) + " (case-insensitive)",
+        Required = true,
+    }.Check(v => TaskRegistry.All.Any(t => t.Name.Equals(v.Trim(), StringComparison.OrdinalIgnoreCase))
+        ? null : $"--task '{v}': expected one of {string.Join(", ", TaskRegistry.Names)}");
+
+    public static Option<string> Data() => new("--data")
+    {
+        Description = "The task's data folder (train / dev / val / test files as .tsv, .jsonl, .json or .parquet); " +
+                      "for lm a text file (split 90/10) or a folder with train.txt and optionally val.txt",
+        Required = true,
+    };
+
+    public static Option<int> NumTrain(string description) =>
+        new Option<int>("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train }.AtLeast(0);
+
+    public static Option<int> NumEval() => new Option<int>("--num-eval")
+    {
+        Description = "Test examples: the validation split shuffled with the seed, first N (lm: windows)",
+        DefaultValueFactory = _ => new SampleSizes().Eval,
+    }.AtLeast(1);
+}

@@ -1,0 +1,212 @@
+// Finds a task folder's split files and reads them as rows. Formats, by extension:
+//   .tsv      GLUE: a header row naming the columns, then one example per line (no quoting)
+//   .jsonl    one JSON object per line (SuperGLUE; Hugging Face `Dataset.to_json`)
+//   .json     SQuAD v1.1 and DROP: the official single document, flattened to one row per question;
+//             other tasks: JSON lines (what `Dataset.to_json` writes under that name)
+//   .parquet  Hugging Face exports, one row per example (Parquet.Net)
+// Splits come from file names: a name whose words include "train", "dev"/"val"/"validation" or
+// "test" (train32.jsonl, dev-v1.1-part1.json, drop_dataset_dev.json, validation-00000-of-00001.parquet),
+// or from the folder holding it (Hugging Face's default/train/0000.parquet). Several files of one
+// split are read in name order and concatenated (dev-v1.1-part1.json + part2.json).
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Parquet;
+using Parquet.Serialization;
+
+namespace ChainLora.Tasks;
+
+public enum Split { Train, Validation, Test }
+
+public static partial class DataFiles
+{
+    static readonly string[] Extensions = [".tsv", ".jsonl", ".json", ".parquet"];
+
+    /// <summary>
+    /// The data files of <paramref name="dir"/> by split: its own files, or when it holds none,
+    /// those of its sub-folders (a Hugging Face snapshot). Throws when a split's files sit in
+    /// several folders (--data pointing above a task's folder).
+    /// </summary>
+    public static IReadOnlyDictionary<Split, IReadOnlyList<string>> Find(string dir)
+    {
+        if (File.Exists(dir))
+            throw new ArgumentException($"--data {dir} is a file: point it at the task's folder (only the lm task reads a single file)");
+        if (!Directory.Exists(dir))
+            throw new DirectoryNotFoundException($"data folder not found: {dir}");
+        var files = DataFilesIn(dir, SearchOption.TopDirectoryOnly);
+        if (files.Count == 0) files = DataFilesIn(dir, SearchOption.AllDirectories);
+        var result = new Dictionary<Split, IReadOnlyList<string>>();
+        foreach (var group in files.Select(f => (File: f, Split: SplitOf(f, dir))).Where(p => p.Split is not null).GroupBy(p => p.Split!.Value))
+        {
+            var paths = group.Select(p => p.File).Order(StringComparer.Ordinal).ToList();
+            var folders = paths.Select(Path.GetDirectoryName).Distinct().ToList();
+            if (folders.Count > 1)
+                throw new InvalidDataException(
+                    $"{dir}: {group.Key.ToString().ToLowerInvariant()} files in several folders ({string.Join(", ", folders)}): point --data at one task's folder");
+            var kinds = paths.Select(KindOf).Distinct().ToList();
+            if (kinds.Count > 1)
+                throw new InvalidDataException(
+                    $"{dir}: {group.Key.ToString().ToLowerInvariant()} split stored twice, as {string.Join(" and ", kinds)} ({string.Join(", ", paths.Select(Path.GetFileName))}): keep one");
+            result[group.Key] = paths;
+        }
+        return result;
+    }
+
+    static List<string> DataFilesIn(string dir, SearchOption option) =>
+        Directory.EnumerateFiles(dir, "*", option).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).ToList();
+
+    static string KindOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".jsonl" or ".json" => "json",
+        var e => e.TrimStart('.'),
+    };
+
+    /// <summary>The split a file name (or, failing that, a folder below <paramref name="root"/>) names.</summary>
+    public static Split? SplitOf(string path, string root)
+    {
+        var folders = Path.GetRelativePath(root, path).Split(Path.DirectorySeparatorChar)[..^1];
+        return SplitOfName(Path.GetFileNameWithoutExtension(path))
+            ?? folders.Reverse().Select(SplitOfName).FirstOrDefault(s => s is not null);
+    }
+
+    static Split? SplitOfName(string name)
+    {
+        foreach (var word in Words().Split(name.ToLowerInvariant()))
+            switch (word)
+            {
+                case "train": return Split.Train;
+                case "dev" or "val" or "validation": return Split.Validation;
+                case "test": return Split.Test;
+            }
+        return null;
+    }
+
+    [GeneratedRegex("[^a-z]+")]
+    private static partial Regex Words();
+
+    /// <summary>Rows of <paramref name="path"/>; <paramref name="layout"/> decides what a .json file is.</summary>
+    public static IEnumerable<JsonRow> ReadRows(string path, DataLayout layout) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".tsv" => ReadTsv(path),
+        ".parquet" => ReadParquet(path),
+        ".json" when layout == DataLayout.Squad => ReadSquadDocument(path),
+        ".json" when layout == DataLayout.Drop => ReadDropDocument(path),
+        ".json" or ".jsonl" => ReadJsonLines(path),
+        _ => throw new InvalidDataException($"{path}: unsupported data file (expected {string.Join(", ", Extensions)})"),
+    };
+
+    public static IEnumerable<JsonRow> ReadJsonLines(string path)
+    {
+        var lineNumber = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (line.Trim().Length == 0) continue;
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNumber}: not valid JSON: {e.Message}", e); }
+            if (node is not JsonObject o) throw new InvalidDataException($"{path}:{lineNumber}: expected a JSON object per line");
+            yield return new JsonRow(o, $"{path}:{lineNumber}");
+        }
+    }
+
+    /// <summary>GLUE tsv: a header naming the columns, then tab-separated cells, no quoting.</summary>
+    public static IEnumerable<JsonRow> ReadTsv(string path)
+    {
+        using var reader = new StreamReader(path);
+        var header = reader.ReadLine() ?? throw new InvalidDataException($"{path}: empty file, expected a header row");
+        var columns = header.Split('\t').Select(c => c.Trim()).ToArray();
+        var lineNumber = 1;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNumber++;
+            if (line.Trim().Length == 0) continue;
+            var cells = line.Split('\t');
+            if (cells.Length != columns.Length)
+                throw new InvalidDataException(
+                    $"{path}:{lineNumber}: expected {columns.Length} tab-separated fields ({string.Join(", ", columns)}), found {cells.Length}");
+            var o = new JsonObject();
+            for (var i = 0; i < columns.Length; i++) o[columns[i]] = cells[i];
+            yield return new JsonRow(o, $"{path}:{lineNumber}");
+        }
+    }
+
+    /// <summary>The tsv's header names a "label" column (GLUE's own test.tsv files do not).</summary>
+    public static bool TsvHasLabels(string path)
+    {
+        using var reader = new StreamReader(path);
+        return (reader.ReadLine() ?? "").Split('\t').Any(c => c.Trim() == "label");
+    }
+
+    public static IEnumerable<JsonRow> ReadParquet(string path)
+    {
+        IList<Dictionary<string, object>> rows;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
+        }
+        catch (Exception e) when (e is not IOException)
+        {
+            throw new InvalidDataException($"{path}: not a readable parquet file: {e.Message}", e);
+        }
+        for (var i = 0; i < rows.Count; i++)
+            yield return new JsonRow((JsonObject)ToNode(rows[i])!, $"{path}: row {i + 1}");
+    }
+
+    /// <summary>Parquet.Net's untyped values (structs as dictionaries, lists, ReadOnlyMemory strings) as JSON.</summary>
+    static JsonNode? ToNode(object? value) => value switch
+    {
+        null => null,
+        string s => JsonValue.Create(s),
+        ReadOnlyMemory<char> m => JsonValue.Create(m.ToString()),
+        bool or sbyte or byte or short or ushort or int or uint or long or ulong or float or double or decimal => JsonSerializer.SerializeToNode(value),
+        IDictionary<string, object> d => new JsonObject(d.Select(kv => KeyValuePair.Create(kv.Key, ToNode(kv.Value)))),
+        System.Collections.IEnumerable items => new JsonArray(items.Cast<object?>().Select(ToNode).ToArray()),
+        _ => JsonValue.Create(value.ToString()),
+    };
+
+    /// <summary>SQuAD v1.1: {data: [{title, paragraphs: [{context, qas: [{question, answers, id}]}]}]}, one row per question.</summary>
+    public static IEnumerable<JsonRow> ReadSquadDocument(string path)
+    {
+        var root = new JsonRow(ParseDocument(path), path);
+        var articles = root.Objects("data");
+        foreach (var article in articles)
+        {
+            var title = article.String("title");
+            foreach (var paragraph in article.Objects("paragraphs"))
+            {
+                var context = paragraph.String("context");
+                foreach (var qa in paragraph.Objects("qas"))
+                    yield return qa.With(new() { ["title"] = title, ["context"] = context });
+            }
+        }
+    }
+
+    /// <summary>DROP: {passage_id: {passage, qa_pairs: [{question, answer, validated_answers?}]}}, one row per question.</summary>
+    public static IEnumerable<JsonRow> ReadDropDocument(string path)
+    {
+        var document = ParseDocument(path);
+        foreach (var (id, value) in document)
+        {
+            if (value is not JsonObject entry) throw new InvalidDataException($"{path}: field '{id}': expected an object with passage and qa_pairs");
+            var item = new JsonRow(entry, path, id + ".");
+            var passage = item.String("passage");
+            foreach (var qa in item.Objects("qa_pairs"))
+                yield return qa.With(new() { ["passage"] = passage });
+        }
+    }
+
+    static JsonObject ParseDocument(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                ?? throw new InvalidDataException($"{path}: expected a JSON object at the top level");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}:{e.LineNumber + 1}: not valid JSON: {e.Message}", e);
+        }
+    }
+}

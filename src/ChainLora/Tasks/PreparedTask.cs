@@ -1,0 +1,81 @@
+// A task's data for one seed: read the folder (or text), draw train / dev / test, and hand out
+// training batches and evaluations of the dev and test sets.
+using ChainLora.Models;
+using ChainLora.Tokenization;
+using ChainLora.Training;
+
+namespace ChainLora.Tasks;
+
+/// <summary>Where the examples came from and how many were used (see <see cref="Sampling"/>).</summary>
+public sealed record DataSummary(string Path, IReadOnlyList<string> TrainFiles, IReadOnlyList<string> ValidationFiles,
+    int TrainPool, int ValidationPool, bool Carved, SampleSizes Requested, int Train, int Dev, int Test, string? Note);
+
+public sealed class PreparedTask
+{
+    public TaskDefinition Task { get; }
+    public DataSummary Data { get; }
+    /// <summary>Rendered examples (every task but lm).</summary>
+    public TaskSample<TaskExample>? Examples { get; }
+    /// <summary>Token windows, each starting with BOS (the lm task).</summary>
+    public TaskSample<int[]>? Windows { get; }
+
+    PreparedTask(TaskDefinition task, DataSummary data, TaskSample<TaskExample>? examples, TaskSample<int[]>? windows) =>
+        (Task, Data, Examples, Windows) = (task, data, examples, windows);
+
+    /// <summary>
+    /// Reads <paramref name="path"/> (a task folder; for lm a text file or a folder with train.txt)
+    /// and draws the sample of <paramref name="seed"/>. For lm the sizes count windows of
+    /// <paramref name="context"/> tokens.
+    /// </summary>
+    public static PreparedTask Load(TaskDefinition task, string path, SampleSizes sizes, long seed, ITextTokenizer tokenizer, int context)
+    {
+        if (task.Kind == TaskKind.LanguageModelling)
+        {
+            var corpus = TextCorpus.Load(path);
+            var train = Evaluation.Perplexity.Windows(tokenizer.Encode(corpus.Train, addBos: false), tokenizer.BosId, context);
+            var validation = Evaluation.Perplexity.Windows(tokenizer.Encode(corpus.Validation, addBos: false), tokenizer.BosId, context);
+            var windows = Sampling.Draw(train, validation, sizes, seed);
+            var note = corpus.TrainFile == corpus.ValidationFile
+                ? $"one text split {TextCorpus.TrainFraction * 100:F0}/{100 - TextCorpus.TrainFraction * 100:F0} at a line break; sizes count windows of up to {context} tokens"
+                : $"sizes count windows of up to {context} tokens";
+            return new(task, Summary(path, [corpus.TrainFile], [corpus.ValidationFile], windows.Report, note), null, windows);
+        }
+        var pools = TaskData.Load(task, path);
+        var sample = Sampling.Draw(pools.Train, pools.Validation, sizes, seed);
+        var carved = sample.Report.Carved
+            ? $"only one labelled split: shuffled with the seed and carved into test ({sample.Report.Test}), then train, then dev, without overlap"
+            : null;
+        return new(task, Summary(path, pools.TrainFiles, pools.ValidationFiles, sample.Report, carved), sample, null);
+    }
+
+    static DataSummary Summary(string path, IReadOnlyList<string> trainFiles, IReadOnlyList<string> validationFiles, SampleReport r, string? note)
+    {
+        if (r.Short)
+            note = (note is null ? "" : note + "; ") +
+                $"pools smaller than asked: train {r.Train} of {r.Requested.Train}, dev {r.Dev} of {r.Requested.Dev}, test {r.Test} of {r.Requested.Eval}";
+        return new(path, trainFiles, validationFiles, r.TrainPool, r.ValidationPool, r.Carved, r.Requested, r.Train, r.Dev, r.Test, note);
+    }
+
+    /// <summary>The training objective of the task over the train sample.</summary>
+    public ITrainingData TrainingData(PromptEncoder encoder, int batchSize, long seed, TorchSharp.torch.Device device)
+    {
+        if (Data.Train == 0) throw new ArgumentException($"{Task.Name}: the train sample is empty (num_train {Data.Requested.Train}, train pool {Data.TrainPool})");
+        return Windows is { } w
+            ? TaskTrainingData.Windows(w.Train, batchSize, seed, device, encoder.Tokenizer.PadId)
+            : TaskTrainingData.For(Task.Kind, Examples!.Train, encoder, batchSize, seed, device);
+    }
+
+    /// <summary>Metrics on the test set (or the dev set); null for an empty dev set.</summary>
+    public EvalOutcome? Evaluate(CausalLM model, ITextTokenizer tokenizer, EvalOptions options, bool dev = false)
+    {
+        if (Windows is { } w)
+        {
+            if (options.Demonstrations > 0) throw new ArgumentException("in-context demonstrations do not apply to the lm task");
+            var windows = dev ? w.Dev : w.Test;
+            return windows.Count == 0 ? null : TaskEvaluator.Text(model, windows);
+        }
+        var examples = dev ? Examples!.Dev : Examples!.Test;
+        return examples.Count == 0 ? null
+            : TaskEvaluator.Evaluate(model, tokenizer, examples, options with { DemonstrationPool = Examples.Train });
+    }
+}

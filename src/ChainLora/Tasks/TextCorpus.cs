@@ -1,0 +1,50 @@
+// The lm task's data (domain adaptation on plain text): a folder with train.txt and optionally
+// val.txt, or one text file. Without a separate validation text the training text is split 90/10
+// at a line break. Texts are tokenized once and cut into Perplexity.Windows (BOS + context - 1
+// tokens), the windows `chainlora perplexity` scores, so held-out NLL matches that command.
+namespace ChainLora.Tasks;
+
+/// <summary>The two texts and the files they came from (the same file twice when one was split).</summary>
+public sealed record TextCorpus(string Train, string Validation, string TrainFile, string ValidationFile)
+{
+    public const double TrainFraction = 0.9;
+
+    public static TextCorpus Load(string path)
+    {
+        if (File.Exists(path)) return FromOne(path);
+        if (!Directory.Exists(path)) throw new FileNotFoundException($"lm data not found: {path} (a text file, or a folder with train.txt)");
+        var train = Path.Combine(path, "train.txt");
+        if (!File.Exists(train)) throw new FileNotFoundException($"{path}: no train.txt (the lm task reads train.txt and optionally val.txt)");
+        var val = Path.Combine(path, "val.txt");
+        return File.Exists(val) ? new(ReadText(train), ReadText(val), train, val) : FromOne(train);
+    }
+
+    static TextCorpus FromOne(string file)
+    {
+        var (train, validation) = SplitText(ReadText(file));
+        return new(train, validation, file, file);
+    }
+
+    static string ReadText(string file)
+    {
+        var text = File.ReadAllText(file);
+        return text.Trim().Length > 0 ? text : throw new InvalidDataException($"{file}: no text");
+    }
+
+    /// <summary>
+    /// The text up to the last line break at or before the <paramref name="fraction"/> point, and
+    /// the rest (whole lines stay together); without such a break, up to the next one; a single
+    /// line is cut at the fraction itself.
+    /// </summary>
+    public static (string Train, string Validation) SplitText(string text, double fraction = TrainFraction)
+    {
+        var cut = (int)(text.Length * fraction);
+        var before = cut > 0 ? text.LastIndexOf('\n', cut - 1) : -1;
+        var after = text.IndexOf('\n', cut);
+        if (before >= 0) cut = before + 1;
+        else if (after >= 0 && after + 1 < text.Length) cut = after + 1;
+        if (cut <= 0 || cut >= text.Length)
+            throw new InvalidDataException($"a text of {text.Length} characters is too short to split {fraction * 100:F0}/{100 - fraction * 100:F0}");
+        return (text[..cut], text[cut..]);
+    }
+}
