@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using ChainLora.Export;
 using ChainLora.Loading;
 using ChainLora.Tasks;
 
@@ -17,6 +18,7 @@ static class EvalCommand
         var numEval = NumEval();
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => 0 }
             .AtLeast(0);
+        var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
@@ -24,7 +26,7 @@ static class EvalCommand
             "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
             "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
         {
-            model, task, data, seed, numTrain, numEval, icl, json, device, dtype,
+            model, adapter, task, data, seed, numTrain, numEval, icl, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -32,11 +34,17 @@ static class EvalCommand
             var definition = TaskRegistry.Find(r.GetValue(task)!);
             using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
                 CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
+            if (r.GetValue(adapter) is { } adapterDir)
+            {
+                using var peft = PeftAdapter.Load(adapterDir);
+                peft.MergeInto(loaded.Model);
+            }
             var sizes = new SampleSizes(r.GetValue(numTrain), 0, r.GetValue(numEval));
             var prepared = PreparedTask.Load(definition, r.GetValue(data)!, sizes, r.GetValue(seed), loaded.Tokenizer, loaded.Model.MaxPositions);
             var k = r.GetValue(icl);
             var outcome = prepared.Evaluate(loaded.Model, loaded.Tokenizer, new EvalOptions { Demonstrations = k, Seed = r.GetValue(seed) })!;
-            var result = new TaskEvalResult(definition.Name, r.GetValue(seed), loaded.Directory, k, prepared.Data, outcome.Metrics,
+            var result = new TaskEvalResult(definition.Name, r.GetValue(seed), loaded.Directory,
+                r.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, k, prepared.Data, outcome.Metrics,
                 clock.Elapsed.TotalSeconds);
             output.WriteLine(r.GetValue(json)
                 ? ResultFile.ToJson(result)
@@ -59,6 +67,8 @@ static class EvalCommand
         Required = true,
     }.Check(v => TaskRegistry.All.Any(t => t.Name.Equals(v.Trim(), StringComparison.OrdinalIgnoreCase))
         ? null : $"--task '{v}': expected one of {string.Join(", ", TaskRegistry.Names)}");
+
+    public static Option<string?> Adapter(string description) => new("--adapter") { Description = description };
 
     public static Option<string> Data() => new("--data")
     {

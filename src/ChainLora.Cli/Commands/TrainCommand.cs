@@ -50,6 +50,16 @@ static class TrainCommand
         var numEval = EvalCommand.NumEval();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true };
+        var adapter = EvalCommand.Adapter("A PEFT LoRA adapter folder, merged into the weights before training (exports stay relative to the pretrained model)");
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Also checkpoint to OUT/checkpoint every N optimizer steps (link ends always checkpoint; 0 = only those)",
+            DefaultValueFactory = _ => 0,
+        }.AtLeast(0);
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Continue an interrupted run exactly from its checkpoint (a checkpoint folder or a run folder holding checkpoint/); pass the same options",
+        };
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
@@ -57,7 +67,8 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, json, device, dtype,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
+            json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -92,8 +103,11 @@ static class TrainCommand
                 },
                 OutDir = r.GetValue(outDir)!,
                 BaseDtype = baseDtype,
+                Adapter = r.GetValue(adapter),
+                CheckpointEvery = r.GetValue(checkpointEvery),
+                ResumeFrom = r.GetValue(resume),
             };
-            var recipe = TaskRecipe.Setup(loaded, options);
+            using var recipe = TaskRecipe.Setup(loaded, options);
             var label = $"{recipe.Prepared.Task.Name} {trainingMethod.ToString().ToLowerInvariant()}";
             var result = r.GetValue(json)
                 ? recipe.Run()

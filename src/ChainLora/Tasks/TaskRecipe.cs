@@ -8,8 +8,11 @@
 //   optimizer, LR     .Trainer (AdamW default, linear decay, warmup ratio, clipping, accumulation)
 //   LoRA              .Lora (rank, alpha, dropout, targets, bias), ranks per link .Chain.Ranks
 //   batch size        .BatchSize examples (lm: windows) per micro-batch
-//   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step) and
-//                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`
+//   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
+//   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
+//                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
+//                     and checkpoint/ at every link end and every .CheckpointEvery steps
+//   resume            .ResumeFrom: a checkpoint folder (or a run folder holding checkpoint/)
 using System.Diagnostics;
 using ChainLora.Chain;
 using ChainLora.Export;
@@ -36,31 +39,46 @@ public sealed record TaskRunOptions
     public string? OutDir { get; init; }
     /// <summary>For the record only: the storage dtype the model was loaded with.</summary>
     public string BaseDtype { get; init; } = "fp32";
+    /// <summary>A PEFT LoRA adapter folder merged into the weights before training starts.</summary>
+    public string? Adapter { get; init; }
+    /// <summary>Also checkpoint every N optimizer steps (0: only at link ends). Needs <see cref="OutDir"/>.</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
+    public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, "checkpoint");
 }
 
-public sealed class TaskRecipe
+public sealed class TaskRecipe : IDisposable
 {
     readonly PretrainedModel model;
     readonly TaskRunOptions options;
     readonly ChainTrainer trainer;
     readonly ITrainingData data;
     readonly Stopwatch clock;
+    readonly PeftAdapter? initialAdapter;
     Action<StepReport>? onStep;
 
     public PreparedTask Prepared { get; }
     /// <summary>Optimizer steps the run will take (for progress bars).</summary>
     public int TotalSteps => trainer.Schedule!.TotalSteps;
 
-    TaskRecipe(PretrainedModel model, TaskRunOptions options, PreparedTask prepared, Stopwatch clock)
+    TaskRecipe(PretrainedModel model, TaskRunOptions options, PreparedTask prepared, Stopwatch clock, PeftAdapter? initialAdapter)
     {
         this.model = model;
         this.options = options;
         this.clock = clock;
+        this.initialAdapter = initialAdapter;
         Prepared = prepared;
         var encoder = new PromptEncoder(model.Tokenizer, model.Model.MaxPositions);
         data = prepared.TrainingData(encoder, options.BatchSize, options.Seed, model.Model.Device);
         var logPath = options.OutDir is null ? null : Path.Combine(options.OutDir, "train_log.jsonl");
-        trainer = new ChainTrainer(model.Model, options.Trainer with { Seed = options.Seed, LogPath = logPath }, options.Lora, options.Chain)
+        var trainerOptions = options.Trainer with
+        {
+            Seed = options.Seed, LogPath = logPath, CheckpointDir = options.CheckpointDir, CheckpointEvery = options.CheckpointEvery,
+        };
+        trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
         {
             OnStep = r => onStep?.Invoke(r),
         };
@@ -72,16 +90,40 @@ public sealed class TaskRecipe
     {
         var clock = Stopwatch.StartNew();
         var task = TaskRegistry.Find(options.Task);
-        if (options.OutDir is not null) Directory.CreateDirectory(options.OutDir);
+        if (options.CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {options.CheckpointEvery} steps: must be >= 0");
+        if (options.CheckpointEvery > 0 && options.OutDir is null) throw new ArgumentException("checkpoints need an output folder");
+        var resume = options.ResumeFrom is null ? null : ResolveCheckpoint(options.ResumeFrom);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
-        return new TaskRecipe(model, options, prepared, clock);
+        var adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
+        try
+        {
+            // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
+            adapter?.MergeInto(model.Model);
+            if (options.OutDir is not null) Directory.CreateDirectory(options.OutDir);
+            return new TaskRecipe(model, options with { ResumeFrom = resume }, prepared, clock, adapter);
+        }
+        catch
+        {
+            adapter?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A checkpoint folder (holding state.json), or a run folder holding checkpoint/.</summary>
+    static string ResolveCheckpoint(string path)
+    {
+        if (File.Exists(Path.Combine(path, "state.json"))) return path;
+        var inside = Path.Combine(path, "checkpoint");
+        if (File.Exists(Path.Combine(inside, "state.json"))) return inside;
+        throw new FileNotFoundException(
+            $"--resume '{path}': no checkpoint there (expected {Path.Combine(path, "state.json")} or {Path.Combine(inside, "state.json")})");
     }
 
     /// <summary>Trains, evaluates dev and test, and writes result.json when an output folder is set.</summary>
     public TaskRunResult Run(Action<StepReport>? onStep = null)
     {
         this.onStep = onStep;
-        var training = trainer.Train(data);
+        var training = trainer.Train(data, options.ResumeFrom);
         var eval = new EvalOptions { Seed = options.Seed };
         var dev = Prepared.Evaluate(model.Model, model.Tokenizer, eval, dev: true);
         var test = Prepared.Evaluate(model.Model, model.Tokenizer, eval)!;
@@ -91,11 +133,13 @@ public sealed class TaskRecipe
             training.TotalFlops, clock.Elapsed.TotalSeconds);
         if (options.OutDir is not null)
         {
-            if (trainer.Adapters is { } adapters) RunArtifacts.SaveChain(options.OutDir, adapters, model.Directory);
+            if (trainer.Adapters is { } adapters) RunArtifacts.SaveChain(options.OutDir, adapters, model.Directory, initialAdapter);
             ResultFile.Write(Path.Combine(options.OutDir, "result.json"), result);
         }
         return result;
     }
+
+    public void Dispose() => initialAdapter?.Dispose();
 
     HyperParameters Hyperparameters()
     {
@@ -107,7 +151,8 @@ public sealed class TaskRecipe
             full ? null : links.Select(l => l.Rank).ToList(), full ? null : links.Select(l => l.Alpha).ToList(),
             full ? null : options.Lora.Dropout, full ? null : options.Lora.TargetModules,
             full ? null : BiasName(options.Lora.Bias), options.Sizes.Train, options.Sizes.Dev, options.Sizes.Eval,
-            options.BaseDtype, model.Model.Device.ToString());
+            options.BaseDtype, model.Model.Device.ToString(),
+            options.Adapter is null ? null : Path.GetFullPath(options.Adapter));
     }
 
     static string BiasName(LoraBias bias) => bias switch

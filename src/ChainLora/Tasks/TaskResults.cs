@@ -9,7 +9,7 @@ namespace ChainLora.Tasks;
 public sealed record HyperParameters(int Epochs, double LearningRate, int BatchSize, int GradientAccumulation, string Optimizer,
     double WeightDecay, double Momentum, double WarmupRatio, double MaxGradNorm, int ChainLength,
     IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, string? LoraBias,
-    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device);
+    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter);
 
 /// <summary>One link's training; rank and alpha are null for full fine-tuning.</summary>
 public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses);
@@ -33,7 +33,7 @@ public sealed record TaskRunResult(string Task, string Method, long Seed, string
     double WallSeconds);
 
 /// <summary>A zero-shot or in-context evaluation (`chainlora eval`).</summary>
-public sealed record TaskEvalResult(string Task, long Seed, string Model, int Demonstrations, DataSummary Data,
+public sealed record TaskEvalResult(string Task, long Seed, string Model, string? Adapter, int Demonstrations, DataSummary Data,
     IReadOnlyDictionary<string, double> Test, double WallSeconds);
 
 public static class ResultFile
