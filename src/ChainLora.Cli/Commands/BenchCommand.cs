@@ -19,17 +19,23 @@ static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => 2 }.AtLeast(0);
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
+        var attention = new Option<string>("--attention")
+        {
+            Description = "Attention kernel: fused (libtorch's scaled_dot_product_attention) or math (matmul, softmax, matmul)",
+            DefaultValueFactory = _ => "fused",
+        }.AcceptOnlyFromAmong("fused", "math");
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
-            shape, method, dtype, batch, seq, steps, warmup, threads, json,
+            shape, method, dtype, batch, seq, steps, warmup, threads, attention, json,
         };
         command.SetAction(r =>
         {
             IO.NativeRuntime.Ensure();
             if (r.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(r.GetValue(threads));
+            Models.AttentionPlan.Kernel = Enum.Parse<Models.AttentionKernel>(r.GetValue(attention)!, ignoreCase: true);
             var result = StepBenchmark.Run(new BenchOptions
             {
                 Shape = r.GetValue(shape)!, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
@@ -44,6 +50,7 @@ static class BenchCommand
                     achieved_gflops = result.AchievedGflops, peak_gflops = result.PeakGflops, mfu = result.Mfu,
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
+                    attention = r.GetValue(attention),
                 })
                 : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
                   $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +

@@ -49,14 +49,16 @@ public static class ContinuationScoring
     public static Tensor MeanLogProb(CausalLM model, Tensor input, Tensor targets)
     {
         var hidden = model.ForwardHidden(input);                                // (N, T, D)
-        var marked = targets.ne(Ignore);                                        // (N, T)
-        var logits = model.ComputeLogits(hidden[marked]);                       // (M, V)
-        var chosen = targets[marked].unsqueeze(1);                              // (M, 1)
-        var logProbs = nn.functional.log_softmax(logits, -1).gather(1, chosen).squeeze(1);   // (M)
-        var n = input.shape[0];
-        var rows = arange(n, device: input.device).unsqueeze(1).expand(n, input.shape[1])[marked];   // (M)
+        var (n, t) = (input.shape[0], input.shape[1]);
+        var flatTargets = targets.reshape(-1);
+        // index_select (backward: index_add) rather than boolean indexing (backward: a slow index_put).
+        var index = flatTargets.ne(Ignore).nonzero().squeeze(1);                 // (M)
+        var logits = model.ComputeLogits(hidden.reshape(n * t, -1).index_select(0, index));   // (M, V)
+        var logProbs = nn.functional.cross_entropy(logits, flatTargets.index_select(0, index), reduction: nn.Reduction.None).neg();
+        var rows = index.div(t, RoundingMode.floor);                             // (M) the row of each target
         var sums = zeros(n, device: input.device).index_add(0, rows, logProbs, 1);
-        return sums / marked.sum(1).to(ScalarType.Float32);
+        var counts = zeros(n, device: input.device).index_add(0, rows, ones_like(logProbs), 1);
+        return sums / counts;
     }
 
     /// <summary>

@@ -1,9 +1,22 @@
-// Shared pieces of causal self-attention: masks, positions and the SDPA call with grouped KV heads.
+// Shared pieces of causal self-attention: masks, positions, and the attention itself with grouped
+// KV heads, by libtorch's fused kernel or by explicit matmul + softmax, whichever is faster.
 using static TorchSharp.torch;
 
 namespace ChainLora.Models;
 
-/// <summary>How a forward pass attends: positions, mask, and whether plain causal masking suffices.</summary>
+/// <summary>How attention is computed.</summary>
+public enum AttentionKernel
+{
+    /// <summary>libtorch's scaled_dot_product_attention (flash attention on CPU): the default.</summary>
+    Fused,
+    /// <summary>
+    /// softmax(q k^T / sqrt(d) + additive mask) v with plain matmuls, grouped KV heads never
+    /// copied. On the 2-core development CPU it ties the fused kernel at head size 8 and loses at
+    /// 48 and 64 (`chainlora bench --attention math`); kept for devices and shapes where it wins.
+    /// </summary>
+    Math,
+}
+
 public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
 {
     /// <summary>
@@ -36,7 +49,28 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// because libtorch's fused CPU attention kernel only takes 4-D inputs; the 5-D broadcast
     /// that avoids the copy falls back to the unfused math path, which is slower here.
     /// </summary>
-    public Tensor Attend(Tensor q, Tensor k, Tensor v)
+    public Tensor Attend(Tensor q, Tensor k, Tensor v) =>
+        Kernel == AttentionKernel.Math ? AttendMath(q, k, v) : AttendFused(q, k, v);
+
+    /// <summary>The kernel every attention uses (a process-wide choice for benchmarks and experiments).</summary>
+    public static AttentionKernel Kernel { get; set; } = AttentionKernel.Fused;
+
+    Tensor AttendMath(Tensor q, Tensor k, Tensor v)
+    {
+        var (b, h, t, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+        var (kv, s) = (k.shape[1], k.shape[2]);
+        var rep = h / kv;
+        // Query heads of one KV group become rows of one matmul: (B, KV, rep T, hd) x (B, KV, hd, S).
+        var scores = q.mul(1.0 / Math.Sqrt(hd)).reshape(b, kv, rep * t, hd).matmul(k.transpose(2, 3)).view(b, kv, rep, t, s);
+        var allowed = Mask is not null ? Mask.unsqueeze(2)                                          // (B, 1, 1, T, S)
+                    : IsCausal ? CausalBlock(s - t, t, q.device)                                      // (T, S)
+                    : null;
+        // In place: the matmul's backward needs its inputs, not its output.
+        if (allowed is not null) scores.add_(zeros(allowed.shape, device: q.device).masked_fill_(allowed.logical_not(), float.NegativeInfinity));
+        return scores.softmax(-1).view(b, kv, rep * t, s).matmul(v).view(b, h, t, hd);
+    }
+
+    Tensor AttendFused(Tensor q, Tensor k, Tensor v)
     {
         var (b, h, s, hd) = (q.shape[0], q.shape[1], k.shape[2], q.shape[3]);
         var kv = k.shape[1];

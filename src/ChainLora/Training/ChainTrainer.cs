@@ -182,9 +182,7 @@ public sealed class ChainTrainer
                 if (!batches.MoveNext()) break;
                 run.BatchInEpoch++;
                 var batch = batches.Current;
-                var loss = batch.Loss(model) / options.GradientAccumulation;
-                loss.backward();
-                accumulated += loss.item<float>();
+                accumulated += batch.Backward(model, 1.0 / options.GradientAccumulation);
                 run.Tokens += batch.Tokens;
                 stepTokens += batch.Tokens;
                 var key = (link.Index, batch.SequenceLength);
@@ -196,7 +194,7 @@ public sealed class ChainTrainer
                 var rate = lr.At(run.Step);
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
                 if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
-                optimizer.step();
+                StepWithoutCollection(optimizer);
                 optimizer.zero_grad();
                 run.StepLosses.Add(accumulated);
                 run.Step++;
@@ -243,6 +241,28 @@ public sealed class ChainTrainer
         var trainable = Trainable();
         optimizer = NewOptimizer(trainable);
         return trainable;
+    }
+
+    /// <summary>
+    /// optimizer.step() with the garbage collector held off. TorchSharp's optimizers pass
+    /// temporary Scalars (e.g. 1 - beta2) to native calls without keeping them alive, so a
+    /// collection in the middle of a step can finalize one while libtorch reads it (seen as a
+    /// rare "toFloat" failure inside AdamW's addcmul_). A step allocates a few hundred bytes of
+    /// managed objects per parameter, far below the region's budget.
+    /// </summary>
+    static void StepWithoutCollection(Optimizer optimizer)
+    {
+        var region = false;
+        try { region = GC.TryStartNoGCRegion(16 << 20); }
+        catch (InvalidOperationException) { }   // already in a region (a caller's): it protects us too
+        try
+        {
+            optimizer.step();
+        }
+        finally
+        {
+            if (region && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
+        }
     }
 
     List<Parameter> Trainable() => model.parameters().Where(p => p.requires_grad).ToList();

@@ -8,6 +8,18 @@ public abstract class TrainingBatch
 {
     /// <summary>Scalar loss (fp32, differentiable) of <paramref name="model"/> on this batch.</summary>
     public abstract Tensor Loss(CausalLM model);
+
+    /// <summary>
+    /// Back-propagates <paramref name="scale"/> x the loss (gradients accumulate into the
+    /// parameters) and returns that scaled loss. Batches may do this more cheaply than
+    /// <c>Loss(model).backward()</c>, as long as the gradients are the same.
+    /// </summary>
+    public virtual double Backward(CausalLM model, double scale)
+    {
+        using var loss = Loss(model).mul(scale);
+        loss.backward();
+        return loss.item<float>();
+    }
     /// <summary>Tokens fed to the model (for tokens/s).</summary>
     public abstract long Tokens { get; }
     /// <summary>Context length T of the batch (attention cost grows with it).</summary>
@@ -37,9 +49,59 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
 
     public override Tensor Loss(CausalLM model)
     {
-        var hidden = model.ForwardHidden(InputIds, AttentionMask);          // (B, T, D)
-        var marked = Targets.ne(-100);                                     // (B, T)
-        var logits = model.ComputeLogits(hidden[marked]);                  // (N, V)
-        return nn.functional.cross_entropy(logits, Targets[marked]);
+        var (rows, targets) = MarkedRows(model.ForwardHidden(InputIds, AttentionMask));
+        return nn.functional.cross_entropy(model.ComputeLogits(rows), targets);
+    }
+
+    /// <summary>
+    /// The hidden states (N, D) at the marked positions and their targets (N). Gathered by
+    /// index_select, whose backward is an index_add: boolean-mask indexing back-propagates through
+    /// a far slower index_put. When every position is marked (plain LM windows), a reshape.
+    /// </summary>
+    (Tensor Rows, Tensor Targets) MarkedRows(Tensor hidden)
+    {
+        var flat = hidden.reshape(-1, hidden.shape[^1]);                   // (B T, D)
+        var targets = Targets.reshape(-1);
+        var index = targets.ne(-100).nonzero().squeeze(1);
+        if (index.shape[0] == 0) throw new InvalidOperationException("a batch with no target tokens");
+        return index.shape[0] == targets.shape[0] ? (flat, targets) : (flat.index_select(0, index), targets.index_select(0, index));
+    }
+
+    /// <summary>Rows of logits per chunk: about 16 MB of fp32 logits at a time.</summary>
+    public static long HeadChunkRows(int vocabSize) => Math.Max(16, (4L << 20) / vocabSize);
+
+    /// <summary>
+    /// The same gradients as <see cref="Loss"/>, with the head and the cross-entropy run chunk by
+    /// chunk: each chunk's logits (N_c, V) are formed, back-propagated into the hidden states and
+    /// freed before the next, and then the body back-propagates once. With a 32000-token vocabulary
+    /// the full (N, V) logits and their gradients are hundreds of MB of fresh pages per step.
+    /// </summary>
+    public override double Backward(CausalLM model, double scale)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, targets) = MarkedRows(model.ForwardHidden(InputIds, AttentionMask));
+        var n = rows.shape[0];
+        var chunk = HeadChunkRows(model.VocabSize);
+        if (n <= chunk)
+        {
+            var loss = nn.functional.cross_entropy(model.ComputeLogits(rows), targets).mul(scale);
+            loss.backward();
+            return loss.item<float>();
+        }
+        var grads = new List<Tensor>();
+        double total = 0;
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var inner = NewDisposeScope();
+            var length = Math.Min(chunk, n - start);
+            var part = rows.narrow(0, start, length).detach().requires_grad_(true);
+            var loss = nn.functional.cross_entropy(model.ComputeLogits(part), targets.narrow(0, start, length),
+                reduction: nn.Reduction.Sum).mul(scale / n);
+            loss.backward();
+            total += loss.item<float>();
+            grads.Add(part.grad!.detach().MoveToOuterDisposeScope());
+        }
+        rows.backward([cat(grads)]);
+        return total;
     }
 }

@@ -17,7 +17,7 @@ public sealed class TrainingLog : IDisposable
     public static TrainingLog? Open(string? path, int resumedAtStep)
     {
         if (path is null) return null;
-        if (resumedAtStep == 0 || !File.Exists(path)) return new TrainingLog(new StreamWriter(path, append: false));
+        if (resumedAtStep == 0 || !File.Exists(path)) return new TrainingLog(new StreamWriter(path, append: false) { AutoFlush = true });
         var kept = File.ReadLines(path).Where(line =>
         {
             try { return (JsonNode.Parse(line)?["step"]?.GetValue<int>() ?? int.MaxValue) <= resumedAtStep; }
@@ -26,7 +26,7 @@ public sealed class TrainingLog : IDisposable
         var temp = path + $".tmp-{Environment.ProcessId}";
         File.WriteAllLines(temp, kept);
         File.Move(temp, path, overwrite: true);
-        return new TrainingLog(new StreamWriter(path, append: true));
+        return new TrainingLog(new StreamWriter(path, append: true) { AutoFlush = true });
     }
 
     public void Step(int step, int link, double loss, double lr, double tokensPerSecond) =>

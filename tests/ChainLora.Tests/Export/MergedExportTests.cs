@@ -41,7 +41,9 @@ public class MergedExportTests : TempFolderTest
         Assert.False(config.TryGetProperty("head_dim", out var _), "derived properties are not config fields");
 
         using var loaded = PretrainedModel.Load(dir);
-        Assert.True(Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected) < 1e-5);
+        // stories260K's logits reach ~20, where one fp32 ulp is 2e-6: merging reorders the sums.
+        var diff = Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected);
+        Assert.True(diff < 1e-4, $"max |Δ| = {diff:E2}");
         Assert.Equal(2, loaded.Tokenizer.EosId);
         // The live model is left as it was: still adapted, same function.
         Assert.True(Fixtures.MaxAbsDiff(ExportKit.Logits(model), expected) == 0);
@@ -61,7 +63,9 @@ public class MergedExportTests : TempFolderTest
         Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
         Assert.True(Directory.GetFiles(dir, "model-*-of-*.safetensors").Length > 2);
         using var loaded = PretrainedModel.Load(dir);
-        Assert.True(Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected) < 1e-5);
+        // stories260K's logits reach ~20, where one fp32 ulp is 2e-6: merging reorders the sums.
+        var diff = Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected);
+        Assert.True(diff < 1e-4, $"max |Δ| = {diff:E2}");
     }
 
     [Fact]
@@ -98,7 +102,9 @@ public class MergedExportTests : TempFolderTest
         using var loaded = PretrainedModel.Load(dir);
         Assert.Equal(CheckpointFormat.HuggingFace, loaded.Format);
         Assert.Equal(pretrained.Tokenizer.Encode("Once upon a time", addBos: true), loaded.Tokenizer.Encode("Once upon a time", addBos: true));
-        Assert.True(Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected) < 1e-5);
+        // stories260K's logits reach ~20, where one fp32 ulp is 2e-6: merging reorders the sums.
+        var diff = Fixtures.MaxAbsDiff(ExportKit.Logits(loaded.Model), expected);
+        Assert.True(diff < 1e-4, $"max |Δ| = {diff:E2}");
     }
 
     [Fact]

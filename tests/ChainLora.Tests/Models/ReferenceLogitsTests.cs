@@ -35,6 +35,7 @@ public class ReferenceLogitsTests
         using var _ = no_grad();
         var logits = model.Forward(Fixtures.Ints(r.GetProperty("input_ids")));
         var diff = Fixtures.MaxAbsDiff(logits, Fixtures.Floats3(r.GetProperty("logits")));
+        TestContext.Current.TestOutputHelper?.WriteLine($"{name}: max |Δlogit| = {diff:E2}");
         Assert.True(diff < Tolerance, $"{name}: max |Δlogit| = {diff:E2}");
 
         var ids = Fixtures.Ints(r.GetProperty("input_ids"));
@@ -79,6 +80,7 @@ public class ReferenceLogitsTests
         using var _ = no_grad();
         var logits = model.Forward(Fixtures.Ints(r.GetProperty("input_ids")));
         var diff = Fixtures.MaxAbsDiff(logits, Fixtures.Floats3(r.GetProperty("logits")));
+        TestContext.Current.TestOutputHelper?.WriteLine($"llama2c-tiny: max |Δlogit| = {diff:E2}");
         Assert.True(diff < Tolerance, $"llama2c-tiny: max |Δlogit| = {diff:E2}");
     }
 
