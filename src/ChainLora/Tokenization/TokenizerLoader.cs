@@ -9,6 +9,7 @@ public static class TokenizerLoader
     const string SentencePieceFile = "tokenizer.model";
     const string VocabFile = "vocab.json";
     const string MergesFile = "merges.txt";
+    const string TokenizerJsonFile = "tokenizer.json";
     const string ConfigFile = "config.json";
 
     /// <summary>config.json model_type -> tokenizer kind, used only when a directory holds both kinds.</summary>
@@ -22,7 +23,8 @@ public static class TokenizerLoader
 
     /// <summary>
     /// The tokenizer in <paramref name="dir"/>: <c>tokenizer.model</c> (or the one <c>*.model</c>)
-    /// is SentencePiece, <c>vocab.json</c> + <c>merges.txt</c> is GPT-2 byte-level BPE. When both are
+    /// is SentencePiece, <c>vocab.json</c> + <c>merges.txt</c> is GPT-2 byte-level BPE, and failing
+    /// both a byte-level BPE <c>tokenizer.json</c> (Hugging Face's fast format). When the first two are
     /// present config.json's model_type decides. bos/eos/pad_token_id from config.json, when
     /// present and not null, override the tokenizer files' own ids.
     /// </summary>
@@ -47,10 +49,12 @@ public static class TokenizerLoader
         }
         else if (sentencePiece is not null) kind = Kind.SentencePiece;
         else if (hasBpe) kind = Kind.Gpt2Bpe;
+        else if (File.Exists(Path.Combine(dir, TokenizerJsonFile)))
+            return Gpt2BpeTextTokenizer.FromTokenizerJson(Path.Combine(dir, TokenizerJsonFile), config?.BosId, config?.EosId, config?.PadId);
         else
             throw new FileNotFoundException(
-                $"No tokenizer in '{dir}': looked for {SentencePieceFile} (or a single *.model SentencePiece file) " +
-                $"or {VocabFile} + {MergesFile}");
+                $"No tokenizer in '{dir}': looked for {SentencePieceFile} (or a single *.model SentencePiece file), " +
+                $"{VocabFile} + {MergesFile}, or a byte-level BPE {TokenizerJsonFile}");
 
         return kind == Kind.SentencePiece
             ? SentencePieceTextTokenizer.FromFile(sentencePiece!, config?.BosId, config?.EosId, config?.PadId)

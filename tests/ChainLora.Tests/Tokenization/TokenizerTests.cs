@@ -162,6 +162,52 @@ public sealed class TokenizerTests : IDisposable
         Assert.Equal([SpecialEos, .. ids], tok.Encode(text, addBos: true));
     }
 
+    /// <summary>The same vocabulary as a Hugging Face tokenizer.json: specials as added_tokens, merges in both spellings.</summary>
+    void WriteTinyTokenizerJson(string dir, string modelType = "BPE")
+    {
+        var vocab = new Dictionary<string, int>();
+        for (var b = 0; b < 256; b++) vocab[ByteSymbol(b)] = b;
+        (vocab["Ġt"], vocab["he"], vocab["Ġthe"]) = (MergeGt, MergeHe, MergeGthe);
+        var json = new
+        {
+            version = "1.0",
+            added_tokens = new object[]
+            {
+                new { id = SpecialS, content = "<s>", special = true },
+                new { id = SpecialPad, content = "<pad>", special = true },
+                new { id = SpecialEos, content = "</s>", special = true },
+                new { id = 262, content = "<unk>", special = true },
+            },
+            pre_tokenizer = new { type = "ByteLevel", add_prefix_space = false, trim_offsets = true, use_regex = true },
+            model = new { type = modelType, vocab, merges = new object[] { "Ġ t", new[] { "h", "e" }, "Ġt he" } },
+        };
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), JsonSerializer.Serialize(json));
+    }
+
+    [Fact]
+    public void Bpe_tokenizer_json_encodes_like_vocab_json_and_merges()
+    {
+        WriteTinyTokenizerJson(temp.FullName);
+        var fromJson = TokenizerLoader.FromDirectory(temp.FullName);
+        Assert.IsType<Gpt2BpeTextTokenizer>(fromJson);
+        Assert.Equal((263, SpecialEos, SpecialEos, SpecialPad), (fromJson.VocabSize, fromJson.BosId, fromJson.EosId, fromJson.PadId));
+        foreach (var (text, ids) in BpeCases.Select(c => c.Data))
+        {
+            Assert.Equal(ids, fromJson.Encode(text, addBos: false));
+            if (!text.Contains("</s>", StringComparison.Ordinal))   // decoding drops special tokens
+                Assert.Equal(text, fromJson.Decode(fromJson.Encode(text, addBos: true)));
+        }
+    }
+
+    [Fact]
+    public void A_tokenizer_json_that_is_not_byte_level_bpe_is_named()
+    {
+        WriteTinyTokenizerJson(temp.FullName, modelType: "WordPiece");
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerLoader.FromDirectory(temp.FullName));
+        Assert.Contains("tokenizer.json", e.Message);
+        Assert.Contains("WordPiece", e.Message);
+    }
+
     [Theory]
     [InlineData(" the")]
     [InlineData("the the")]
