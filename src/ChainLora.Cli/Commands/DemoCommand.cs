@@ -34,20 +34,23 @@ static class DemoCommand
                     {
                         method = x.Method, chain_length = x.ChainLength, ranks = x.Ranks, trainable_parameters = x.TrainableParameters,
                         final_train_loss = x.FinalTrainLoss, heldout_loss = x.HeldoutLoss, relative_update_error = x.RelativeUpdateError,
+                        best_single_link_error = x.BestSingleLinkError,
                         training_flops = x.TrainingFlops, seconds = x.Seconds,
                     }),
                 }));
                 return 0;
             }
             var table = new Table().Title("Residual learning toward W + dW* (rank 24 on q_proj, v_proj), same step budget");
-            foreach (var c in new[] { "method", "ranks", "trainable", "train loss", "held-out loss", "||dW*-sum dW||/||dW*||", "train GFLOPs", "seconds" })
+            foreach (var c in new[] { "method", "ranks", "trainable", "train loss", "held-out loss", "||dW*-sum dW||/||dW*||", "best one link", "train GFLOPs", "seconds" })
                 table.AddColumn(new TableColumn(c).RightAligned());
             foreach (var x in runs)
                 table.AddRow(Markup.Escape(x.Method), string.Join(",", x.Ranks), $"{x.TrainableParameters:N0}", $"{x.FinalTrainLoss:F5}",
-                    $"{x.HeldoutLoss:F5}", $"{x.RelativeUpdateError:F4}", $"{x.TrainingFlops / 1e9:F1}", $"{x.Seconds:F1}");
+                    $"{x.HeldoutLoss:F5}", $"{x.RelativeUpdateError:F4}", $"{x.BestSingleLinkError:F4}", $"{x.TrainingFlops / 1e9:F1}", $"{x.Seconds:F1}");
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
             console.Profile.Width = Math.Max(console.Profile.Width, 132);
             console.Write(table);
+            console.WriteLine("best one link: the least relative error any single update of the run's largest link rank can reach " +
+                              "(Eckart-Young on dW*'s singular values); a chain sums several links and can go below it.");
             return 0;
         });
         return command;

@@ -37,8 +37,13 @@ public sealed record DemoOptions
 /// <summary>One method of the comparison: LoRA is a chain of length 1.</summary>
 public sealed record DemoMethod(string Name, int ChainLength, IReadOnlyList<int> Ranks);
 
+/// <summary>
+/// <paramref name="BestSingleLinkError"/>: the smallest relative error any one update of the
+/// run's largest link rank can reach (Eckart-Young, from dW*'s singular values), the ceiling a
+/// single LoRA of that rank cannot pass and a chain can.
+/// </summary>
 public sealed record DemoRun(string Method, int ChainLength, IReadOnlyList<int> Ranks, long TrainableParameters,
-    double FinalTrainLoss, double HeldoutLoss, double RelativeUpdateError, double TrainingFlops, double Seconds);
+    double FinalTrainLoss, double HeldoutLoss, double RelativeUpdateError, double BestSingleLinkError, double TrainingFlops, double Seconds);
 
 public static class ResidualLearningDemo
 {
@@ -61,6 +66,7 @@ public static class ResidualLearningDemo
         using var pretrained = new LlamaForCausalLM(config);
         var weights = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         var targetDelta = TargetDelta(pretrained, o);
+        var singularValues = targetDelta.Values.Select(d => linalg.svdvals(d).data<float>().Select(x => (double)x).ToArray()).ToList();
         using var target = new LlamaForCausalLM(config);
         StateDict.LoadStrict(target, weights, "pretrained");
         using (no_grad())
@@ -102,7 +108,8 @@ public static class ResidualLearningDemo
             var error = RelativeError(targetDelta, trainer.Adapters!.TotalDeltas());
             var final = result.StepLosses.TakeLast(Math.Max(1, o.Steps / epochs)).Average();
             runs.Add(new DemoRun(method.Name, method.ChainLength, result.Links.Select(l => l.Rank).ToList(),
-                result.TrainableParameters, final, heldout, error, result.TotalFlops, clock.Elapsed.TotalSeconds));
+                result.TrainableParameters, final, heldout, error, BestRankError(singularValues, method.Ranks.Max()), result.TotalFlops,
+                clock.Elapsed.TotalSeconds));
         }
         return runs;
     }
@@ -120,6 +127,10 @@ public static class ResidualLearningDemo
         }
         return deltas;
     }
+
+    /// <summary>sqrt(sum over matrices of sum_{i > r} s_i^2 / sum of all s_i^2).</summary>
+    static double BestRankError(List<double[]> singularValues, int rank) =>
+        Math.Sqrt(singularValues.Sum(s => s.Skip(rank).Sum(x => x * x)) / singularValues.Sum(s => s.Sum(x => x * x)));
 
     static double RelativeError(Dictionary<string, Tensor> target, Dictionary<string, Tensor> learned)
     {

@@ -23,6 +23,11 @@ public class DemoTests
             Assert.True(r.GetProperty("training_flops").GetDouble() > 0);
         }
         Assert.Equal(3 * runs[0].GetProperty("trainable_parameters").GetInt64(), runs[4].GetProperty("trainable_parameters").GetInt64());
+        // dW* has rank 24 with a spread spectrum: one rank-8 update leaves part of it, a rank-24 one none.
+        var best8 = runs[0].GetProperty("best_single_link_error").GetDouble();
+        Assert.InRange(best8, 0.3, 0.95);
+        Assert.Equal(best8, runs[2].GetProperty("best_single_link_error").GetDouble());
+        Assert.InRange(runs[4].GetProperty("best_single_link_error").GetDouble(), 0, 1e-3);
     }
 
     [Fact]
