@@ -21,9 +21,10 @@ static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var attention = new Option<string>("--attention")
         {
-            Description = "Attention kernel: fused (libtorch's scaled_dot_product_attention) or math (matmul, softmax, matmul)",
-            DefaultValueFactory = _ => "fused",
-        }.AcceptOnlyFromAmong("fused", "math");
+            Description = "Attention kernel: auto (math on CPU below head size 32, fused otherwise), fused (libtorch's " +
+                          "scaled_dot_product_attention) or math (matmuls and softmax, causal blocks)",
+            DefaultValueFactory = _ => "auto",
+        }.AcceptOnlyFromAmong("auto", "fused", "math");
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
