@@ -7,7 +7,7 @@ namespace ChainLora.Models;
 /// <summary>How attention is computed.</summary>
 public enum AttentionKernel
 {
-    /// <summary>Math on CPU for head sizes below 32 (where it is faster), fused otherwise: the default.</summary>
+    /// <summary>Math on CPU for head sizes below 32 and at least 128 queries (where it is faster), fused otherwise: the default.</summary>
     Auto,
     /// <summary>libtorch's scaled_dot_product_attention (flash attention on CPU).</summary>
     Fused,
@@ -59,8 +59,10 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// <summary>The kernel every attention uses (a process-wide choice for benchmarks and experiments).</summary>
     public static AttentionKernel Kernel { get; set; } = AttentionKernel.Auto;
 
-    /// <summary>Under Auto, CPU attention with heads smaller than this goes to the math path.</summary>
+    /// <summary>Under Auto, CPU attention with heads smaller than this goes to the math path...</summary>
     public const int MathBelowHeadSize = 32;
+    /// <summary>...when it has at least this many queries (short ones are overhead-bound: fused wins).</summary>
+    public const int MathFromQueries = 128;
 
     const int CausalBlocks = 4;
 
@@ -68,7 +70,7 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     {
         AttentionKernel.Math => true,
         AttentionKernel.Fused => false,
-        _ => q.device.type == TorchSharp.DeviceType.CPU && q.shape[3] < MathBelowHeadSize,
+        _ => q.device.type == TorchSharp.DeviceType.CPU && q.shape[3] < MathBelowHeadSize && q.shape[2] >= MathFromQueries,
     };
 
     Tensor AttendMath(Tensor q, Tensor k, Tensor v)
