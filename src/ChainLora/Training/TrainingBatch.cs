@@ -67,8 +67,15 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
         return index.shape[0] == targets.shape[0] ? (flat, targets) : (flat.index_select(0, index), targets.index_select(0, index));
     }
 
-    /// <summary>Rows of logits per chunk: about 16 MB of fp32 logits at a time.</summary>
-    public static long HeadChunkRows(int vocabSize) => Math.Max(16, (4L << 20) / vocabSize);
+    /// <summary>
+    /// Logit elements per chunk of the head. 8 Mi (32 MB of fp32 logits, 262 rows at a 32000-token
+    /// vocabulary) was fastest for llama15m on the development CPU: 1.02 s for forward + backward
+    /// against 1.15 s at 4 Mi, 1.59 s at 1 Mi and 1.30-1.40 s unchunked.
+    /// </summary>
+    public static long HeadChunkElements { get; set; } = 8L << 20;
+
+    /// <summary>Rows of logits per chunk.</summary>
+    public static long HeadChunkRows(int vocabSize) => Math.Max(16, HeadChunkElements / vocabSize);
 
     /// <summary>
     /// The same gradients as <see cref="Loss"/>, with the head and the cross-entropy run chunk by
