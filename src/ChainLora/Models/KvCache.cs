@@ -26,6 +26,19 @@ public sealed class KvCache(int layers) : IDisposable
         return (newK, newV);
     }
 
+    /// <summary>Keeps the cached rows <paramref name="index"/> (int64), in that order: rows may repeat.</summary>
+    public void SelectRows(Tensor index)
+    {
+        for (var i = 0; i < keys.Length; i++)
+        {
+            if (keys[i] is not { } k || values[i] is not { } v) continue;
+            keys[i] = k.index_select(0, index).DetachFromDisposeScope();
+            values[i] = v.index_select(0, index).DetachFromDisposeScope();
+            k.Dispose();
+            v.Dispose();
+        }
+    }
+
     public void Dispose()
     {
         for (var i = 0; i < keys.Length; i++)

@@ -50,7 +50,7 @@ public static class TaskEvaluator
     static EvalOutcome Choose(CausalLM model, PromptEncoder encoder, IReadOnlyList<ChoiceExample> examples, IReadOnlyList<string> prompts, EvalOptions options)
     {
         var encoded = examples.Select((e, i) => encoder.Choice(e, prompts[i])).ToList();
-        var scores = ContinuationScoring.Score(model, encoded.SelectMany(e => e.Candidates).ToList(), options.BatchTokens, encoder.Tokenizer.PadId);
+        var scores = ContinuationScoring.ScoreSharingPrompts(model, encoded.SelectMany(e => e.Candidates).ToList(), options.BatchTokens, encoder.Tokenizer.PadId);
         var predictions = new List<string>();
         var right = 0;
         var offset = 0;
