@@ -144,21 +144,10 @@ public static class ContinuationScoring
                 }
             }
             var members = batch.SelectMany((g, b) => Enumerable.Range(g.Start, g.Count).Select(i => (Row: i, Group: b))).ToList();
-            var tailLength = members.Max(m => rows[m.Row].Continuation.Count);
-            var tailIds = new long[members.Count * tailLength];
-            var targets = new long[members.Count * tailLength];
-            Array.Fill(tailIds, padId);
-            Array.Fill(targets, Ignore);
-            for (var m = 0; m < members.Count; m++)
-            {
-                var (prompt, continuation) = (rows[members[m].Row].Prompt, rows[members[m].Row].Continuation);
-                tailIds[m * tailLength] = prompt[^1];
-                for (var j = 0; j < continuation.Count; j++)
-                {
-                    if (j + 1 < continuation.Count) tailIds[m * tailLength + j + 1] = continuation[j];
-                    targets[m * tailLength + j] = continuation[j];
-                }
-            }
+            // Each tail is the prompt's last token, then the candidate: packed like a one-token prompt.
+            var (tailIds, targets) = Pack(members.Select(m => new PromptAndContinuation([rows[m.Row].Prompt[^1]], rows[m.Row].Continuation)).ToList(),
+                device, padId);
+            var (tailRows, tailLength) = (tailIds.shape[0], tailIds.shape[1]);
             var groupOfRow = tensor(members.Select(m => (long)m.Group).ToArray(), device: device);
             Tensor mask;
             if (prefix > 0)
@@ -166,11 +155,11 @@ public static class ContinuationScoring
                 var prefixMaskTensor = tensor(prefixMask, [count, prefix], device: device);
                 model.ForwardHidden(tensor(prefixIds, [count, prefix], device: device), prefixMaskTensor, cache);
                 cache.SelectRows(groupOfRow);
-                mask = cat([prefixMaskTensor.index_select(0, groupOfRow), ones(members.Count, tailLength, dtype: ScalarType.Int64, device: device)], 1);
+                mask = cat([prefixMaskTensor.index_select(0, groupOfRow), ones(tailRows, tailLength, dtype: ScalarType.Int64, device: device)], 1);
             }
-            else mask = ones(members.Count, tailLength, dtype: ScalarType.Int64, device: device);
-            var hidden = model.ForwardHidden(tensor(tailIds, [members.Count, tailLength], device: device), mask, cache);
-            var values = MeanLogProbOf(model, hidden, tensor(targets, [members.Count, tailLength], device: device)).cpu().data<float>().ToArray();
+            else mask = ones(tailRows, tailLength, dtype: ScalarType.Int64, device: device);
+            var hidden = model.ForwardHidden(tailIds, mask, cache);
+            var values = MeanLogProbOf(model, hidden, targets).cpu().data<float>().ToArray();
             for (var m = 0; m < members.Count; m++) scores[members[m].Row] = values[m];
         }
         return scores;

@@ -88,14 +88,14 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
             {
                 var length = Math.Min(size, t - start);
                 var seen = start + length;
-                var scores = Group(scaled.narrow(3, start, length), b, kv, rep * length, hd)
+                var scores = scaled.narrow(3, start, length).reshape(b, kv, rep * length, hd)
                     .matmul(k.narrow(2, 0, seen).transpose(2, 3)).view(b, kv, rep, length, seen);
                 scores.narrow(4, start, length).add_(AdditiveMask(CausalBlock(0, length, q.device)));
                 outputs.Add(scores.softmax(-1).view(b, kv, rep * length, seen).matmul(v.narrow(2, 0, seen)).view(b, kv, rep, length, hd));
             }
             return cat(outputs, 3).view(b, h, t, hd);
         }
-        var all = Group(scaled, b, kv, rep * t, hd).matmul(k.transpose(2, 3)).view(b, kv, rep, t, s);
+        var all = scaled.reshape(b, kv, rep * t, hd).matmul(k.transpose(2, 3)).view(b, kv, rep, t, s);
         var allowed = Mask is not null ? Mask.unsqueeze(2)                                          // (B, 1, 1, T, S)
                     : IsCausal ? CausalBlock(s - t, t, q.device)                                      // (T, S)
                     : null;
@@ -103,8 +103,6 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
         if (allowed is not null) all.add_(AdditiveMask(allowed));
         return all.softmax(-1).view(b, kv, rep * t, s).matmul(v).view(b, h, t, hd);
     }
-
-    static Tensor Group(Tensor x, long b, long kv, long rows, long hd) => x.reshape(b, kv, rows, hd);
 
     /// <summary>0 where attending is allowed, -inf elsewhere.</summary>
     static Tensor AdditiveMask(Tensor allowed) =>

@@ -47,7 +47,7 @@ public sealed record TaskRunOptions
     public string? ResumeFrom { get; init; }
 
     /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
-    public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, "checkpoint");
+    public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, Checkpoint.FolderName);
 }
 
 public sealed class TaskRecipe : IDisposable
@@ -92,7 +92,7 @@ public sealed class TaskRecipe : IDisposable
         var task = TaskRegistry.Find(options.Task);
         if (options.CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {options.CheckpointEvery} steps: must be >= 0");
         if (options.CheckpointEvery > 0 && options.OutDir is null) throw new ArgumentException("checkpoints need an output folder");
-        var resume = options.ResumeFrom is null ? null : ResolveCheckpoint(options.ResumeFrom);
+        var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
         var adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
         try
@@ -107,16 +107,6 @@ public sealed class TaskRecipe : IDisposable
             adapter?.Dispose();
             throw;
         }
-    }
-
-    /// <summary>A checkpoint folder (holding state.json), or a run folder holding checkpoint/.</summary>
-    static string ResolveCheckpoint(string path)
-    {
-        if (File.Exists(Path.Combine(path, "state.json"))) return path;
-        var inside = Path.Combine(path, "checkpoint");
-        if (File.Exists(Path.Combine(inside, "state.json"))) return inside;
-        throw new FileNotFoundException(
-            $"--resume '{path}': no checkpoint there (expected {Path.Combine(path, "state.json")} or {Path.Combine(inside, "state.json")})");
     }
 
     /// <summary>Trains, evaluates dev and test, and writes result.json when an output folder is set.</summary>

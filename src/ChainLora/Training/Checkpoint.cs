@@ -39,6 +39,19 @@ public static class Checkpoint
     const string StateFile = "state.json", WeightsFile = "weights.safetensors", OptimizerFile = "optimizer.bin", RngFile = "rng.bin";
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
+    /// <summary>The folder a run keeps its checkpoint in, inside its output folder.</summary>
+    public const string FolderName = "checkpoint";
+
+    /// <summary><paramref name="path"/> when it is a checkpoint, or the checkpoint inside a run folder; an error naming both otherwise.</summary>
+    public static string Locate(string path)
+    {
+        if (File.Exists(Path.Combine(path, StateFile))) return path;
+        var inside = Path.Combine(path, FolderName);
+        if (File.Exists(Path.Combine(inside, StateFile))) return inside;
+        throw new FileNotFoundException(
+            $"--resume '{path}': no checkpoint there (expected {Path.Combine(path, StateFile)} or {Path.Combine(inside, StateFile)})");
+    }
+
     public static void Save(string dir, RunState run, CausalLM model, LoraAdapters? adapters, Optimizer optimizer)
     {
         var parent = Path.GetDirectoryName(Path.GetFullPath(dir))!;
