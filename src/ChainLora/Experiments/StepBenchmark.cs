@@ -72,6 +72,7 @@ public static class StepBenchmark
         var peak = MatmulPeakGflops(o.BaseDtype);
         manual_seed(o.Seed);
         using var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype);
+        InitialiseEmbeddingsLikeTransformers(model);
         if (o.Sequence > model.MaxPositions)
             throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.Shape} context of {model.MaxPositions}");
 
@@ -94,6 +95,21 @@ public static class StepBenchmark
         return new BenchResult(o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
             o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, PeakRssMb(),
             result.KnotTime.TotalSeconds, get_num_threads());
+    }
+
+    /// <summary>
+    /// Token and position embeddings drawn from N(0, 0.02), as transformers' <c>_init_weights</c> and
+    /// the PyTorch peer do. torch.nn.Embedding's own N(0, 1), through the tied head, gives logits
+    /// with a standard deviation of ~17 whose softmax underflows: libtorch's vectorised exp takes a
+    /// slow path for results below the fp32 range (15x slower at exp(-100) than at exp(-5)), which
+    /// no trained checkpoint would meet and which made the cross-entropy 3x slower than it is.
+    /// </summary>
+    static void InitialiseEmbeddingsLikeTransformers(CausalLM model)
+    {
+        using var _ = no_grad();
+        foreach (var (name, parameter) in model.named_parameters())
+            if (name.EndsWith("embed_tokens.weight", StringComparison.Ordinal) || name.EndsWith("embed_positions.weight", StringComparison.Ordinal))
+                parameter.normal_(0, 0.02);
     }
 
     /// <summary>

@@ -79,9 +79,10 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
 
     /// <summary>
     /// The same gradients as <see cref="Loss"/>, with the head and the cross-entropy run chunk by
-    /// chunk: each chunk's logits (N_c, V) are formed, back-propagated into the hidden states and
-    /// freed before the next, and then the body back-propagates once. With a 32000-token vocabulary
-    /// the full (N, V) logits and their gradients are hundreds of MB of fresh pages per step.
+    /// chunk: each chunk's logits (N_c, V) are formed, turned in place into their own gradient,
+    /// back-propagated into the hidden states and freed before the next, and then the body
+    /// back-propagates once. With a 32000-token vocabulary the full (N, V) logits and their
+    /// gradients are hundreds of MB of fresh pages per step.
     /// </summary>
     public override double Backward(CausalLM model, double scale)
     {
@@ -89,12 +90,6 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
         var (rows, targets) = MarkedRows(model.ForwardHidden(InputIds, AttentionMask));
         var n = rows.shape[0];
         var chunk = HeadChunkRows(model.VocabSize);
-        if (n <= chunk)
-        {
-            var loss = nn.functional.cross_entropy(model.ComputeLogits(rows), targets).mul(scale);
-            loss.backward();
-            return loss.item<float>();
-        }
         var grads = new List<Tensor>();
         double total = 0;
         for (long start = 0; start < n; start += chunk)
@@ -102,13 +97,40 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
             using var inner = NewDisposeScope();
             var length = Math.Min(chunk, n - start);
             var part = rows.narrow(0, start, length).detach().requires_grad_(true);
-            var loss = nn.functional.cross_entropy(model.ComputeLogits(part), targets.narrow(0, start, length),
-                reduction: nn.Reduction.Sum).mul(scale / n);
-            loss.backward();
-            total += loss.item<float>();
+            var logits = model.ComputeLogits(part);
+            // The head's backward needs its input and weight, not the logits, so they may be overwritten.
+            using (no_grad()) total += CrossEntropyIntoGradient(logits.detach(), targets.narrow(0, start, length), scale / n);
+            logits.backward([logits.detach()]);
             grads.Add(part.grad!.detach().MoveToOuterDisposeScope());
         }
-        rows.backward([cat(grads)]);
+        rows.backward([grads.Count == 1 ? grads[0] : cat(grads)]);
         return total;
+    }
+
+    /// <summary>
+    /// Exponents are clamped here before exp: libtorch's vectorised exp takes a slow path for
+    /// results below the fp32 range (exp(-100) runs 15x slower than exp(-5)). A probability
+    /// raised to exp(-87) = 1.6e-38 changes nothing measurable.
+    /// </summary>
+    const double MinExponent = -87;
+
+    /// <summary>
+    /// Overwrites <paramref name="logits"/> (N, V) fp32 with <paramref name="coefficient"/> x the
+    /// gradient of the summed cross-entropy, softmax(logits) - onehot(targets), and returns
+    /// <paramref name="coefficient"/> x that sum. One fused pass instead of autograd's log_softmax,
+    /// nll_loss and their backward kernels, each a full (N, V) tensor.
+    /// </summary>
+    internal static double CrossEntropyIntoGradient(Tensor logits, Tensor targets, double coefficient)
+    {
+        using var scope = NewDisposeScope();
+        var index = targets.unsqueeze(1);
+        var picked = logits.gather(1, index);                                    // (N, 1)
+        var max = logits.amax([1], keepdim: true);
+        logits.sub_(max).clamp_min_(MinExponent).exp_();
+        var sum = logits.sum([1], keepdim: true);
+        var loss = sum.log().add_(max).sub_(picked).sum().item<float>() * coefficient;
+        logits.mul_(sum.reciprocal_().mul_(coefficient));
+        logits.scatter_add_(1, index, full_like(picked, -coefficient));
+        return loss;
     }
 }
