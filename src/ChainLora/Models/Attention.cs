@@ -64,7 +64,12 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// <summary>...when it has at least this many queries (short ones are overhead-bound: fused wins).</summary>
     public const int MathFromQueries = 128;
 
-    const int CausalBlocks = 4;
+    /// <summary>
+    /// Query blocks of causal math attention: more blocks skip more of the masked half (1/2 + 1/2n
+    /// of the full scores are formed) at the cost of more, smaller matmuls. At head size 8 and
+    /// T = 256, 8 blocks took 10.4 ms (forward + backward) against 11.2 for 4; at head size 48, 4 won.
+    /// </summary>
+    static int CausalBlocks(long headSize) => headSize < 16 ? 8 : 4;
 
     static bool UseMath(Tensor q) => Kernel switch
     {
@@ -79,10 +84,11 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
         var (kv, s) = (k.shape[1], k.shape[2]);
         var rep = h / kv;
         var scaled = q.mul(1.0 / Math.Sqrt(hd)).view(b, kv, rep, t, hd);
-        if (Mask is null && IsCausal && s == t && t >= 2 * CausalBlocks)
+        var blocks = CausalBlocks(hd);
+        if (Mask is null && IsCausal && s == t && t >= 2 * blocks)
         {
             // Query block i sees keys [0, end of block i): score only those; mask only the diagonal block.
-            var size = (t + CausalBlocks - 1) / CausalBlocks;
+            var size = (t + blocks - 1) / blocks;
             var outputs = new List<Tensor>();
             for (long start = 0; start < t; start += size)
             {

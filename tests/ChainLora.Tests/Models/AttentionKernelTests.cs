@@ -23,19 +23,21 @@ public class AttentionKernelTests
         }
     }
 
-    public static TheoryData<int, int, bool, int> Cases => new()
+    public static TheoryData<int, int, bool, int, int, int> Cases => new()
     {
-        { 8, 4, false, 0 },   // causal, grouped heads (stories260K's layout)
-        { 4, 4, true, 0 },    // left padding
-        { 8, 2, true, 0 },    // padding and groups of four
-        { 4, 4, false, 5 },   // a cached prefix of 5 positions
+        { 8, 4, false, 0, 9, 8 },    // causal, grouped heads (stories260K's layout), one score block
+        { 8, 4, false, 0, 37, 8 },   // causal in 8 query blocks, the last one short
+        { 4, 4, false, 0, 37, 16 },  // causal in 4 query blocks
+        { 4, 4, true, 0, 9, 8 },     // left padding
+        { 8, 2, true, 0, 9, 8 },     // padding and groups of four
+        { 4, 4, false, 5, 9, 8 },    // a cached prefix of 5 positions
     };
 
     [Theory, MemberData(nameof(Cases))]
-    public void Math_and_fused_attention_agree(int heads, int kvHeads, bool padded, int past)
+    public void Math_and_fused_attention_agree(int heads, int kvHeads, bool padded, int past, int t, int hd)
     {
         manual_seed(3);
-        const int batch = 2, t = 9, hd = 8;
+        const int batch = 2;
         var s = past + t;
         var q = randn(batch, heads, t, hd);
         var k = randn(batch, kvHeads, s, hd);
