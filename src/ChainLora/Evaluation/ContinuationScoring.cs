@@ -2,6 +2,7 @@
 // right-padded, so no attention mask is needed (a causal model never looks ahead at the padding)
 // and positions are unchanged; logits are computed only where a continuation token is predicted.
 using ChainLora.Models;
+using ChainLora.Training;
 using static TorchSharp.torch;
 
 namespace ChainLora.Evaluation;
@@ -14,7 +15,7 @@ public sealed record PromptAndContinuation(IReadOnlyList<int> Prompt, IReadOnlyL
 
 public static class ContinuationScoring
 {
-    public const long Ignore = -100;
+    public const long Ignore = MarkedPositions.Ignore;
 
     /// <summary>
     /// Inputs (N, T) int64, right-padded with <paramref name="padId"/>, and targets (N, T) int64:
@@ -53,11 +54,8 @@ public static class ContinuationScoring
     static Tensor MeanLogProbOf(CausalLM model, Tensor hidden, Tensor targets)
     {
         var (n, t) = (targets.shape[0], targets.shape[1]);
-        var flatTargets = targets.reshape(-1);
-        // index_select (backward: index_add) rather than boolean indexing (backward: a slow index_put).
-        var index = flatTargets.ne(Ignore).nonzero().squeeze(1);                 // (M)
-        var logits = model.ComputeLogits(hidden.reshape(n * t, -1).index_select(0, index));   // (M, V)
-        var logProbs = nn.functional.cross_entropy(logits, flatTargets.index_select(0, index), reduction: nn.Reduction.None).neg();
+        var (marked, markedTargets, index) = MarkedPositions.Gather(hidden, targets);   // (M, D), (M), (M)
+        var logProbs = nn.functional.cross_entropy(model.ComputeLogits(marked), markedTargets, reduction: nn.Reduction.None).neg();
         var rows = index.div(t, RoundingMode.floor);                             // (M) the row of each target
         var sums = zeros(n, device: targets.device).index_add(0, rows, logProbs, 1);
         var counts = zeros(n, device: targets.device).index_add(0, rows, ones_like(logProbs), 1);

@@ -26,6 +26,29 @@ public abstract class TrainingBatch
     public abstract int SequenceLength { get; }
 }
 
+/// <summary>Positions whose target is not -100: the ones a loss or a score is computed at.</summary>
+public static class MarkedPositions
+{
+    public const long Ignore = -100;
+
+    /// <summary>
+    /// The hidden states (M, D) at the marked positions of <paramref name="hidden"/> (B, T, D), their
+    /// targets (M) and flat indices (M) into B x T. Gathered by index_select, whose backward is an
+    /// index_add: boolean-mask indexing back-propagates through a far slower index_put. When every
+    /// position is marked (plain LM windows), a reshape.
+    /// </summary>
+    public static (Tensor Rows, Tensor Targets, Tensor Index) Gather(Tensor hidden, Tensor targets)
+    {
+        var flat = hidden.reshape(-1, hidden.shape[^1]);                   // (B T, D)
+        var flatTargets = targets.reshape(-1);
+        var index = flatTargets.ne(Ignore).nonzero().squeeze(1);
+        if (index.shape[0] == 0) throw new InvalidOperationException("a batch with no target tokens");
+        return index.shape[0] == flatTargets.shape[0]
+            ? (flat, flatTargets, index)
+            : (flat.index_select(0, index), flatTargets.index_select(0, index), index);
+    }
+}
+
 /// <summary>Supplies the micro-batches of each epoch, in a deterministic order for a given epoch.</summary>
 public interface ITrainingData
 {
@@ -49,22 +72,8 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
 
     public override Tensor Loss(CausalLM model)
     {
-        var (rows, targets) = MarkedRows(model.ForwardHidden(InputIds, AttentionMask));
+        var (rows, targets, _) = MarkedPositions.Gather(model.ForwardHidden(InputIds, AttentionMask), Targets);
         return nn.functional.cross_entropy(model.ComputeLogits(rows), targets);
-    }
-
-    /// <summary>
-    /// The hidden states (N, D) at the marked positions and their targets (N). Gathered by
-    /// index_select, whose backward is an index_add: boolean-mask indexing back-propagates through
-    /// a far slower index_put. When every position is marked (plain LM windows), a reshape.
-    /// </summary>
-    (Tensor Rows, Tensor Targets) MarkedRows(Tensor hidden)
-    {
-        var flat = hidden.reshape(-1, hidden.shape[^1]);                   // (B T, D)
-        var targets = Targets.reshape(-1);
-        var index = targets.ne(-100).nonzero().squeeze(1);
-        if (index.shape[0] == 0) throw new InvalidOperationException("a batch with no target tokens");
-        return index.shape[0] == targets.shape[0] ? (flat, targets) : (flat.index_select(0, index), targets.index_select(0, index));
     }
 
     /// <summary>
@@ -87,7 +96,7 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
     public override double Backward(CausalLM model, double scale)
     {
         using var scope = NewDisposeScope();
-        var (rows, targets) = MarkedRows(model.ForwardHidden(InputIds, AttentionMask));
+        var (rows, targets, _) = MarkedPositions.Gather(model.ForwardHidden(InputIds, AttentionMask), Targets);
         var n = rows.shape[0];
         var chunk = HeadChunkRows(model.VocabSize);
         var grads = new List<Tensor>();
