@@ -63,8 +63,10 @@ def main():
             row = {
                 "shape": shape, "dtype": dtype, "batch": batch, "ours_tok_s": o, "peer_tok_s": p, "ratio": o / p,
                 "ours_mfu": statistics.median(r["mfu"] for r in ours),
-                "ours_rss_mb": max(r["peak_rss_mb"] for r in ours), "peer_rss_mb": max(r["peak_rss_mb"] for r in peer),
-                "ours_cola_rss_mb": max(r["peak_rss_mb"] for r in cola) if cola else None,
+                # Medians over rounds: one process's high-water mark moves by a few % with the allocator's luck.
+                "ours_rss_mb": statistics.median(r["peak_rss_mb"] for r in ours),
+                "peer_rss_mb": statistics.median(r["peak_rss_mb"] for r in peer),
+                "ours_cola_rss_mb": statistics.median(r["peak_rss_mb"] for r in cola) if cola else None,
                 "ours_cola_tok_s": statistics.median(r["tokens_per_s"] for r in cola) if cola else None,
                 "knot_ms": statistics.median(r["knot_s"] for r in cola) * 1000 if cola else None,
                 "knot_fraction_of_link": statistics.median(r["knot_fraction_of_link"] for r in cola) if cola else None,

@@ -126,8 +126,8 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
     /// <summary>
     /// Overwrites <paramref name="logits"/> (N, V) fp32 with <paramref name="coefficient"/> x the
     /// gradient of the summed cross-entropy, softmax(logits) - onehot(targets), and returns
-    /// <paramref name="coefficient"/> x that sum. One fused pass instead of autograd's log_softmax,
-    /// nll_loss and their backward kernels, each a full (N, V) tensor.
+    /// <paramref name="coefficient"/> x that sum. A few in-place passes over the chunk, where
+    /// autograd's log_softmax, nll_loss and their backward kernels each allocate a full (N, V) tensor.
     /// </summary>
     internal static double CrossEntropyIntoGradient(Tensor logits, Tensor targets, double coefficient)
     {
