@@ -51,7 +51,7 @@ public static class ContinuationScoring
         MeanLogProbOf(model, model.ForwardHidden(input), targets);
 
     /// <summary>As <see cref="MeanLogProb"/>, from hidden states (N, T, D) already computed.</summary>
-    static Tensor MeanLogProbOf(CausalLM model, Tensor hidden, Tensor targets)
+    internal static Tensor MeanLogProbOf(CausalLM model, Tensor hidden, Tensor targets)
     {
         var (n, t) = (targets.shape[0], targets.shape[1]);
         var (marked, markedTargets, index) = MarkedPositions.Gather(hidden, targets);   // (M, D), (M), (M)
@@ -85,13 +85,8 @@ public static class ContinuationScoring
         return scores;
     }
 
-    /// <summary>
-    /// <see cref="Score"/> for candidates that share their prompt: consecutive rows holding the same
-    /// Prompt instance (as <c>PromptEncoder.Choice</c> makes them) run the prompt once, left-padded
-    /// with a mask and cached, and then only each candidate's own tokens. Same scores as Score (to
-    /// float rounding); about K times less prompt work for K candidates.
-    /// </summary>
-    public static double[] ScoreSharingPrompts(CausalLM model, IReadOnlyList<PromptAndContinuation> rows, int batchTokens = 8192, int padId = 0)
+    /// <summary>Runs of consecutive rows holding the same Prompt instance (as <c>PromptEncoder.Choice</c> makes them).</summary>
+    public static List<(int Start, int Count)> PromptGroups(IReadOnlyList<PromptAndContinuation> rows)
     {
         var groups = new List<(int Start, int Count)>();
         for (var i = 0; i < rows.Count;)
@@ -101,17 +96,24 @@ public static class ContinuationScoring
             groups.Add((i, j - i));
             i = j;
         }
+        return groups;
+    }
+
+    /// <summary>
+    /// <see cref="Score"/> for candidates that share their prompt: each group of <see cref="PromptGroups"/>
+    /// runs its prompt once, left-padded with a mask and cached, and then only each candidate's own
+    /// tokens. Same scores as Score (to float rounding); about K times less prompt work for K candidates.
+    /// </summary>
+    public static double[] ScoreSharingPrompts(CausalLM model, IReadOnlyList<PromptAndContinuation> rows, int batchTokens = 8192, int padId = 0)
+    {
+        var groups = PromptGroups(rows);
         if (groups.All(g => g.Count == 1)) return Score(model, rows, batchTokens, padId);
-        foreach (var r in rows)
-            if (r.Prompt.Count == 0 || r.Continuation.Count == 0) throw new ArgumentException("empty prompt or continuation");
 
         var scores = new double[rows.Count];
         var order = groups.OrderByDescending(g => rows[g.Start].Prompt.Count).ToList();
-        var device = model.Device;
         using var _ = no_grad();
         for (var start = 0; start < order.Count;)
         {
-            // The prefix is every prompt token but the last, which starts each candidate's tail.
             var prefix = rows[order[start].Start].Prompt.Count - 1;
             var count = 0;
             var tailTokens = 0L;
@@ -126,40 +128,76 @@ public static class ContinuationScoring
             var batch = order.GetRange(start, count);
             start += count;
             using var scope = NewDisposeScope();
-            using var cache = model.NewCache();
-
-            var prefixMask = new long[count * prefix];
-            var prefixIds = new long[count * prefix];
-            Array.Fill(prefixIds, padId);
-            for (var b = 0; b < count; b++)
-            {
-                var p = rows[batch[b].Start].Prompt;
-                var offset = prefix - (p.Count - 1);
-                for (var j = 0; j < p.Count - 1; j++)
-                {
-                    prefixIds[b * prefix + offset + j] = p[j];
-                    prefixMask[b * prefix + offset + j] = 1;
-                }
-            }
-            var members = batch.SelectMany((g, b) => Enumerable.Range(g.Start, g.Count).Select(i => (Row: i, Group: b))).ToList();
-            // Each tail is the prompt's last token, then the candidate: packed like a one-token prompt.
-            var (tailIds, targets) = Pack(members.Select(m => new PromptAndContinuation([rows[m.Row].Prompt[^1]], rows[m.Row].Continuation)).ToList(),
-                device, padId);
-            var (tailRows, tailLength) = (tailIds.shape[0], tailIds.shape[1]);
-            var groupOfRow = tensor(members.Select(m => (long)m.Group).ToArray(), device: device);
-            Tensor mask;
-            if (prefix > 0)
-            {
-                var prefixMaskTensor = tensor(prefixMask, [count, prefix], device: device);
-                model.ForwardHidden(tensor(prefixIds, [count, prefix], device: device), prefixMaskTensor, cache);
-                cache.SelectRows(groupOfRow);
-                mask = cat([prefixMaskTensor.index_select(0, groupOfRow), ones(tailRows, tailLength, dtype: ScalarType.Int64, device: device)], 1);
-            }
-            else mask = ones(tailRows, tailLength, dtype: ScalarType.Int64, device: device);
-            var hidden = model.ForwardHidden(tailIds, mask, cache);
-            var values = MeanLogProbOf(model, hidden, targets).cpu().data<float>().ToArray();
-            for (var m = 0; m < members.Count; m++) scores[members[m].Row] = values[m];
+            var values = SharedPromptBatch.Pack(rows, batch, model.Device, padId).MeanLogProb(model).cpu().data<float>().ToArray();
+            var members = batch.SelectMany(g => Enumerable.Range(g.Start, g.Count)).ToList();
+            for (var m = 0; m < members.Count; m++) scores[members[m]] = values[m];
         }
         return scores;
+    }
+}
+
+/// <summary>
+/// Candidate rows packed for two passes: every group's prompt but its last token once (left-padded,
+/// with a mask), cached; then, per row, the prompt's last token and the candidate (packed like a
+/// one-token prompt) attending to its group's cached prompt. Rows come out in group order.
+/// </summary>
+public sealed record SharedPromptBatch(Tensor? PrefixIds, Tensor? PrefixMask, Tensor TailIds, Tensor Targets, Tensor GroupOfRow)
+{
+    /// <summary>Tokens fed to the model.</summary>
+    public long Tokens => (PrefixIds?.numel() ?? 0) + TailIds.numel();
+
+    /// <summary>The longest context a row sees.</summary>
+    public int SequenceLength => (int)((PrefixIds?.shape[1] ?? 0) + TailIds.shape[1]);
+
+    /// <summary>Packs the rows of <paramref name="groups"/> (ranges of <paramref name="rows"/> sharing one Prompt), in that order.</summary>
+    public static SharedPromptBatch Pack(IReadOnlyList<PromptAndContinuation> rows, IReadOnlyList<(int Start, int Count)> groups,
+        Device device, int padId = 0)
+    {
+        if (groups.Count == 0) throw new ArgumentException("nothing to pack");
+        foreach (var (start, count) in groups)
+            for (var i = start; i < start + count; i++)
+                if (rows[i].Prompt.Count == 0 || rows[i].Continuation.Count == 0) throw new ArgumentException($"row {i}: empty prompt or continuation");
+                else if (!ReferenceEquals(rows[i].Prompt, rows[start].Prompt)) throw new ArgumentException($"row {i} does not share its group's prompt");
+        // The prefix is every prompt token but the last, which starts each candidate's tail.
+        var prefix = groups.Max(g => rows[g.Start].Prompt.Count) - 1;
+        var members = groups.SelectMany((g, b) => Enumerable.Range(g.Start, g.Count).Select(i => (Row: i, Group: (long)b))).ToList();
+        var (tailIds, targets) = ContinuationScoring.Pack(
+            members.Select(m => new PromptAndContinuation([rows[m.Row].Prompt[^1]], rows[m.Row].Continuation)).ToList(), device, padId);
+        var groupOfRow = tensor(members.Select(m => m.Group).ToArray(), device: device);
+        if (prefix == 0) return new(null, null, tailIds, targets, groupOfRow);
+
+        var prefixIds = new long[groups.Count * prefix];
+        var prefixMask = new long[groups.Count * prefix];
+        Array.Fill(prefixIds, padId);
+        for (var b = 0; b < groups.Count; b++)
+        {
+            var p = rows[groups[b].Start].Prompt;
+            var offset = prefix - (p.Count - 1);
+            for (var j = 0; j < p.Count - 1; j++)
+            {
+                prefixIds[b * prefix + offset + j] = p[j];
+                prefixMask[b * prefix + offset + j] = 1;
+            }
+        }
+        return new(tensor(prefixIds, [groups.Count, prefix], device: device), tensor(prefixMask, [groups.Count, prefix], device: device),
+            tailIds, targets, groupOfRow);
+    }
+
+    /// <summary>
+    /// Mean log-probability (rows) of each row's candidate, in group order; differentiable (the
+    /// gradient flows through the cached prompt into every candidate that attends to it).
+    /// </summary>
+    public Tensor MeanLogProb(CausalLM model)
+    {
+        using var cache = model.NewCache();
+        var tailMask = ones(TailIds.shape[0], TailIds.shape[1], dtype: ScalarType.Int64, device: TailIds.device);
+        var mask = tailMask;
+        if (PrefixIds is not null && PrefixMask is not null)
+        {
+            model.ForwardHidden(PrefixIds, PrefixMask, cache);
+            cache.SelectRows(GroupOfRow);
+            mask = cat([PrefixMask.index_select(0, GroupOfRow), tailMask], 1);
+        }
+        return ContinuationScoring.MeanLogProbOf(model, model.ForwardHidden(TailIds, mask, cache), Targets);
     }
 }

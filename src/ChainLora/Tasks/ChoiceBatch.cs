@@ -9,25 +9,27 @@ namespace ChainLora.Tasks;
 
 public sealed class ChoiceBatch : TrainingBatch
 {
-    /// <summary>(N, T) int64: every candidate of every example, right-padded.</summary>
-    public Tensor InputIds { get; }
-    /// <summary>(N, T) int64: option tokens to score, -100 elsewhere.</summary>
-    public Tensor Targets { get; }
+    // Candidates that share their prompt instance run it once (SharedPromptBatch); otherwise every
+    // candidate is a whole right-padded row.
+    readonly SharedPromptBatch? shared;
+    readonly Tensor? inputIds, targets;
+
     /// <summary>(B, C) int64: the row of each example's c-th candidate, or N (a -inf logit) past its last one.</summary>
     public Tensor Slots { get; }
     /// <summary>(B) int64: the correct candidate of each example.</summary>
     public Tensor Labels { get; }
+    /// <summary>Whether the candidates' prompts run once per example rather than once per candidate.</summary>
+    public bool SharesPrompts => shared is not null;
 
-    ChoiceBatch(Tensor inputIds, Tensor targets, Tensor slots, Tensor labels) =>
-        (InputIds, Targets, Slots, Labels) = (inputIds, targets, slots, labels);
+    ChoiceBatch(SharedPromptBatch? shared, Tensor? inputIds, Tensor? targets, Tensor slots, Tensor labels) =>
+        (this.shared, this.inputIds, this.targets, Slots, Labels) = (shared, inputIds, targets, slots, labels);
 
-    public override long Tokens => InputIds.numel();
-    public override int SequenceLength => (int)InputIds.shape[1];
+    public override long Tokens => shared?.Tokens ?? inputIds!.numel();
+    public override int SequenceLength => shared?.SequenceLength ?? (int)inputIds!.shape[1];
 
     public static ChoiceBatch Create(IReadOnlyList<EncodedChoice> examples, Device device, int padId = 0)
     {
         var rows = examples.SelectMany(e => e.Candidates).ToList();
-        var (input, targets) = ContinuationScoring.Pack(rows, device, padId);
         var width = examples.Max(e => e.Candidates.Count);
         var slots = new long[examples.Count * width];
         Array.Fill(slots, rows.Count);
@@ -35,13 +37,20 @@ public sealed class ChoiceBatch : TrainingBatch
         for (var i = 0; i < examples.Count; i++)
             for (var c = 0; c < examples[i].Candidates.Count; c++)
                 slots[i * width + c] = row++;
-        var labels = examples.Select(e => (long)e.Label).ToArray();
-        return new(input, targets, tensor(slots, [examples.Count, width], device: device), tensor(labels, device: device));
+        var slotTensor = tensor(slots, [examples.Count, width], device: device);
+        var labels = tensor(examples.Select(e => (long)e.Label).ToArray(), device: device);
+
+        var groups = ContinuationScoring.PromptGroups(rows);
+        if (groups.Any(g => g.Count > 1))
+            return new(SharedPromptBatch.Pack(rows, groups, device, padId), null, null, slotTensor, labels);
+        var (input, rowTargets) = ContinuationScoring.Pack(rows, device, padId);
+        return new(null, input, rowTargets, slotTensor, labels);
     }
 
     public override Tensor Loss(CausalLM model)
     {
-        var scores = ContinuationScoring.MeanLogProb(model, InputIds, Targets);                 // (N)
+        var scores = shared is not null ? shared.MeanLogProb(model)                              // (N)
+                   : ContinuationScoring.MeanLogProb(model, inputIds!, targets!);
         var padded = cat([scores, full(1, float.NegativeInfinity, device: scores.device)]);    // (N + 1)
         var logits = padded.index_select(0, Slots.flatten()).view(Slots.shape);                // (B, C)
         return nn.functional.cross_entropy(logits, Labels);

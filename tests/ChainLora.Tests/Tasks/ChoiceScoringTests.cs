@@ -68,6 +68,40 @@ public class ChoiceScoringTests
         Assert.Equal(expected, batch.Loss(model).item<float>(), 5);
     }
 
+    /// <summary>The examples above with each example's candidates holding one prompt instance, as PromptEncoder makes them.</summary>
+    static EncodedChoice[] SharingPrompts(EncodedChoice[] examples) =>
+        examples.Select(e => new EncodedChoice(e.Candidates.Select(c => new PromptAndContinuation(e.Candidates[0].Prompt, c.Continuation)).ToList(), e.Correct)).ToArray();
+
+    [Fact]
+    public void Shared_prompts_give_the_whole_row_loss_and_gradients()
+    {
+        EncodedChoice[] examples = [.. Examples, new([Row([1, 40], [41]), Row([1, 40], [42, 43])], [0])];
+        (double Loss, Dictionary<string, Tensor> Grads, bool Shares) Run(EncodedChoice[] batchExamples)
+        {
+            using var model = TinyModels.Llama(seed: 6);
+            var adapters = LoraAdapters.Inject(model, new LoraConfig { Rank = 4, Alpha = 8 });
+            using (no_grad())
+                foreach (var layer in adapters.Layers.Values) layer.B.normal_(0, 0.05);
+            var batch = ChoiceBatch.Create(batchExamples, CPU);
+            var loss = batch.Loss(model);
+            loss.backward();
+            var grads = adapters.TrainableParameters().Select((p, i) => (i, p.grad!.clone())).ToDictionary(x => x.i.ToString(), x => x.Item2);
+            return (loss.item<float>(), grads, batch.SharesPrompts);
+        }
+        var whole = Run(examples);
+        var shared = Run(SharingPrompts(examples));
+        Assert.False(whole.Shares);
+        Assert.True(shared.Shares);
+        Assert.Equal(whole.Loss, shared.Loss, 5);
+        foreach (var (name, grad) in whole.Grads)
+        {
+            var scale = grad.abs().max().item<float>();
+            var diff = (grad - shared.Grads[name]).abs().max().item<float>();
+            Assert.True(scale > 0, $"parameter {name}: no gradient");
+            Assert.True(diff <= 1e-4 * scale, $"parameter {name}: max |Δgrad| = {diff:E2} of {scale:E2}");
+        }
+    }
+
     [Fact]
     public void Training_as_classification_raises_the_right_candidates_score()
     {
