@@ -102,7 +102,7 @@ public static class StepBenchmark
     /// the PyTorch peer do. torch.nn.Embedding's own N(0, 1), through the tied head, gives logits
     /// with a standard deviation of ~17 whose softmax underflows: libtorch's vectorised exp takes a
     /// slow path for results below the fp32 range (15x slower at exp(-100) than at exp(-5)), which
-    /// no trained checkpoint would meet and which made the cross-entropy 3x slower than it is.
+    /// no trained checkpoint meets and the peer's model did not meet either.
     /// </summary>
     static void InitialiseEmbeddingsLikeTransformers(CausalLM model)
     {

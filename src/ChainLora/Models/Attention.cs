@@ -64,12 +64,15 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// <summary>...when it has at least this many queries (short ones are overhead-bound: fused wins).</summary>
     public const int MathFromQueries = 128;
 
+    /// <summary>Heads below this size get the math path's small-head layout (8 query blocks, transposed probs x V).</summary>
+    const int SmallHeadSize = 16;
+
     /// <summary>
     /// Query blocks of causal math attention: more blocks skip more of the masked half (1/2 + 1/2n
     /// of the full scores are formed) at the cost of more, smaller matmuls. At head size 8 and
     /// T = 256, 8 blocks took 10.4 ms (forward + backward) against 11.2 for 4; at head size 48, 4 won.
     /// </summary>
-    static int CausalBlocks(long headSize) => headSize < 16 ? 8 : 4;
+    static int CausalBlocks(long headSize) => headSize < SmallHeadSize ? 8 : 4;
 
     static bool UseMath(Tensor q) => Kernel switch
     {
@@ -116,7 +119,7 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// transposes, and this form makes the forward and both backward products of the wide kind.
     /// At head size 8 it takes causal attention from 12.8 to 11.4 ms (forward + backward).
     /// </summary>
-    static Tensor WeightedValues(Tensor probs, Tensor v) => v.shape[^1] < MathBelowHeadSize / 2
+    static Tensor WeightedValues(Tensor probs, Tensor v) => v.shape[^1] < SmallHeadSize
         ? v.transpose(2, 3).matmul(probs.transpose(2, 3)).transpose(2, 3)
         : probs.matmul(v);
 

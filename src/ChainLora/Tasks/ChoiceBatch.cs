@@ -9,23 +9,23 @@ namespace ChainLora.Tasks;
 
 public sealed class ChoiceBatch : TrainingBatch
 {
-    // Candidates that share their prompt instance run it once (SharedPromptBatch); otherwise every
-    // candidate is a whole right-padded row.
-    readonly SharedPromptBatch? shared;
-    readonly Tensor? inputIds, targets;
+    // Mean option log-probability (N) of every candidate, in row order.
+    readonly Func<CausalLM, Tensor> scores;
 
     /// <summary>(B, C) int64: the row of each example's c-th candidate, or N (a -inf logit) past its last one.</summary>
     public Tensor Slots { get; }
     /// <summary>(B) int64: the correct candidate of each example.</summary>
     public Tensor Labels { get; }
-    /// <summary>Whether the candidates' prompts run once per example rather than once per candidate.</summary>
-    public bool SharesPrompts => shared is not null;
+    /// <summary>
+    /// Whether candidates holding one prompt instance run it once (<see cref="SharedPromptBatch"/>)
+    /// rather than each as a whole right-padded row.
+    /// </summary>
+    public bool SharesPrompts { get; }
+    public override long Tokens { get; }
+    public override int SequenceLength { get; }
 
-    ChoiceBatch(SharedPromptBatch? shared, Tensor? inputIds, Tensor? targets, Tensor slots, Tensor labels) =>
-        (this.shared, this.inputIds, this.targets, Slots, Labels) = (shared, inputIds, targets, slots, labels);
-
-    public override long Tokens => shared?.Tokens ?? inputIds!.numel();
-    public override int SequenceLength => shared?.SequenceLength ?? (int)inputIds!.shape[1];
+    ChoiceBatch(Func<CausalLM, Tensor> scores, bool sharesPrompts, long tokens, int sequenceLength, Tensor slots, Tensor labels) =>
+        (this.scores, SharesPrompts, Tokens, SequenceLength, Slots, Labels) = (scores, sharesPrompts, tokens, sequenceLength, slots, labels);
 
     public static ChoiceBatch Create(IReadOnlyList<EncodedChoice> examples, Device device, int padId = 0)
     {
@@ -42,16 +42,18 @@ public sealed class ChoiceBatch : TrainingBatch
 
         var groups = ContinuationScoring.PromptGroups(rows);
         if (groups.Any(g => g.Count > 1))
-            return new(SharedPromptBatch.Pack(rows, groups, device, padId), null, null, slotTensor, labels);
-        var (input, rowTargets) = ContinuationScoring.Pack(rows, device, padId);
-        return new(null, input, rowTargets, slotTensor, labels);
+        {
+            var shared = SharedPromptBatch.Pack(rows, groups, device, padId);
+            return new(shared.MeanLogProb, true, shared.Tokens, shared.SequenceLength, slotTensor, labels);
+        }
+        var (input, targets) = ContinuationScoring.Pack(rows, device, padId);
+        return new(model => ContinuationScoring.MeanLogProb(model, input, targets), false, input.numel(), (int)input.shape[1], slotTensor, labels);
     }
 
     public override Tensor Loss(CausalLM model)
     {
-        var scores = shared is not null ? shared.MeanLogProb(model)                              // (N)
-                   : ContinuationScoring.MeanLogProb(model, inputIds!, targets!);
-        var padded = cat([scores, full(1, float.NegativeInfinity, device: scores.device)]);    // (N + 1)
+        var rowScores = scores(model);                                                          // (N)
+        var padded = cat([rowScores, full(1, float.NegativeInfinity, device: rowScores.device)]); // (N + 1)
         var logits = padded.index_select(0, Slots.flatten()).view(Slots.shape);                // (B, C)
         return nn.functional.cross_entropy(logits, Labels);
     }

@@ -108,8 +108,9 @@ public sealed class LmBatch(Tensor inputIds, Tensor targets, Tensor? attentionMa
             var part = rows.narrow(0, start, length).detach().requires_grad_(true);
             var logits = model.ComputeLogits(part);
             // The head's backward needs its input and weight, not the logits, so they may be overwritten.
-            using (no_grad()) total += CrossEntropyIntoGradient(logits.detach(), targets.narrow(0, start, length), scale / n);
-            logits.backward([logits.detach()]);
+            var gradient = logits.detach();
+            using (no_grad()) total += CrossEntropyIntoGradient(gradient, targets.narrow(0, start, length), scale / n);
+            logits.backward([gradient]);
             grads.Add(part.grad!.detach().MoveToOuterDisposeScope());
         }
         rows.backward([grads.Count == 1 ? grads[0] : cat(grads)]);
