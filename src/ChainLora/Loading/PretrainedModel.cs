@@ -1,4 +1,4 @@
-// `--model DIR`: a Hugging Face directory (config.json + safetensors + tokenizer files) or a
+// `--model DIR`: a Hugging Face directory (config.json + safetensors or PyTorch .bin weights + tokenizer files) or a
 // llama2.c directory (one checkpoint .bin + one SentencePiece .model).
 using ChainLora.IO;
 using ChainLora.Models;
@@ -29,14 +29,17 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
         return File.Exists(config) ? LoadHuggingFace(dir, config, dtype, device) : LoadLlama2c(dir, dtype, device);
     }
 
-    /// <summary>A random-initialised model of a config record (LlamaConfig or OptConfig).</summary>
-    public static CausalLM Create(object config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    /// <summary>
+    /// A model of a config record (LlamaConfig or OptConfig), random-initialised, or with
+    /// <paramref name="initialize"/> false left for a checkpoint to fill.
+    /// </summary>
+    public static CausalLM Create(object config, ScalarType dtype = ScalarType.Float32, Device? device = null, bool initialize = true)
     {
         NativeRuntime.Ensure();
         return config switch
         {
-            LlamaConfig c => new LlamaForCausalLM(c, dtype, device),
-            OptConfig c => new OptForCausalLM(c, dtype, device),
+            LlamaConfig c => new LlamaForCausalLM(c, dtype, device, initialize),
+            OptConfig c => new OptForCausalLM(c, dtype, device, initialize),
             _ => throw new ArgumentException($"unsupported config type {config.GetType().Name}"),
         };
     }
@@ -50,17 +53,18 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
             "opt" => OptConfig.FromFile(configPath),
             _ => throw new InvalidDataException($"{configPath}: model_type '{type}' is not supported (llama, opt)"),
         };
-        var model = Create(config, dtype, device);
-        var tensors = SafeTensors.LoadModelWeights(dir);
+        // Weights are allocated once, in their final dtype, and filled tensor by tensor from the
+        // files: loading holds no second copy of the model (no fp32 staging of a bf16 model).
+        var model = Create(config, dtype, device, initialize: false);
         try
         {
-            // Tied heads: some checkpoints also store lm_head.weight; older Llama ones store rotary buffers.
-            StateDict.LoadStrict(model, tensors, dir,
-                optional: k => k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+            using var weights = CheckpointFiles.Open(dir);
+            CheckpointLayout.Load(model, weights);
         }
-        finally
+        catch
         {
-            foreach (var t in tensors.Values) t.Dispose();
+            model.Dispose();
+            throw;
         }
         return new PretrainedModel(model, TokenizerLoader.FromDirectory(dir), dir, CheckpointFormat.HuggingFace);
     }

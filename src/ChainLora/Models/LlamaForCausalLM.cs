@@ -10,13 +10,13 @@ public sealed class LlamaAttention : nn.Module
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int heads, kvHeads, headDim;
 
-    public LlamaAttention(LlamaConfig c, ScalarType dtype, Device? device) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaAttention))
     {
         (heads, kvHeads, headDim) = (c.NumAttentionHeads, c.KeyValueHeads, c.HeadDim);
-        q_proj = new Linear(c.HiddenSize, heads * headDim, c.AttentionBias, dtype, device);
-        k_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device);
-        v_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device);
-        o_proj = new Linear(heads * headDim, c.HiddenSize, c.AttentionBias, dtype, device);
+        q_proj = new Linear(c.HiddenSize, heads * headDim, c.AttentionBias, dtype, device, init);
+        k_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device, init);
+        v_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device, init);
+        o_proj = new Linear(heads * headDim, c.HiddenSize, c.AttentionBias, dtype, device, init);
         RegisterComponents();
     }
 
@@ -39,11 +39,11 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
     readonly Linear gate_proj, up_proj, down_proj;
 
-    public LlamaMlp(LlamaConfig c, ScalarType dtype, Device? device) : base(nameof(LlamaMlp))
+    public LlamaMlp(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaMlp))
     {
-        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
-        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
-        down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype, device);
+        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
+        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
+        down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype, device, init);
         RegisterComponents();
     }
 
@@ -58,10 +58,10 @@ public sealed class LlamaDecoderLayer : nn.Module
     readonly LlamaMlp mlp;
     readonly RmsNorm input_layernorm, post_attention_layernorm;
 
-    public LlamaDecoderLayer(LlamaConfig c, ScalarType dtype, Device? device) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaDecoderLayer))
     {
-        self_attn = new LlamaAttention(c, dtype, device);
-        mlp = new LlamaMlp(c, dtype, device);
+        self_attn = new LlamaAttention(c, dtype, device, init);
+        mlp = new LlamaMlp(c, dtype, device, init);
         input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
         post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
         RegisterComponents();
@@ -80,11 +80,11 @@ public sealed class LlamaModel : nn.Module
     readonly ModuleList<LlamaDecoderLayer> layers;
     readonly RmsNorm norm;
 
-    public LlamaModel(LlamaConfig c, ScalarType dtype, Device? device) : base(nameof(LlamaModel))
+    public LlamaModel(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaModel))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: dtype, device: device);
+        embed_tokens = Embeddings.Create(c.VocabSize, c.HiddenSize, dtype, device, init);
         layers = new ModuleList<LlamaDecoderLayer>(
-            Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(c, dtype, device)).ToArray());
+            Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(c, dtype, device, init)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
         RegisterComponents();
     }
@@ -111,13 +111,16 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public LlamaConfig Config { get; }
 
-    /// <summary>Random-initialised model; load weights with <see cref="StateDict.LoadStrict"/>.</summary>
-    public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    /// <summary>
+    /// A random-initialised model, or with <paramref name="initialize"/> false one whose weights are
+    /// left for a checkpoint to fill (<see cref="StateDict.LoadStrict"/>, <see cref="CheckpointLayout"/>).
+    /// </summary>
+    public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null, bool initialize = true)
         : base(nameof(LlamaForCausalLM))
     {
         Config = config.Validate();
-        model = new LlamaModel(config, dtype, device);
-        if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
+        model = new LlamaModel(config, dtype, device, initialize);
+        if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize, false, dtype, device, initialize);
         rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
         RegisterComponents();
     }

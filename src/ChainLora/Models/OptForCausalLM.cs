@@ -10,13 +10,13 @@ public sealed class OptAttention : nn.Module
     readonly Linear q_proj, k_proj, v_proj, out_proj;
     readonly int heads, headDim;
 
-    public OptAttention(OptConfig c, ScalarType dtype, Device? device) : base(nameof(OptAttention))
+    public OptAttention(OptConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(OptAttention))
     {
         (heads, headDim) = (c.NumAttentionHeads, c.HeadDim);
-        q_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device);
-        k_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device);
-        v_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device);
-        out_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device);
+        q_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device, init);
+        k_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device, init);
+        v_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device, init);
+        out_proj = new Linear(c.HiddenSize, c.HiddenSize, c.EnableBias, dtype, device, init);
         RegisterComponents();
     }
 
@@ -40,13 +40,13 @@ public sealed class OptDecoderLayer : nn.Module
     readonly Linear fc1, fc2;
     readonly bool preNorm;
 
-    public OptDecoderLayer(OptConfig c, ScalarType dtype, Device? device) : base(nameof(OptDecoderLayer))
+    public OptDecoderLayer(OptConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(OptDecoderLayer))
     {
         preNorm = c.DoLayerNormBefore;
-        self_attn = new OptAttention(c, dtype, device);
+        self_attn = new OptAttention(c, dtype, device, init);
         self_attn_layer_norm = nn.LayerNorm(c.HiddenSize, elementwise_affine: c.LayerNormElementwiseAffine, device: device);
-        fc1 = new Linear(c.HiddenSize, c.FfnDim, c.EnableBias, dtype, device);
-        fc2 = new Linear(c.FfnDim, c.HiddenSize, c.EnableBias, dtype, device);
+        fc1 = new Linear(c.HiddenSize, c.FfnDim, c.EnableBias, dtype, device, init);
+        fc2 = new Linear(c.FfnDim, c.HiddenSize, c.EnableBias, dtype, device, init);
         final_layer_norm = nn.LayerNorm(c.HiddenSize, elementwise_affine: c.LayerNormElementwiseAffine, device: device);
         RegisterComponents();
     }
@@ -69,19 +69,19 @@ public sealed class OptDecoder : nn.Module
     readonly LayerNorm? final_layer_norm;
     readonly ModuleList<OptDecoderLayer> layers;
 
-    public OptDecoder(OptConfig c, ScalarType dtype, Device? device) : base(nameof(OptDecoder))
+    public OptDecoder(OptConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(OptDecoder))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.EmbedDim, dtype: dtype, device: device);
-        embed_positions = nn.Embedding(c.MaxPositionEmbeddings + OptConfig.PositionOffset, c.HiddenSize, dtype: dtype, device: device);
+        embed_tokens = Embeddings.Create(c.VocabSize, c.EmbedDim, dtype, device, init);
+        embed_positions = Embeddings.Create(c.MaxPositionEmbeddings + OptConfig.PositionOffset, c.HiddenSize, dtype, device, init);
         if (c.EmbedDim != c.HiddenSize)
         {
-            project_out = new Linear(c.HiddenSize, c.EmbedDim, false, dtype, device);
-            project_in = new Linear(c.EmbedDim, c.HiddenSize, false, dtype, device);
+            project_out = new Linear(c.HiddenSize, c.EmbedDim, false, dtype, device, init);
+            project_in = new Linear(c.EmbedDim, c.HiddenSize, false, dtype, device, init);
         }
         if (c.HasFinalLayerNorm)
             final_layer_norm = nn.LayerNorm(c.HiddenSize, elementwise_affine: c.LayerNormElementwiseAffine, device: device);
         layers = new ModuleList<OptDecoderLayer>(
-            Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new OptDecoderLayer(c, dtype, device)).ToArray());
+            Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new OptDecoderLayer(c, dtype, device, init)).ToArray());
         RegisterComponents();
     }
 
@@ -107,9 +107,9 @@ public sealed class OptModel : nn.Module
 {
     readonly OptDecoder decoder;
 
-    public OptModel(OptConfig c, ScalarType dtype, Device? device) : base(nameof(OptModel))
+    public OptModel(OptConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(OptModel))
     {
-        decoder = new OptDecoder(c, dtype, device);
+        decoder = new OptDecoder(c, dtype, device, init);
         RegisterComponents();
     }
 
@@ -123,11 +123,11 @@ public sealed class OptForCausalLM : CausalLM
 
     public OptConfig Config { get; }
 
-    public OptForCausalLM(OptConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    public OptForCausalLM(OptConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null, bool initialize = true)
         : base(nameof(OptForCausalLM))
     {
         Config = config.Validate();
-        model = new OptModel(config, dtype, device);
+        model = new OptModel(config, dtype, device, initialize);
         RegisterComponents();
     }
 
