@@ -9,8 +9,12 @@ static class BenchCommand
 {
     public static Command Create(TextWriter output)
     {
-        var shape = new Option<string>("--shape") { Description = "Model shape: " + string.Join(", ", BenchShapes.Names), Required = true }
+        var shape = new Option<string>("--shape") { Description = "Random-weight model of a named shape: " + string.Join(", ", BenchShapes.Names) }
             .AcceptOnlyFromAmong([.. BenchShapes.Names]);
+        var model = new Option<string>("--model")
+        {
+            Description = "Load this model folder instead of --shape; also reports the load's time and peak RSS against the weights",
+        };
         var method = new Option<string>("--method") { Description = "lora, cola (two links, knot mid-run) or full", DefaultValueFactory = _ => "lora" }
             .AcceptOnlyFromAmong("lora", "cola", "full");
         var dtype = CommonOptions.BaseDtype();
@@ -30,8 +34,12 @@ static class BenchCommand
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
-            shape, method, dtype, batch, seq, steps, warmup, threads, attention, json,
+            shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, json,
         };
+        command.Validators.Add(r =>
+        {
+            if ((r.GetResult(shape) is null) == (r.GetResult(model) is null)) r.AddError("bench: give either --shape or --model");
+        });
         command.SetAction(r =>
         {
             IO.NativeRuntime.Ensure();
@@ -39,7 +47,7 @@ static class BenchCommand
             Models.AttentionPlan.Kernel = Enum.Parse<Models.AttentionKernel>(r.GetValue(attention)!, ignoreCase: true);
             var result = StepBenchmark.Run(new BenchOptions
             {
-                Shape = r.GetValue(shape)!, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
+                Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model), Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
                 BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup),
             });
@@ -52,12 +60,18 @@ static class BenchCommand
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
                     attention = r.GetValue(attention),
+                    load_s = result.Load?.Seconds, load_rss_before_mb = result.Load?.RssBeforeMb, load_peak_rss_mb = result.Load?.PeakRssMb,
+                    weights_mb = result.Load?.WeightsMb, load_peak_over_weights = result.Load?.PeakOverWeights,
                 })
                 : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
                   $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +
                   $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
                   $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms " +
-                  $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads");
+                  $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads" +
+                  (result.Load is { } load
+                      ? $"; load {load.Seconds:F1} s, RSS {load.RssBeforeMb:F0} MB before and {load.PeakRssMb:F0} MB peak for " +
+                        $"{load.WeightsMb:F0} MB of weights ({load.PeakOverWeights:F2}x)"
+                      : ""));
             return 0;
         });
         return command;

@@ -11,7 +11,7 @@ namespace ChainLora.Experiments;
 
 public static class BenchShapes
 {
-    public static readonly IReadOnlyList<string> Names = ["tiny260k", "llama15m", "llama110m", "opt125m"];
+    public static readonly IReadOnlyList<string> Names = ["tiny260k", "llama15m", "llama110m", "opt125m", "opt-1.3b", "llama-2-7b"];
 
     /// <summary>A config record (LlamaConfig or OptConfig) for a named shape.</summary>
     public static object Config(string name) => name switch
@@ -35,6 +35,9 @@ public static class BenchShapes
             NumKeyValueHeads = 12, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true,
         },
         "opt125m" => OptConfig.Opt125m,
+        // the paper's two models
+        "opt-1.3b" => OptConfig.Opt1_3b,
+        "llama-2-7b" => LlamaConfig.Llama2_7B,
         _ => throw new ArgumentException($"bench shape '{name}': expected one of {string.Join(", ", Names)}"),
     };
 }
@@ -42,6 +45,8 @@ public static class BenchShapes
 public sealed record BenchOptions
 {
     public string Shape { get; init; } = "tiny260k";
+    /// <summary>A model folder to load (in <see cref="BaseDtype"/>) instead of a random model of <see cref="Shape"/>.</summary>
+    public string? ModelDir { get; init; }
     public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
     public ScalarType BaseDtype { get; init; } = ScalarType.Float32;
     public int Batch { get; init; } = 8;
@@ -53,13 +58,23 @@ public sealed record BenchOptions
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
     double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
-    double PeakRssMb, double KnotSeconds, int Threads)
+    double PeakRssMb, double KnotSeconds, int Threads, BenchLoad? Load = null)
 {
     /// <summary>
     /// A knot's share of a link's wall time in the paper's setting: 1000 examples, 5 epochs,
     /// chain length 3, at this step time (one example per sequence of the batch).
     /// </summary>
     public double KnotFractionOfRealisticLink => KnotSeconds / (MedianStepSeconds * Math.Ceiling(1000.0 / Batch) * 5 / 3);
+}
+
+/// <summary>
+/// Loading a model folder: seconds, the process's resident set before and its high-water mark
+/// right after, and the bytes of the loaded parameters.
+/// </summary>
+public sealed record BenchLoad(double Seconds, double RssBeforeMb, double PeakRssMb, double WeightsMb)
+{
+    /// <summary>Peak resident set while loading over the final weights (the process's own baseline included).</summary>
+    public double PeakOverWeights => PeakRssMb / WeightsMb;
 }
 
 public static class StepBenchmark
@@ -69,12 +84,12 @@ public static class StepBenchmark
         IO.NativeRuntime.Ensure();
         if (o.Steps < 1 || o.Warmup < 0 || o.Batch < 1 || o.Sequence < 2)
             throw new ArgumentException($"bench: steps {o.Steps}, warmup {o.Warmup}, batch {o.Batch}, seq {o.Sequence} must be positive");
+        // Loading first: the resident-set high-water mark right after it is the load's own.
+        var (model, load) = o.ModelDir is null ? (RandomModel(o), null) : LoadModel(o.ModelDir, o.BaseDtype);
+        using var _ = model;
         var peak = MatmulPeakGflops(o.BaseDtype);
-        manual_seed(o.Seed);
-        using var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype);
-        InitialiseEmbeddingsLikeTransformers(model);
         if (o.Sequence > model.MaxPositions)
-            throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.Shape} context of {model.MaxPositions}");
+            throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.ModelDir ?? o.Shape} context of {model.MaxPositions}");
 
         var total = o.Warmup + o.Steps;
         // COLA: two links with the knot in the middle of the timed steps (the memory claim is about
@@ -92,24 +107,59 @@ public static class StepBenchmark
         var median = Median(durations.Count > 0 ? durations : [stamps[0].TotalSeconds]);
         var tokens = (double)o.Batch * o.Sequence;
         var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
-        return new BenchResult(o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
+        return new BenchResult(o.ModelDir ?? o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
             o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, PeakRssMb(),
-            result.KnotTime.TotalSeconds, get_num_threads());
+            result.KnotTime.TotalSeconds, get_num_threads(), load);
+    }
+
+    static CausalLM RandomModel(BenchOptions o)
+    {
+        var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype, initialize: false);
+        FillRandomLikeTransformers(model, o.Seed);
+        return model;
+    }
+
+    static (CausalLM, BenchLoad) LoadModel(string dir, ScalarType dtype)
+    {
+        var before = CurrentRssMb();
+        var clock = Stopwatch.StartNew();
+        var loaded = Loading.PretrainedModel.Load(dir, dtype);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var peak = PeakRssMb();
+        var bytes = loaded.Model.parameters().Sum(p => p.numel() * p.element_size());
+        return (loaded.Model, new BenchLoad(seconds, before, peak, bytes / 1048576.0));
     }
 
     /// <summary>
-    /// Token and position embeddings drawn from N(0, 0.02), as transformers' <c>_init_weights</c> and
-    /// the PyTorch peer do. torch.nn.Embedding's own N(0, 1), through the tied head, gives logits
-    /// with a standard deviation of ~17 whose softmax underflows: libtorch's vectorised exp takes a
-    /// slow path for results below the fp32 range (15x slower at exp(-100) than at exp(-5)), which
-    /// no trained checkpoint meets and the peer's model did not meet either.
+    /// Matrices and embeddings drawn from N(0, 0.02) as transformers' <c>_init_weights</c> (and the
+    /// PyTorch peer) does, biases zero, norms one. Drawing 7B Gaussians takes minutes on 2 cores,
+    /// and a step's speed does not depend on which values it multiplies, so one block of 2^20
+    /// draws is repeated through every tensor. The scale matters: torch.nn.Embedding's own N(0, 1),
+    /// through the tied head, gives logits with a standard deviation of ~17 whose softmax
+    /// underflows, and libtorch's vectorised exp takes a slow path for results below the fp32
+    /// range (15x slower at exp(-100) than at exp(-5)) that no trained checkpoint meets.
     /// </summary>
-    static void InitialiseEmbeddingsLikeTransformers(CausalLM model)
+    static void FillRandomLikeTransformers(CausalLM model, long seed)
     {
         using var _ = no_grad();
-        foreach (var (name, parameter) in model.named_parameters())
-            if (name.EndsWith("embed_tokens.weight", StringComparison.Ordinal) || name.EndsWith("embed_positions.weight", StringComparison.Ordinal))
-                parameter.normal_(0, 0.02);
+        manual_seed(seed);
+        using var block = normal(0, 0.02, [1 << 20]);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else if (p.dim() == 1) p.fill_(1);
+            else
+            {
+                using var flat = p.view(-1);
+                for (long at = 0; at < flat.numel(); at += block.numel())
+                {
+                    var n = Math.Min(block.numel(), flat.numel() - at);
+                    using var part = flat.narrow(0, at, n);
+                    using var source = block.narrow(0, 0, n);
+                    part.copy_(source);
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -139,11 +189,16 @@ public static class StepBenchmark
     }
 
     /// <summary>The process's resident-set high-water mark (VmHWM), in MB.</summary>
-    public static double PeakRssMb()
+    public static double PeakRssMb() => ProcStatusMb("VmHWM:");
+
+    /// <summary>The process's resident set now (VmRSS), in MB.</summary>
+    public static double CurrentRssMb() => ProcStatusMb("VmRSS:");
+
+    static double ProcStatusMb(string field)
     {
         const string path = "/proc/self/status";
         if (!File.Exists(path)) return double.NaN;
-        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
         return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
 
