@@ -421,7 +421,7 @@ public static partial class SafeTensors
     static string Sample(List<string> names) =>
         names.Count == 0 ? "none" : string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", ..." : "");
 
-    static Dictionary<string, string> ReadWeightMap(string indexPath)
+    internal static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
         JsonDocument doc;
         try
