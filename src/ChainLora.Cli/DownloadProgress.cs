@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace ChainLora.Cli;
 
-static class DownloadProgress
+public static class DownloadProgress
 {
     /// <summary>
     /// The directory a --model value names: an existing directory, or anything that is not a repo id,

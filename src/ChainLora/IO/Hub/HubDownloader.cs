@@ -24,6 +24,7 @@ static class HubDownloader
         IProgress<HubFileProgress>? progress, CancellationToken cancel)
     {
         var incomplete = blob + ".incomplete";
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
         var done = File.Exists(incomplete) ? new FileInfo(incomplete).Length : 0;
         if (file.Size >= 0 && done > file.Size) done = Restart(incomplete);
         while (!File.Exists(incomplete) || file.Size < 0 || done < file.Size)
