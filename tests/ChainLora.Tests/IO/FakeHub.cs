@@ -63,6 +63,9 @@ sealed class FakeHub : IDisposable
     public void Corrupt(string file) => corrupt[file] = true;
 
     /// <summary>Weights are LFS files on the Hub: named by sha256, served from the CDN.</summary>
+    /// <summary>When set, the CDN answers a Range request with 200 and the whole file, as some servers do.</summary>
+    public bool IgnoreRange { get; set; }
+
     public static bool IsLfs(string file) => file.EndsWith(".safetensors", StringComparison.Ordinal) || file.EndsWith(".bin", StringComparison.Ordinal);
 
     public static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
@@ -202,7 +205,7 @@ sealed class FakeHub : IDisposable
         var file = args["file"];
         var data = repos[args["repo"]].Files[file];
         if (corrupt.ContainsKey(file)) data = [.. data.Select(b => (byte)(b ^ 0x5A))];
-        var from = r.Header("Range") is { } range ? long.Parse(range["bytes=".Length..].TrimEnd('-')) : 0;
+        var from = !IgnoreRange && r.Header("Range") is { } range ? long.Parse(range["bytes=".Length..].TrimEnd('-')) : 0;
         if (from >= data.Length && from > 0)
         {
             await RespondAsync(stream, r, 416, [("Content-Range", $"bytes */{data.Length}")]);

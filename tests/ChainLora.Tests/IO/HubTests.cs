@@ -144,6 +144,12 @@ public sealed class HubTests : IDisposable
         Assert.Equal(Path.Combine(repo, "snapshots", CommitB), Resolve("org/llama@v1", noNetwork));
         Assert.Equal(Path.Combine(repo, "snapshots", CommitB), Resolve($"org/llama@{CommitB}", noNetwork with { Offline = true }));
         Assert.Equal("{\"model_type\": \"llama\", \"v\": 1}", File.ReadAllText(Path.Combine(repo, "snapshots", CommitB, "config.json")));
+
+        // A snapshot whose weights link dangles (blob deleted) is not a cached model.
+        File.Delete(Path.Combine(repo, "blobs", new string('b', 64)));
+        Assert.Null(HubModelResolver.FindCached("org/llama", noNetwork));
+        var e = Assert.Throws<DirectoryNotFoundException>(() => Resolve("org/llama", noNetwork with { Offline = true }));
+        Assert.Contains("lacks weights", e.Message);
     }
 
     static void WriteBlob(string repo, string etag, string text)
@@ -254,6 +260,21 @@ public sealed class HubTests : IDisposable
         Assert.Contains(hub.Requests, r => r.Cdn && r.Header("Range") == $"bytes={have}-");
         Assert.Equal(FakeHub.Sha256(weights), FakeHub.Sha256(File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors"))));
         Assert.False(File.Exists(blob + ".incomplete"));
+    }
+
+    [Fact]
+    public void Hub_resume_against_a_server_that_ignores_range_starts_over()
+    {
+        var weights = Bytes(30_000, 20);
+        hub.Add(new FakeHub.Repo("org/tiny", CommitA, SmallModel(("model.safetensors", weights))));
+        hub.DropOnce("model.safetensors", 5_000);
+        Assert.Throws<IOException>(() => Resolve("org/tiny", Options()));
+        hub.IgnoreRange = true;
+
+        var snapshot = Resolve("org/tiny", Options());
+
+        Assert.Contains(hub.Requests, r => r.Cdn && r.Header("Range") is not null);
+        Assert.Equal(weights, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
     }
 
     [Fact]

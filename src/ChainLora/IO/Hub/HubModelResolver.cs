@@ -23,9 +23,12 @@ public static class HubModelResolver
         return snapshot is not null && HubFileSelection.Missing(snapshot) is null ? snapshot : null;
     }
 
-    /// <summary>Blocking form of <see cref="ResolveAsync"/>, for loaders that are synchronous.</summary>
+    /// <summary>
+    /// Blocking form of <see cref="ResolveAsync"/>, for loaders that are synchronous; run on the
+    /// thread pool so that a caller's synchronization context cannot deadlock it.
+    /// </summary>
     public static string Resolve(string spec, HubOptions? options = null, IProgress<HubFileProgress>? progress = null, CancellationToken cancel = default) =>
-        ResolveAsync(spec, options, progress, cancel).GetAwaiter().GetResult();
+        Task.Run(() => ResolveAsync(spec, options, progress, cancel), cancel).GetAwaiter().GetResult();
 
     /// <summary>
     /// The snapshot folder of <paramref name="spec"/>: the cached one when it holds a whole model
