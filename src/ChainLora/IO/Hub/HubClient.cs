@@ -62,7 +62,11 @@ sealed class HubClient(HubOptions options) : IDisposable
             ?? throw new InvalidDataException($"HEAD {url}: no ETag header, so the file cannot be named in the cache");
         var size = long.TryParse(Header(response, "X-Linked-Size"), out var linked) ? linked : response.Content.Headers.ContentLength ?? -1;
         var location = Header(response, "Location") is { } loc ? Redirect(url, loc) : url;
-        return new HubFileMetadata(filename, repoCommit, NormalizeEtag(etag), size, location);
+        etag = NormalizeEtag(etag);
+        // The etag becomes a file name under blobs/: one that is no plain name would write elsewhere.
+        if (etag.Length == 0 || etag is "." or ".." || etag.Any(c => c is '/' or '\\' || char.IsControl(c)))
+            throw new InvalidDataException($"HEAD {url}: ETag '{etag}' cannot name a blob file");
+        return new HubFileMetadata(filename, repoCommit, etag, size, location);
     }
 
     /// <summary>

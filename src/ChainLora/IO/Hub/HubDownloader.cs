@@ -17,8 +17,9 @@ static class HubDownloader
     const long ReportEvery = 1 << 20;
 
     /// <summary>
-    /// Downloads <paramref name="file"/> to <paramref name="blob"/>. A failure mid-body leaves the
-    /// .incomplete file for the next run to resume; a wrong size or hash deletes it and throws.
+    /// Downloads <paramref name="file"/> to <paramref name="blob"/>. A failure mid-body (or a short
+    /// body) leaves the .incomplete file for the next run to resume; too many bytes or a wrong hash
+    /// deletes it and throws.
     /// </summary>
     public static async Task DownloadBlobAsync(HubClient client, HubModelSpec spec, HubFileMetadata file, string blob,
         IProgress<HubFileProgress>? progress, CancellationToken cancel)
@@ -39,8 +40,11 @@ static class HubDownloader
             // A server that ignores Range answers 200 with the whole file: start over from byte 0.
             if (response.StatusCode != HttpStatusCode.PartialContent) done = 0;
             else if (response.Content.Headers.ContentRange?.From != done)
-                throw new InvalidDataException($"{file.Filename}: asked for bytes {done}- of {file.Location}, " +
-                    $"the server sent '{response.Content.Headers.ContentRange}'");
+            {
+                // Some other range than the one asked for: ask for the whole file instead.
+                done = Restart(incomplete);
+                continue;
+            }
             done = await ReceiveAsync(response, file, incomplete, done, progress, cancel);
             break;
         }
@@ -85,10 +89,12 @@ static class HubDownloader
     /// <summary>Size against X-Linked-Size / Content-Length, and an LFS blob's sha256 against its etag; a bad blob is deleted.</summary>
     static void Verify(HubFileMetadata file, string incomplete, long done)
     {
-        if (file.Size >= 0 && done != file.Size)
+        if (file.Size >= 0 && done < file.Size)
+            throw new IOException($"{file.Filename}: the server sent {done} of {file.Size} bytes; run again to resume from {incomplete}");
+        if (file.Size >= 0 && done > file.Size)
         {
             File.Delete(incomplete);
-            throw new InvalidDataException($"{file.Filename}: received {done} bytes, the Hub says {file.Size}; the partial blob was deleted, run again");
+            throw new InvalidDataException($"{file.Filename}: received {done} bytes, the Hub says {file.Size}; the blob was deleted, run again");
         }
         if (!file.IsLfs) return;
         string actual;
