@@ -205,6 +205,7 @@ public sealed class HubTests : IDisposable
         File.WriteAllText(Path.Combine(cache, "other-token"), " hf_other ");
         Assert.Equal("hf_other", From(("HOME", home), ("HF_TOKEN_PATH", Path.Combine(cache, "other-token"))).Token);
         Assert.Equal("hf_env", From(("HOME", home), ("HF_TOKEN", "hf_env")).Token);
+        Assert.DoesNotContain("hf_env", From(("HOME", home), ("HF_TOKEN", "hf_env")).ToString());
         Assert.Equal("hf_legacy", From(("HOME", home), ("HUGGING_FACE_HUB_TOKEN", "hf_legacy")).Token);
     }
 

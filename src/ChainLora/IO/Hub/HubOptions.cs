@@ -36,6 +36,10 @@ public sealed record HubOptions
         };
     }
 
+    /// <summary>Says whether a token is set, never the token: options end up in logs and exception messages.</summary>
+    public override string ToString() =>
+        $"HubOptions {{ Endpoint = {Endpoint}, CacheDir = {CacheDir}, Token = {(Token is null ? "none" : "set")}, Offline = {Offline} }}";
+
     /// <summary>huggingface_hub's _is_true: 1, true, yes, on in any case.</summary>
     public static bool IsTrue(string? value) =>
         value?.ToUpperInvariant() is "1" or "TRUE" or "YES" or "ON";
