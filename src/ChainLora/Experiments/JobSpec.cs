@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
+using ChainLora.IO;
 
 namespace ChainLora.Experiments;
 
@@ -75,16 +76,4 @@ public sealed record JobSpec
     }
 
     public void Save(string path) => AtomicFile.WriteAllText(path, ExperimentConfig.Serialize(this));
-}
-
-/// <summary>Write to a temporary file beside the target, then rename over it.</summary>
-public static class AtomicFile
-{
-    public static void WriteAllText(string path, string text)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var temp = $"{path}.tmp-{Environment.ProcessId}";
-        File.WriteAllText(temp, text);
-        File.Move(temp, path, overwrite: true);
-    }
 }

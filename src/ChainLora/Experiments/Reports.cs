@@ -3,6 +3,7 @@
 // (optimizers). Scores are shown as percentages (accuracy, F1) or as NLL per token (lm).
 using System.Globalization;
 using System.Text;
+using ChainLora.IO;
 
 namespace ChainLora.Experiments;
 

@@ -1,6 +1,8 @@
-// `--model DIR`: a Hugging Face directory (config.json + safetensors or PyTorch .bin weights + tokenizer files) or a
-// llama2.c directory (one checkpoint .bin + one SentencePiece .model).
+// `--model`: a Hugging Face directory (config.json + safetensors or PyTorch .bin weights + tokenizer
+// files) or a llama2.c directory (one checkpoint .bin + one SentencePiece .model); or a Hub model
+// `org/name[@rev]`, found in (or downloaded into) the Hugging Face cache.
 using ChainLora.IO;
+using ChainLora.IO.Hub;
 using ChainLora.Models;
 using ChainLora.Tokenization;
 using static TorchSharp.torch;
@@ -19,11 +21,16 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
 
     /// <summary>
     /// Loads <paramref name="dir"/>; matrices and embeddings are stored in <paramref name="dtype"/>
-    /// (fp32 or bf16), norms stay fp32. Errors name the missing or inconsistent file.
+    /// (fp32 or bf16), norms stay fp32. Errors name the missing or inconsistent file. A
+    /// <paramref name="dir"/> that is no directory but a Hub repo id is resolved through the cache;
+    /// <paramref name="download"/> hears the files it downloads.
     /// </summary>
-    public static PretrainedModel Load(string dir, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    public static PretrainedModel Load(string dir, ScalarType dtype = ScalarType.Float32, Device? device = null,
+        IProgress<HubFileProgress>? download = null)
     {
         NativeRuntime.Ensure();
+        if (!System.IO.Directory.Exists(dir) && HubModelResolver.LooksLikeRepoId(dir))
+            dir = HubModelResolver.Resolve(dir, HubOptions.FromEnvironment(), download);
         if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory not found: {dir}");
         var config = Path.Combine(dir, "config.json");
         return File.Exists(config) ? LoadHuggingFace(dir, config, dtype, device) : LoadLlama2c(dir, dtype, device);

@@ -1,0 +1,108 @@
+// The Hugging Face cache layout of huggingface_hub's file_download.py, so that models downloaded
+// by Python are found here and models downloaded here are found by Python:
+//   {root}/models--org--name/refs/{revision}           the commit a branch or tag pointed to
+//   {root}/models--org--name/blobs/{etag}               file contents, named by git sha1 or LFS sha256
+//   {root}/models--org--name/snapshots/{commit}/{file}  relative symlink to ../../blobs/{etag}
+//   {root}/.locks/models--org--name/{etag}.lock         held while one process writes the blob
+namespace ChainLora.IO.Hub;
+
+/// <summary>Paths and small operations on one cache root (HF_HUB_CACHE).</summary>
+public sealed class HubCache(string root)
+{
+    public string Root { get; } = root;
+
+    public string RepoFolder(HubModelSpec spec) => Path.Combine(Root, spec.FolderName);
+
+    public string BlobPath(HubModelSpec spec, string etag) => Path.Combine(RepoFolder(spec), "blobs", etag);
+
+    public string SnapshotFolder(HubModelSpec spec, string commit) => Path.Combine(RepoFolder(spec), "snapshots", commit);
+
+    /// <summary>Where <paramref name="filename"/> (a repo path, '/'-separated) sits in the snapshot of <paramref name="commit"/>.</summary>
+    public string SnapshotFile(HubModelSpec spec, string commit, string filename) =>
+        Path.Combine(SnapshotFolder(spec, commit), RepoPath(filename));
+
+    string RefPath(HubModelSpec spec) => Path.Combine(RepoFolder(spec), "refs", RepoPath(spec.Revision));
+
+    /// <summary>
+    /// The commit the cache knows for the revision: the revision itself when it is a commit hash,
+    /// else the content of refs/{revision}; null when the cache has no such ref.
+    /// </summary>
+    public string? CommitOf(HubModelSpec spec)
+    {
+        if (spec.RevisionIsCommit) return spec.Revision;
+        var path = RefPath(spec);
+        if (!File.Exists(path)) return null;
+        var commit = File.ReadAllText(path).Trim();
+        return HubModelSpec.IsCommitHash(commit) ? commit
+            : throw new InvalidDataException($"{path}: expected a 40-hex commit hash, found '{commit}'");
+    }
+
+    /// <summary>The snapshot folder of the revision when the cache has it (complete or not), else null.</summary>
+    public string? FindSnapshot(HubModelSpec spec) =>
+        CommitOf(spec) is { } commit && Directory.Exists(SnapshotFolder(spec, commit)) ? SnapshotFolder(spec, commit) : null;
+
+    /// <summary>Records that the revision (a branch or tag) points at <paramref name="commit"/>; no newline, as Python writes it.</summary>
+    public void WriteRef(HubModelSpec spec, string commit)
+    {
+        if (!spec.RevisionIsCommit) AtomicFile.WriteAllText(RefPath(spec), commit);
+    }
+
+    /// <summary>
+    /// Points the snapshot entry <paramref name="pointer"/> at <paramref name="blob"/> with a
+    /// relative symlink (the cache stays valid when moved); where symlinks cannot be made the blob
+    /// is copied, as huggingface_hub does on Windows without developer mode.
+    /// </summary>
+    public static void Link(string blob, string pointer)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(pointer)!);
+        if (File.Exists(pointer) || new FileInfo(pointer).LinkTarget is not null) File.Delete(pointer);
+        var relative = Path.GetRelativePath(Path.GetDirectoryName(pointer)!, blob);
+        try
+        {
+            File.CreateSymbolicLink(pointer, relative);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            File.Copy(blob, pointer, overwrite: true);
+        }
+    }
+
+    /// <summary>True when <paramref name="path"/> is a file or a symlink whose final target exists (a dangling link is absent).</summary>
+    public static bool IsPresent(string path)
+    {
+        var info = new FileInfo(path);
+        return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+    }
+
+    /// <summary>
+    /// Holds .locks/{repo}/{etag}.lock until disposed so that two processes (two grid jobs, or this
+    /// and Python) never append to the same .incomplete blob. .NET's FileShare.None takes an
+    /// exclusive flock on Unix, the same lock Python's filelock takes.
+    /// </summary>
+    public async Task<IDisposable> LockBlobAsync(HubModelSpec spec, string etag, CancellationToken cancel)
+    {
+        var path = Path.Combine(Root, ".locks", spec.FolderName, etag + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                await Task.Delay(200, cancel);
+            }
+        }
+    }
+
+    /// <summary>A repo path ('/'-separated, from the Hub) as a relative local path; one that climbs out of its folder is refused.</summary>
+    static string RepoPath(string filename)
+    {
+        var parts = filename.Split('/');
+        if (filename.Length == 0 || Path.IsPathRooted(filename) || filename.Contains('\\', StringComparison.Ordinal)
+            || parts.Any(p => p is "" or "." or ".."))
+            throw new InvalidDataException($"repo path '{filename}' is not a relative path inside the repository");
+        return Path.Combine(parts);
+    }
+}

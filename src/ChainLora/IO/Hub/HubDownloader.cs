@@ -1,0 +1,114 @@
+// One blob downloaded into the cache as huggingface_hub's file_download.http_get and
+// _download_to_tmp_and_move do it: bytes go to blobs/{etag}.incomplete, an interrupted download is
+// resumed with a Range request, the size and (for LFS files) the sha256 are checked, and only a
+// verified blob is renamed to blobs/{etag}.
+using System.Net;
+using System.Security.Cryptography;
+
+namespace ChainLora.IO.Hub;
+
+/// <summary>Bytes of one repo file received so far; <see cref="TotalBytes"/> is -1 when the server did not say.</summary>
+public readonly record struct HubFileProgress(string File, long BytesDone, long TotalBytes);
+
+static class HubDownloader
+{
+    const int BufferSize = 1 << 20;
+    // Progress is reported at most once per this many bytes (and at the start and end of a file).
+    const long ReportEvery = 1 << 20;
+
+    /// <summary>
+    /// Downloads <paramref name="file"/> to <paramref name="blob"/>. A failure mid-body (or a short
+    /// body) leaves the .incomplete file for the next run to resume; too many bytes or a wrong hash
+    /// deletes it and throws.
+    /// </summary>
+    public static async Task DownloadBlobAsync(HubClient client, HubModelSpec spec, HubFileMetadata file, string blob,
+        IProgress<HubFileProgress>? progress, CancellationToken cancel)
+    {
+        var incomplete = blob + ".incomplete";
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        var done = File.Exists(incomplete) ? new FileInfo(incomplete).Length : 0;
+        if (file.Size >= 0 && done > file.Size) done = Restart(incomplete);
+        while (!File.Exists(incomplete) || file.Size < 0 || done < file.Size)
+        {
+            using var response = await client.DownloadAsync(spec, file, done, cancel);
+            // The range of a stale .incomplete was refused: ask again for the whole file.
+            if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+            {
+                done = Restart(incomplete);
+                continue;
+            }
+            // A server that ignores Range answers 200 with the whole file: start over from byte 0.
+            if (response.StatusCode != HttpStatusCode.PartialContent) done = 0;
+            else if (response.Content.Headers.ContentRange?.From != done)
+            {
+                // Some other range than the one asked for: ask for the whole file instead.
+                done = Restart(incomplete);
+                continue;
+            }
+            done = await ReceiveAsync(response, file, incomplete, done, progress, cancel);
+            break;
+        }
+        Verify(file, incomplete, done);
+        File.Move(incomplete, blob, overwrite: true);
+    }
+
+    /// <summary>Appends the response body to <paramref name="incomplete"/> (truncated first when <paramref name="done"/> is 0); returns its new length.</summary>
+    static async Task<long> ReceiveAsync(HttpResponseMessage response, HubFileMetadata file, string incomplete, long done,
+        IProgress<HubFileProgress>? progress, CancellationToken cancel)
+    {
+        await using var output = new FileStream(incomplete, done == 0 ? FileMode.Create : FileMode.Append, FileAccess.Write, FileShare.None, BufferSize, useAsync: true);
+        await using var body = await response.Content.ReadAsStreamAsync(cancel);
+        var buffer = new byte[BufferSize];
+        progress?.Report(new HubFileProgress(file.Filename, done, file.Size));
+        var reported = done;
+        while (true)
+        {
+            int read;
+            try
+            {
+                read = await body.ReadAsync(buffer, cancel);
+            }
+            catch (IOException e)
+            {
+                throw new IOException($"{file.Filename}: download from {file.Location.GetLeftPart(UriPartial.Authority)} broke off after " +
+                    $"{done} of {file.Size} bytes ({e.Message}); run again to resume from {incomplete}", e);
+            }
+            if (read == 0) break;
+            await output.WriteAsync(buffer.AsMemory(0, read), cancel);
+            done += read;
+            if (done - reported >= ReportEvery)
+            {
+                progress?.Report(new HubFileProgress(file.Filename, done, file.Size));
+                reported = done;
+            }
+        }
+        progress?.Report(new HubFileProgress(file.Filename, done, file.Size));
+        return done;
+    }
+
+    /// <summary>Size against X-Linked-Size / Content-Length, and an LFS blob's sha256 against its etag; a bad blob is deleted.</summary>
+    static void Verify(HubFileMetadata file, string incomplete, long done)
+    {
+        if (file.Size >= 0 && done < file.Size)
+            throw new IOException($"{file.Filename}: the server sent {done} of {file.Size} bytes; run again to resume from {incomplete}");
+        if (file.Size >= 0 && done > file.Size)
+        {
+            File.Delete(incomplete);
+            throw new InvalidDataException($"{file.Filename}: received {done} bytes, the Hub says {file.Size}; the blob was deleted, run again");
+        }
+        if (!file.IsLfs) return;
+        string actual;
+        using (var stream = new FileStream(incomplete, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize))
+            actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+        if (actual == file.Etag) return;
+        File.Delete(incomplete);
+        throw new InvalidDataException($"{file.Filename}: sha256 of the downloaded bytes is {actual}, the Hub says {file.Etag}; " +
+            "the corrupt blob was deleted, run again");
+    }
+
+    static long Restart(string incomplete)
+    {
+        File.Delete(incomplete);
+        return 0;
+    }
+}
