@@ -55,5 +55,7 @@ public static class CliApp
     }
 
     static bool IsUserError(Exception e) =>
-        e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException;
+        e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException
+            // a gated or private Hub repository without (or with a wrong) HF_TOKEN
+            or UnauthorizedAccessException;
 }

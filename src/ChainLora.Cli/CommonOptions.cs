@@ -6,11 +6,16 @@ namespace ChainLora.Cli;
 /// <summary>Options shared by several commands, with their parsing.</summary>
 static class CommonOptions
 {
-    public static Option<DirectoryInfo> Model() => new("--model")
+    public static Option<string> Model() => new("--model")
     {
-        Description = "Model directory: Hugging Face (config.json + *.safetensors + tokenizer) or llama2.c (.bin + tokenizer .model)",
+        Description = "Model: a Hugging Face folder (config.json + safetensors or pytorch_model.bin + tokenizer), a llama2.c " +
+                      "folder (.bin + tokenizer .model), or a Hub id org/name[@revision] from the Hugging Face cache " +
+                      "(downloaded into it when missing, unless HF_HUB_OFFLINE is set)",
         Required = true,
     };
+
+    /// <summary>The folder a --model value names, a Hub id resolved (and downloaded, with progress bars) first.</summary>
+    public static string ModelFolder(string value) => Path.GetFullPath(DownloadProgress.ResolveModel(value));
 
     public static Option<string> Device() => new Option<string>("--device")
     {

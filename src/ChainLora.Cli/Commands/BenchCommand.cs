@@ -47,7 +47,7 @@ static class BenchCommand
             Models.AttentionPlan.Kernel = Enum.Parse<Models.AttentionKernel>(r.GetValue(attention)!, ignoreCase: true);
             var result = StepBenchmark.Run(new BenchOptions
             {
-                Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model), Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
+                Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
                 BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup),
             });

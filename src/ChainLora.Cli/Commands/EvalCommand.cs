@@ -32,7 +32,7 @@ static class EvalCommand
         {
             var clock = Stopwatch.StartNew();
             var definition = TaskRegistry.Find(r.GetValue(task)!);
-            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             if (r.GetValue(adapter) is { } adapterDir)
             {

@@ -22,7 +22,7 @@ static class GenerateCommand
         };
         command.SetAction(r =>
         {
-            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var text = r.GetValue(prompt)!;
             var tok = loaded.Tokenizer;

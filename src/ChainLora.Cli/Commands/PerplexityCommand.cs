@@ -24,7 +24,7 @@ static class PerplexityCommand
         {
             var file = r.GetValue(text)!;
             if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
-            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch));
             output.WriteLine(r.GetValue(json)

@@ -74,7 +74,7 @@ static class TrainCommand
         {
             var trainingMethod = TrainerOptions.ParseMethod(r.GetValue(method)!);
             var baseDtype = r.GetValue(dtype)!;
-            using var loaded = PretrainedModel.Load(r.GetValue(model)!.FullName,
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 CommonOptions.ParseDtype(baseDtype), CommonOptions.ParseDevice(r.GetValue(device)!));
             var options = new TaskRunOptions
             {
