@@ -315,10 +315,10 @@ public static partial class SafeTensors
         return next;
     }
 
-    delegate void ChunkAction(Span<byte> chunk, long byteOffset);
+    internal delegate void ChunkAction(Span<byte> chunk, long byteOffset);
 
     /// <summary>Visits the bytes of a contiguous CPU tensor as spans over its own memory, in order.</summary>
-    static void ForEachChunk(Tensor tensor, ChunkAction action)
+    internal static void ForEachChunk(Tensor tensor, ChunkAction action)
     {
         var count = tensor.numel();
         if (count == 0) return;
@@ -332,7 +332,7 @@ public static partial class SafeTensors
         }
     }
 
-    static void ReadExactly(string path, SafeFileHandle handle, Span<byte> buffer, long offset)
+    internal static void ReadExactly(string path, SafeFileHandle handle, Span<byte> buffer, long offset)
     {
         while (!buffer.IsEmpty)
         {
