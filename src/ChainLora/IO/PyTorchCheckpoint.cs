@@ -4,6 +4,7 @@
 // bytes), maybe <archive>/byteorder, and <archive>/version. The pickle is read by StateDictUnpickler,
 // which runs no code. Tensor bytes are read one tensor at a time, straight from the stored entry into
 // native tensor memory, then viewed with the saved strides, so views and tied weights read as saved.
+using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -209,12 +210,14 @@ public sealed class PyTorchCheckpoint : ITensorSource
         return (t.Offset, count);
     }
 
+    /// <summary>Bytes per element of the storage dtypes StateDictUnpickler admits.</summary>
     static int ElementSize(ScalarType type) => type switch
     {
         ScalarType.Float64 or ScalarType.Int64 => 8,
         ScalarType.Float32 or ScalarType.Int32 => 4,
         ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
-        _ => 1, // Int8, Byte, Bool: the only other dtypes StateDictUnpickler admits
+        ScalarType.Int8 or ScalarType.Byte or ScalarType.Bool => 1,
+        _ => throw new UnreachableException($"storage dtype {type} is not one StateDictUnpickler admits"),
     };
 
     /// <summary>

@@ -144,7 +144,7 @@ internal static class StateDictUnpickler
                         break;
                     }
                     case (byte)'R': { var args = Pop(); stack.Add(Call(Pop(), args)); break; } // REDUCE
-                    case (byte)'b': Build(Pop(), Top()); break; // BUILD
+                    case (byte)'b': Pop(); Build(Top()); break; // BUILD: the state is dropped
                     case (byte)'Q': stack.Add(Storage(Pop())); break; // BINPERSID
                     case (byte)'s': { var value = Pop(); var key = Pop(); TopDict().Set(key, value); break; } // SETITEM
                     case (byte)'u': // SETITEMS
@@ -200,7 +200,7 @@ internal static class StateDictUnpickler
         }
 
         /// <summary>BUILD sets instance state; only an OrderedDict's (state_dict()'s _metadata) is expected, and it is unused.</summary>
-        readonly void Build(object? state, object? target)
+        readonly void Build(object? target)
         {
             if (target is not PickleDict)
                 throw Bad($"BUILD sets the state of {Describe(target)}; only a dict's state is expected (and ignored)");
