@@ -61,7 +61,9 @@ public sealed class PyTorchCheckpoint : ITensorSource
 
     /// <summary>
     /// Copies tensor <paramref name="name"/> into <paramref name="destination"/> (the stored shape; any dtype,
-    /// any device). Only the storage region the tensor spans is read, into a CPU tensor of the stored dtype.
+    /// any device). Only the storage region the tensor spans is read: straight into a contiguous CPU destination
+    /// of the stored dtype when the tensor is contiguous, else into a CPU temporary that is then viewed with the
+    /// saved strides and copied (copy_ converts dtype and device).
     /// </summary>
     public void CopyTo(string name, Tensor destination)
     {
@@ -76,17 +78,29 @@ public sealed class PyTorchCheckpoint : ITensorSource
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
+        // The common case (a contiguous tensor into a CPU tensor of its dtype) needs no temporary.
+        if (tensor.Storage.DType != ScalarType.Bool && destination.dtype == tensor.Storage.DType
+            && destination.device_type == DeviceType.CPU && destination.is_contiguous() && IsContiguous(tensor))
+        {
+            Read(storage, first, destination);
+            return;
+        }
         // Bool storages are read as bytes and compared with zero, so any nonzero byte becomes a canonical true.
         var dtype = tensor.Storage.DType == ScalarType.Bool ? ScalarType.Byte : tensor.Storage.DType;
         var region = torch.empty([count], dtype, torch.CPU);
-        var elementSize = region.element_size();
-        if (storage.Zip.Method == ZipDirectory.Stored)
-            SafeTensors.ForEachChunk(region, (chunk, at) =>
-                SafeTensors.ReadExactly(Source, handle, chunk, storage.DataOffset + first * elementSize + at));
-        else
-            ReadInflated(storage, first * elementSize, region);
+        Read(storage, first, region);
         var view = region.as_strided(tensor.Size, tensor.Stride, 0);
         destination.copy_(tensor.Storage.DType == ScalarType.Bool ? view.ne(0) : view);
+    }
+
+    /// <summary>Fills contiguous CPU <paramref name="target"/> with the storage's elements from <paramref name="first"/> on.</summary>
+    void Read(StoredEntry storage, long first, Tensor target)
+    {
+        var start = first * target.element_size();
+        if (storage.Zip.Method == ZipDirectory.Stored)
+            SafeTensors.ForEachChunk(target, (chunk, at) => SafeTensors.ReadExactly(Source, handle, chunk, storage.DataOffset + start + at));
+        else
+            ReadInflated(storage, start, target);
     }
 
     public void Dispose() => handle.Dispose();
@@ -208,6 +222,19 @@ public sealed class PyTorchCheckpoint : ITensorSource
         var count = 1L;
         for (var i = 0; i < t.Size.Length; i++) count = checked(count + checked((t.Size[i] - 1) * t.Stride[i]));
         return (t.Offset, count);
+    }
+
+    /// <summary>Row-major strides for the size (a dimension of size 1 may have any stride), as torch's is_contiguous.</summary>
+    static bool IsContiguous(PickledTensor t)
+    {
+        var expected = 1L;
+        for (var i = t.Size.Length - 1; i >= 0; i--)
+        {
+            if (t.Size[i] == 1) continue;
+            if (t.Stride[i] != expected) return false;
+            expected *= t.Size[i];
+        }
+        return true;
     }
 
     /// <summary>Bytes per element of the storage dtypes StateDictUnpickler admits.</summary>

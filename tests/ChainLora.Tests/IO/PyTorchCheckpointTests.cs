@@ -245,6 +245,23 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void CopyToFillsAViewOrAParameterInPlace()
+    {
+        // Contiguous tensors of the destination's dtype are read straight into its memory: check that
+        // lands where the destination's elements are, and that a parameter that requires grad accepts it.
+        using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("views/pytorch_model.bin"));
+        var expected = SafeTensors.Load(Fixtures.PyTorch("views/expected.safetensors"));
+        var outer = torch.full(10, 7f);
+        checkpoint.CopyTo("slice", outer.narrow(0, 1, 8));
+        Assert.Equal([7f, .. expected["slice"].data<float>().ToArray(), 7f], outer.data<float>().ToArray());
+
+        var parameter = new TorchSharp.Modules.Parameter(torch.zeros(3, 4));
+        checkpoint.CopyTo("plain", parameter);
+        Assert.True(parameter.requires_grad);
+        Assert.Equal(expected["plain"].data<float>().ToArray(), parameter.detach().data<float>().ToArray());
+    }
+
+    [Fact]
     public void CopyToChecksTheNameAndTheShape()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("views/pytorch_model.bin"));
