@@ -3,10 +3,13 @@ using static TorchSharp.torch;
 
 namespace ChainLora.Tests;
 
-/// <summary>Reads the reference fixtures written by scripts/make_reference_fixtures.py.</summary>
+/// <summary>Reads the reference fixtures written by scripts/make_reference_fixtures.py (and make_pytorch_fixtures.py).</summary>
 static class Fixtures
 {
     public static string Reference(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "reference", name);
+
+    /// <summary>A torch.save checkpoint fixture (scripts/make_pytorch_fixtures.py).</summary>
+    public static string PyTorch(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "pytorch", name);
 
     public static JsonElement Json(string path) => JsonDocument.Parse(File.ReadAllText(path)).RootElement;
 
