@@ -108,7 +108,7 @@ public static class StepBenchmark
         var tokens = (double)o.Batch * o.Sequence;
         var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
         return new BenchResult(o.ModelDir ?? o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
-            o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, PeakRssMb(),
+            o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, IO.ProcessMemory.PeakRssMb(),
             result.KnotTime.TotalSeconds, get_num_threads(), load);
     }
 
@@ -121,11 +121,12 @@ public static class StepBenchmark
 
     static (CausalLM, BenchLoad) LoadModel(string dir, ScalarType dtype)
     {
-        var before = CurrentRssMb();
+        var before = IO.ProcessMemory.CurrentRssMb();
+        IO.ProcessMemory.ResetPeak();
         var clock = Stopwatch.StartNew();
         var loaded = Loading.PretrainedModel.Load(dir, dtype);
         var seconds = clock.Elapsed.TotalSeconds;
-        var peak = PeakRssMb();
+        var peak = IO.ProcessMemory.PeakRssMb();
         var bytes = loaded.Model.parameters().Sum(p => p.numel() * p.element_size());
         return (loaded.Model, new BenchLoad(seconds, before, peak, bytes / 1048576.0));
     }
@@ -186,20 +187,6 @@ public static class StepBenchmark
             }
         }
         return best;
-    }
-
-    /// <summary>The process's resident-set high-water mark (VmHWM), in MB.</summary>
-    public static double PeakRssMb() => ProcStatusMb("VmHWM:");
-
-    /// <summary>The process's resident set now (VmRSS), in MB.</summary>
-    public static double CurrentRssMb() => ProcStatusMb("VmRSS:");
-
-    static double ProcStatusMb(string field)
-    {
-        const string path = "/proc/self/status";
-        if (!File.Exists(path)) return double.NaN;
-        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
-        return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
 
     static double Median(List<double> xs)
