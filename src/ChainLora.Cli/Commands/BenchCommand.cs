@@ -25,12 +25,13 @@ static class BenchCommand
                           "scaled_dot_product_attention) or math (matmuls and softmax, causal blocks)",
             DefaultValueFactory = _ => "auto",
         }.AcceptOnlyFromAmong("auto", "fused", "math");
+        var checkpointing = CommonOptions.GradientCheckpointing();
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
-            shape, method, dtype, batch, seq, steps, warmup, threads, attention, json,
+            shape, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, json,
         };
         command.SetAction(r =>
         {
@@ -41,7 +42,7 @@ static class BenchCommand
             {
                 Shape = r.GetValue(shape)!, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
                 BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
-                Steps = r.GetValue(steps), Warmup = r.GetValue(warmup),
+                Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
             });
             output.WriteLine(r.GetValue(json)
                 ? JsonSerializer.Serialize(new
@@ -51,13 +52,14 @@ static class BenchCommand
                     achieved_gflops = result.AchievedGflops, peak_gflops = result.PeakGflops, mfu = result.Mfu,
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
-                    attention = r.GetValue(attention),
+                    attention = r.GetValue(attention), gradient_checkpointing = result.GradientCheckpointing,
                 })
                 : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
                   $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +
                   $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
                   $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms " +
-                  $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads");
+                  $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads" +
+                  (result.GradientCheckpointing ? ", gradient checkpointing" : ""));
             return 0;
         });
         return command;

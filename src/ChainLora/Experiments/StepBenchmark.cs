@@ -49,11 +49,13 @@ public sealed record BenchOptions
     public int Steps { get; init; } = 10;
     public int Warmup { get; init; } = 2;
     public long Seed { get; init; }
+    /// <summary>Recompute each decoder layer in backward; the FLOP count (and so MFU) stays the model's.</summary>
+    public bool GradientCheckpointing { get; init; }
 }
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
     double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
-    double PeakRssMb, double KnotSeconds, int Threads)
+    double PeakRssMb, double KnotSeconds, int Threads, bool GradientCheckpointing)
 {
     /// <summary>
     /// A knot's share of a link's wall time in the paper's setting: 1000 examples, 5 epochs,
@@ -83,7 +85,7 @@ public static class StepBenchmark
             ? new ChainConfig { Length = 2, KnotSteps = [o.Warmup + Math.Max(1, o.Steps / 2)] }
             : new ChainConfig();
         var stamps = new List<TimeSpan>();
-        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed },
+        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing },
             new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
         var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed));
 
@@ -91,10 +93,11 @@ public static class StepBenchmark
         if (o.Method == TrainingMethod.Cola) durations.Remove(durations.Max()); // the step that includes the knot
         var median = Median(durations.Count > 0 ? durations : [stamps[0].TotalSeconds]);
         var tokens = (double)o.Batch * o.Sequence;
+        // The model's FLOPs only: under gradient checkpointing the recomputed forwards are overhead, not work.
         var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
         return new BenchResult(o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
             o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, PeakRssMb(),
-            result.KnotTime.TotalSeconds, get_num_threads());
+            result.KnotTime.TotalSeconds, get_num_threads(), o.GradientCheckpointing);
     }
 
     /// <summary>
