@@ -1,4 +1,5 @@
 using ChainLora.Chain;
+using ChainLora.Evaluation;
 using ChainLora.Lora;
 using ChainLora.Models;
 using ChainLora.Training;
@@ -157,6 +158,47 @@ public class GradientCheckpointingTests
         var plain = Handles(false);
         var checkpointed = Handles(true);
         Assert.True(checkpointed * 3 < plain, $"checkpointed forward left {checkpointed} handles, the plain one {plain}");
+    }
+
+    /// <summary>
+    /// Classification training runs a shared prompt once through a KV cache, which checkpointing
+    /// cannot cover; with checkpointing on, rows run whole instead: the same scores and gradients
+    /// (to float rounding), and the layers again run without autograd in the forward.
+    /// </summary>
+    [Fact]
+    public void Shared_prompt_batches_run_whole_rows_under_checkpointing()
+    {
+        using var model = Build("llama", "lora", 0);
+        var random = new Random(5);
+        List<int> Tokens(int n) => Enumerable.Range(0, n).Select(_ => random.Next(3, 64)).ToList();
+        var rows = new List<PromptAndContinuation>();
+        foreach (var (prompt, candidates) in new[] { (Tokens(9), 3), (Tokens(4), 2), (Tokens(13), 1) })
+            for (var c = 0; c < candidates; c++) rows.Add(new PromptAndContinuation(prompt, Tokens(1 + c)));
+        var batch = SharedPromptBatch.Pack(rows, ContinuationScoring.PromptGroups(rows), CPU);
+        var recorded = new List<bool>();
+        foreach (var (name, module) in model.named_modules())
+            if (name.EndsWith(".mlp", StringComparison.Ordinal))
+                ((nn.Module<Tensor, Tensor>)module).register_forward_hook((_, _, output) => { recorded.Add(is_grad_enabled()); return output; });
+
+        (float[] Scores, Tensor[] Grads) Run(bool checkpointing)
+        {
+            model.GradientCheckpointing = checkpointing;
+            foreach (var p in model.parameters()) p.grad = null;
+            recorded.Clear();
+            var scores = batch.MeanLogProb(model);
+            scores.sum().backward();
+            return (scores.detach().data<float>().ToArray(), model.parameters().Where(p => p.requires_grad).Select(p => p.grad!.clone()).ToArray());
+        }
+        var cached = Run(false);
+        Assert.Equal(2 * model.NumLayers, recorded.Count(r => r));                 // prefix pass, then tails
+        var whole = Run(true);
+        Assert.Equal(Enumerable.Repeat(false, model.NumLayers).Concat(Enumerable.Repeat(true, model.NumLayers)), recorded);
+        for (var i = 0; i < rows.Count; i++) Assert.Equal(cached.Scores[i], whole.Scores[i], 1e-5);
+        for (var i = 0; i < cached.Grads.Length; i++)
+        {
+            var scale = cached.Grads[i].abs().max().item<float>();
+            Assert.True((cached.Grads[i] - whole.Grads[i]).abs().max().item<float>() <= 1e-4 * scale);
+        }
     }
 
     public static TheoryData<TrainingMethod, double> TrainerCases => new() { { TrainingMethod.Lora, 0.1 }, { TrainingMethod.Full, 0 } };
