@@ -26,12 +26,13 @@ static class BenchCommand
             DefaultValueFactory = _ => "auto",
         }.AcceptOnlyFromAmong("auto", "fused", "math");
         var checkpointing = CommonOptions.GradientCheckpointing();
+        var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
-            shape, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, json,
+            shape, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, device, json,
         };
         command.SetAction(r =>
         {
@@ -43,6 +44,7 @@ static class BenchCommand
                 Shape = r.GetValue(shape)!, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
                 BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });
             output.WriteLine(r.GetValue(json)
                 ? JsonSerializer.Serialize(new
@@ -53,8 +55,9 @@ static class BenchCommand
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
                     attention = r.GetValue(attention), gradient_checkpointing = result.GradientCheckpointing,
+                    device = r.GetValue(device),
                 })
-                : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
+                : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence} on {r.GetValue(device)}: " +
                   $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +
                   $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
                   $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms " +

@@ -51,6 +51,8 @@ public sealed record BenchOptions
     public long Seed { get; init; }
     /// <summary>Recompute each decoder layer in backward; the FLOP count (and so MFU) stays the model's.</summary>
     public bool GradientCheckpointing { get; init; }
+    /// <summary>Where the model, the batches and the matmul peak run; null is the CPU.</summary>
+    public Device? Device { get; init; }
 }
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
@@ -71,9 +73,10 @@ public static class StepBenchmark
         IO.NativeRuntime.Ensure();
         if (o.Steps < 1 || o.Warmup < 0 || o.Batch < 1 || o.Sequence < 2)
             throw new ArgumentException($"bench: steps {o.Steps}, warmup {o.Warmup}, batch {o.Batch}, seq {o.Sequence} must be positive");
-        var peak = MatmulPeakGflops(o.BaseDtype);
+        var device = o.Device ?? CPU;
+        var peak = MatmulPeakGflops(o.BaseDtype, device);
         manual_seed(o.Seed);
-        using var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype);
+        using var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype, device);
         InitialiseEmbeddingsLikeTransformers(model);
         if (o.Sequence > model.MaxPositions)
             throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.Shape} context of {model.MaxPositions}");
@@ -87,7 +90,7 @@ public static class StepBenchmark
         var stamps = new List<TimeSpan>();
         var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing },
             new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
-        var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed));
+        var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed, device));
 
         var durations = stamps.Zip(stamps.Skip(1), (a, b) => (b - a).TotalSeconds).Skip(Math.Max(0, o.Warmup - 1)).ToList();
         if (o.Method == TrainingMethod.Cola) durations.Remove(durations.Max()); // the step that includes the knot
@@ -117,24 +120,29 @@ public static class StepBenchmark
 
     /// <summary>
     /// Best-of-several GFLOP/s of square matmuls (n = 1024 and 2048) in <paramref name="dtype"/> on
-    /// this machine, after half a second of warm-up: the first fp32 calls run at half speed while
-    /// the BLAS thread pool and its buffers spin up, which would flatter every MFU computed from it.
+    /// <paramref name="device"/> (the CPU when null), after half a second of warm-up: the first fp32
+    /// calls run at half speed while the BLAS thread pool and its buffers spin up, which would
+    /// flatter every MFU computed from it. CUDA kernels run asynchronously, so each timing waits for them.
     /// </summary>
-    public static double MatmulPeakGflops(ScalarType dtype, int repeats = 6)
+    public static double MatmulPeakGflops(ScalarType dtype, Device? device = null, int repeats = 6)
     {
+        device ??= CPU;
+        void Wait() { if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(device); }
         using var _ = no_grad();
         var best = 0.0;
         var warmup = Stopwatch.StartNew();
         foreach (var n in new[] { 1024, 2048 })
         {
             using var scope = NewDisposeScope();
-            var a = randn(n, n).to(dtype);
-            var b = randn(n, n).to(dtype);
+            var a = randn(n, n, device: device).to(dtype);
+            var b = randn(n, n, device: device).to(dtype);
             while (warmup.Elapsed.TotalSeconds < 0.5) a.matmul(b).Dispose();
+            Wait();
             for (var i = 0; i < repeats; i++)
             {
                 var clock = Stopwatch.StartNew();
                 a.matmul(b).Dispose();
+                Wait();
                 best = Math.Max(best, 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9);
             }
         }
@@ -156,8 +164,8 @@ public static class StepBenchmark
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 
-    /// <summary>Uniform random tokens; next-token targets at every position.</summary>
-    sealed class RandomTokens(int vocab, int batch, int sequence, int batches, long seed) : ITrainingData
+    /// <summary>Uniform random tokens, drawn on the CPU (the same on every device) and moved to <paramref name="device"/>; next-token targets at every position.</summary>
+    sealed class RandomTokens(int vocab, int batch, int sequence, int batches, long seed, Device device) : ITrainingData
     {
         public int BatchesPerEpoch => batches;
 
@@ -166,7 +174,7 @@ public static class StepBenchmark
             using var g = new Generator((ulong)seed + 17);
             for (var i = 0; i < batches; i++)
             {
-                var ids = randint(0, vocab, [batch, sequence + 1], generator: g, dtype: ScalarType.Int64);
+                var ids = randint(0, vocab, [batch, sequence + 1], generator: g, dtype: ScalarType.Int64, device: CPU).to(device);
                 yield return new LmBatch(ids.narrow(1, 0, sequence), ids.narrow(1, 1, sequence));
             }
         }
