@@ -16,7 +16,9 @@ namespace ChainLora.Tests;
 /// set to meta while the model lives on the CPU, so a factory call without <c>device:</c> makes a
 /// meta tensor, which fails the first op it shares with a CPU tensor, or the first read of its
 /// values. Training (LoRA dropout, gradient checkpointing, clipping, a knot and a chain extension,
-/// a checkpoint and a resume), evaluation scoring, generation, perplexity and export all run.
+/// a checkpoint and a resume), evaluation scoring, generation, perplexity and export all run, with
+/// both attention kernels. The opposite mistake, a tensor kept on the CPU on purpose (tied links,
+/// adapters read from disk) meeting the weights unmoved, shows with the model itself on meta.
 /// </summary>
 public class DevicePlacementTests
 {
@@ -68,11 +70,15 @@ public class DevicePlacementTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("opt")]
-    public void Training_knots_checkpoints_evaluation_and_export_create_nothing_off_the_models_device(string architecture)
+    [InlineData("llama", AttentionKernel.Auto)]
+    [InlineData("llama", AttentionKernel.Math)]
+    [InlineData("opt", AttentionKernel.Auto)]
+    [InlineData("opt", AttentionKernel.Math)]
+    public void Training_knots_checkpoints_evaluation_and_export_create_nothing_off_the_models_device(string architecture, AttentionKernel kernel)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"chainlora-device-{architecture}-{Guid.NewGuid():N}");
+        var kernelBefore = AttentionPlan.Kernel;
+        AttentionPlan.Kernel = kernel;
         try
         {
             WithDefaultDeviceMeta(() =>
@@ -118,6 +124,7 @@ public class DevicePlacementTests
                 // Evaluation: candidate scoring (whole rows and shared prompts), perplexity, generation.
                 var prompt = new[] { 1, 5, 9, 13 };
                 List<PromptAndContinuation> rows = [new(prompt, [20, 21]), new(prompt, [22]), new([1, 7], [30, 31, 32])];
+                Assert.Equal(kernel, AttentionPlan.Kernel);
                 Assert.All(ContinuationScoring.Score(model, rows), s => Assert.True(double.IsFinite(s)));
                 Assert.All(ContinuationScoring.ScoreSharingPrompts(model, rows), s => Assert.True(double.IsFinite(s)));
                 Assert.True(double.IsFinite(Perplexity.OfWindows(model, [[1, 4, 8, 2, 9], [1, 3]]).NllPerToken));
@@ -136,8 +143,35 @@ public class DevicePlacementTests
         }
         finally
         {
+            AttentionPlan.Kernel = kernelBefore;
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// A model on meta (no values, so nothing here may read them): injecting LoRA, extending the
+    /// chain, and merging or attaching an adapter whose factors live on the CPU must move those
+    /// factors to the weights' device, or libtorch refuses the mix.
+    /// </summary>
+    [Fact]
+    public void Cpu_side_adapters_reach_a_model_on_another_device()
+    {
+        using var model = new LlamaForCausalLM(TinyModels.LlamaConfig, ScalarType.BFloat16, Meta);
+        var adapters = LoraAdapters.Inject(model, new LoraConfig());
+        adapters.ExtendChain(4, 8);
+        AssertOnDevice(model, Meta);
+
+        var factors = new Dictionary<string, LoraFactors>();
+        foreach (var (name, layer) in adapters.Layers)
+            factors[name] = new LoraFactors(randn(2, layer.Base.InFeatures, device: CPU), randn(layer.Base.OutFeatures, 2, device: CPU), 0.5);
+        using var adapter = PeftAdapter.FromLinks(model, [factors], new Dictionary<string, Tensor>());
+        using (var fresh = new LlamaForCausalLM(TinyModels.LlamaConfig, ScalarType.BFloat16, Meta))
+        {
+            adapter.MergeInto(fresh);
+            AssertOnDevice(fresh, Meta);
+        }
+        using (var fresh = new LlamaForCausalLM(TinyModels.LlamaConfig, ScalarType.BFloat16, Meta))
+            AssertOnDevice(adapter.AttachTo(fresh).Model, Meta);
     }
 
     /// <summary>Every parameter and gradient of <paramref name="model"/> is on <paramref name="device"/>.</summary>
