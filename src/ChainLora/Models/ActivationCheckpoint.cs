@@ -8,6 +8,8 @@
 // Its inputs are the layer input and the layer's trainable parameters, so gradients reach LoRA
 // A/B, trained biases or all weights even when the input itself needs none (the first layer under
 // LoRA, whose input is a frozen embedding); frozen weights are not inputs and get no gradient.
+// TorchSharp's Function also allocates, and never writes, a tensor shaped like each output (to
+// stand in for a missing gradient), so a checkpointed layer holds its input plus that allocation.
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
