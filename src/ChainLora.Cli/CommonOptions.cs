@@ -29,6 +29,11 @@ static class CommonOptions
         DefaultValueFactory = _ => "fp32",
     }.AcceptOnlyFromAmong("fp32", "bf16");
 
+    public static Option<bool> GradientCheckpointing() => new("--gradient-checkpointing")
+    {
+        Description = "Keep only each decoder layer's input and recompute the layer in backward: less activation memory, about a third more compute",
+    };
+
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON line instead of text" };
 
     public static Option<long> Seed() => new("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };

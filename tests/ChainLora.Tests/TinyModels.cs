@@ -33,7 +33,7 @@ static class TinyModels
     public static Tensor Tokens(long seed, int batch = 2, int length = 12)
     {
         using var g = new Generator((ulong)seed);
-        return randint(3, 64, [batch, length], generator: g, dtype: ScalarType.Int64);
+        return randint(3, 64, [batch, length], generator: g, dtype: ScalarType.Int64, device: CPU);
     }
 }
 

@@ -29,12 +29,14 @@ static class BenchCommand
                           "scaled_dot_product_attention) or math (matmuls and softmax, causal blocks)",
             DefaultValueFactory = _ => "auto",
         }.AcceptOnlyFromAmong("auto", "fused", "math");
+        var checkpointing = CommonOptions.GradientCheckpointing();
+        var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
-            shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, json,
+            shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, device, json,
         };
         command.Validators.Add(r =>
         {
@@ -49,7 +51,8 @@ static class BenchCommand
             {
                 Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
                 BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
-                Steps = r.GetValue(steps), Warmup = r.GetValue(warmup),
+                Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });
             output.WriteLine(r.GetValue(json)
                 ? JsonSerializer.Serialize(new
@@ -59,15 +62,17 @@ static class BenchCommand
                     achieved_gflops = result.AchievedGflops, peak_gflops = result.PeakGflops, mfu = result.Mfu,
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
-                    attention = r.GetValue(attention),
+                    attention = r.GetValue(attention), gradient_checkpointing = result.GradientCheckpointing,
+                    device = r.GetValue(device),
                     load_s = result.Load?.Seconds, load_rss_before_mb = result.Load?.RssBeforeMb, load_peak_rss_mb = result.Load?.PeakRssMb,
                     weights_mb = result.Load?.WeightsMb, load_peak_over_weights = result.Load?.PeakOverWeights,
                 })
-                : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence}: " +
+                : $"{result.Shape} {result.Method} {result.BaseDtype} B={result.Batch} T={result.Sequence} on {r.GetValue(device)}: " +
                   $"median step {result.MedianStepSeconds * 1000:F1} ms, {result.TokensPerSecond:F0} tokens/s, " +
                   $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
                   $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms " +
                   $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads" +
+                  (result.GradientCheckpointing ? ", gradient checkpointing" : "") +
                   (result.Load is { } load
                       ? $"; load {load.Seconds:F1} s, RSS {load.RssBeforeMb:F0} MB before and {load.PeakRssMb:F0} MB peak for " +
                         $"{load.WeightsMb:F0} MB of weights ({load.PeakOverWeights:F2}x)"

@@ -30,9 +30,11 @@ static class ExportCommand
             DefaultValueFactory = _ => "fp32",
         }.AcceptOnlyFromAmong("fp32", "bf16");
         var force = new Option<bool>("--force") { Description = "Replace an output folder that holds files other than an earlier export's" };
+        var device = CommonOptions.Device();
+        device.Description = "merged: where the pretrained weights are loaded and the chain merged: cpu or cuda[:N] (cuda needs a CUDA build of TorchSharp)";
         var command = new Command("export", "Export a trained LoRA / COLA run as a PEFT adapter or as merged Hugging Face weights")
         {
-            run, format, outDir, maxShard, dtype, force,
+            run, format, outDir, maxShard, dtype, force, device,
         };
         command.SetAction(r =>
         {
@@ -43,7 +45,8 @@ static class ExportCommand
                 Overwrite = r.GetValue(force),
             };
             var target = r.GetValue(outDir)!.FullName;
-            RunExport.Export(r.GetValue(run)!.FullName, RunExport.ParseFormat(r.GetValue(format)!), target, options);
+            RunExport.Export(r.GetValue(run)!.FullName, RunExport.ParseFormat(r.GetValue(format)!), target, options,
+                CommonOptions.ParseDevice(r.GetValue(device)!));
             output.WriteLine($"wrote {r.GetValue(format)} export to {target}");
             return 0;
         });

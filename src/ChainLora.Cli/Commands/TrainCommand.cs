@@ -60,6 +60,7 @@ static class TrainCommand
         {
             Description = "Continue an interrupted run exactly from its checkpoint (a checkpoint folder or a run folder holding checkpoint/); pass the same options",
         };
+        var checkpointing = CommonOptions.GradientCheckpointing();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
@@ -68,7 +69,7 @@ static class TrainCommand
         {
             model, task, data, method, chainLength, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
-            json, device, dtype,
+            checkpointing, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -88,7 +89,7 @@ static class TrainCommand
                     Method = trainingMethod, Optimizer = TrainerOptions.ParseOptimizer(r.GetValue(optimizer)!),
                     LearningRate = r.GetValue(lr), WeightDecay = r.GetValue(weightDecay), Momentum = r.GetValue(momentum),
                     Epochs = r.GetValue(epochs), GradientAccumulation = r.GetValue(accumulation), MaxGradNorm = r.GetValue(clip),
-                    WarmupRatio = r.GetValue(warmup),
+                    WarmupRatio = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
                 },
                 Lora = new LoraConfig
                 {

@@ -185,19 +185,25 @@ public sealed record SharedPromptBatch(Tensor? PrefixIds, Tensor? PrefixMask, Te
 
     /// <summary>
     /// Mean log-probability (rows) of each row's candidate, in group order; differentiable (the
-    /// gradient flows through the cached prompt into every candidate that attends to it).
+    /// gradient flows through the cached prompt into every candidate that attends to it). Under
+    /// <see cref="CausalLM.GradientCheckpointing"/> with autograd on, each row runs whole instead:
+    /// a cached prompt would keep every layer's activations, which checkpointing exists to avoid.
     /// </summary>
     public Tensor MeanLogProb(CausalLM model)
     {
-        using var cache = model.NewCache();
         var tailMask = ones(TailIds.shape[0], TailIds.shape[1], dtype: ScalarType.Int64, device: TailIds.device);
-        var mask = tailMask;
-        if (PrefixIds is not null && PrefixMask is not null)
+        if (PrefixIds is null || PrefixMask is null)
+            return ContinuationScoring.MeanLogProbOf(model, model.ForwardHidden(TailIds, tailMask), Targets);
+        var mask = cat([PrefixMask.index_select(0, GroupOfRow), tailMask], 1);   // (N, prefix + tail)
+        if (model.GradientCheckpointing && is_grad_enabled())
         {
-            model.ForwardHidden(PrefixIds, PrefixMask, cache);
-            cache.SelectRows(GroupOfRow);
-            mask = cat([PrefixMask.index_select(0, GroupOfRow), tailMask], 1);
+            var rows = cat([PrefixIds.index_select(0, GroupOfRow), TailIds], 1);
+            var hidden = model.ForwardHidden(rows, mask).narrow(1, PrefixIds.shape[1], TailIds.shape[1]);
+            return ContinuationScoring.MeanLogProbOf(model, hidden, Targets);
         }
+        using var cache = model.NewCache();
+        model.ForwardHidden(PrefixIds, PrefixMask, cache);
+        cache.SelectRows(GroupOfRow);
         return ContinuationScoring.MeanLogProbOf(model, model.ForwardHidden(TailIds, mask, cache), Targets);
     }
 }

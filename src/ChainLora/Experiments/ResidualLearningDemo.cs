@@ -62,20 +62,21 @@ public static class ResidualLearningDemo
     {
         IO.NativeRuntime.Ensure();
         var config = DemoOptions.ModelConfig;
+        // A CPU demo: every model and tensor says so, whatever torch's default device is.
         manual_seed(o.Seed);
-        using var pretrained = new LlamaForCausalLM(config);
+        using var pretrained = new LlamaForCausalLM(config, device: CPU);
         var weights = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         var targetDelta = TargetDelta(pretrained, o);
         var singularValues = targetDelta.Values.Select(d => linalg.svdvals(d).data<float>().Select(x => (double)x).ToArray()).ToList();
-        using var target = new LlamaForCausalLM(config);
+        using var target = new LlamaForCausalLM(config, device: CPU);
         StateDict.LoadStrict(target, weights, "pretrained");
         using (no_grad())
             foreach (var (name, p) in target.named_parameters())
                 if (targetDelta.TryGetValue(name, out var d)) p.add_(d);
 
         using var g = new Generator((ulong)o.Seed + 1);
-        var trainIds = randint(0, config.VocabSize, [o.TrainSequences, o.SequenceLength], generator: g, dtype: ScalarType.Int64);
-        var heldoutIds = randint(0, config.VocabSize, [o.HeldoutSequences, o.SequenceLength], generator: g, dtype: ScalarType.Int64);
+        var trainIds = randint(0, config.VocabSize, [o.TrainSequences, o.SequenceLength], generator: g, dtype: ScalarType.Int64, device: CPU);
+        var heldoutIds = randint(0, config.VocabSize, [o.HeldoutSequences, o.SequenceLength], generator: g, dtype: ScalarType.Int64, device: CPU);
         Tensor trainLogits, heldoutLogits;
         using (no_grad())
         {
@@ -87,7 +88,7 @@ public static class ResidualLearningDemo
         foreach (var method in methods)
         {
             var clock = Stopwatch.StartNew();
-            using var student = new LlamaForCausalLM(config);
+            using var student = new LlamaForCausalLM(config, device: CPU);
             StateDict.LoadStrict(student, weights, "pretrained");
             // Six epochs split evenly into 1, 2 or 3 links; the budget in steps is the same for all.
             const int epochs = 6;
@@ -122,7 +123,7 @@ public static class ResidualLearningDemo
         foreach (var (name, p) in model.named_parameters())
         {
             if (!name.EndsWith("q_proj.weight", StringComparison.Ordinal) && !name.EndsWith("v_proj.weight", StringComparison.Ordinal)) continue;
-            var d = randn(p.shape[0], o.TargetRank).matmul(randn(o.TargetRank, p.shape[1]));
+            var d = randn(p.shape[0], o.TargetRank, device: CPU).matmul(randn(o.TargetRank, p.shape[1], device: CPU));
             deltas[name] = d * (o.TargetScale * p.norm().item<float>() / d.norm().item<float>());
         }
         return deltas;
@@ -168,7 +169,7 @@ public static class ResidualLearningDemo
             new Random((int)seed * 7919 + epoch).Shuffle(order);
             for (var b = 0; b < batchesPerEpoch; b++)
             {
-                var pick = tensor(order.Skip(b * batchSize % order.Length).Take(batchSize).Select(i => (long)i).ToArray());
+                var pick = tensor(order.Skip(b * batchSize % order.Length).Take(batchSize).Select(i => (long)i).ToArray(), device: CPU);
                 yield return new DistillationBatch(ids.index_select(0, pick), logits.index_select(0, pick));
             }
         }

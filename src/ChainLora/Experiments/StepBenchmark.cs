@@ -54,11 +54,15 @@ public sealed record BenchOptions
     public int Steps { get; init; } = 10;
     public int Warmup { get; init; } = 2;
     public long Seed { get; init; }
+    /// <summary>Recompute each decoder layer in backward; the FLOP count (and so MFU) stays the model's.</summary>
+    public bool GradientCheckpointing { get; init; }
+    /// <summary>Where the model, the batches and the matmul peak run; null is the CPU.</summary>
+    public Device? Device { get; init; }
 }
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
     double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
-    double PeakRssMb, double KnotSeconds, int Threads, BenchLoad? Load = null)
+    double PeakRssMb, double KnotSeconds, int Threads, bool GradientCheckpointing, BenchLoad? Load = null)
 {
     /// <summary>
     /// A knot's share of a link's wall time in the paper's setting: 1000 examples, 5 epochs,
@@ -84,10 +88,11 @@ public static class StepBenchmark
         IO.NativeRuntime.Ensure();
         if (o.Steps < 1 || o.Warmup < 0 || o.Batch < 1 || o.Sequence < 2)
             throw new ArgumentException($"bench: steps {o.Steps}, warmup {o.Warmup}, batch {o.Batch}, seq {o.Sequence} must be positive");
+        var device = o.Device ?? CPU;
         // Loading first: the resident-set high-water mark right after it is the load's own.
-        var (model, load) = o.ModelDir is null ? (RandomModel(o), null) : LoadModel(o.ModelDir, o.BaseDtype);
+        var (model, load) = o.ModelDir is null ? (RandomModel(o, device), null) : LoadModel(o.ModelDir, o.BaseDtype, device);
         using var _ = model;
-        var peak = MatmulPeakGflops(o.BaseDtype);
+        var peak = MatmulPeakGflops(o.BaseDtype, device);
         if (o.Sequence > model.MaxPositions)
             throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.ModelDir ?? o.Shape} context of {model.MaxPositions}");
 
@@ -98,33 +103,34 @@ public static class StepBenchmark
             ? new ChainConfig { Length = 2, KnotSteps = [o.Warmup + Math.Max(1, o.Steps / 2)] }
             : new ChainConfig();
         var stamps = new List<TimeSpan>();
-        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed },
+        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing },
             new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
-        var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed));
+        var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed, device));
 
         var durations = stamps.Zip(stamps.Skip(1), (a, b) => (b - a).TotalSeconds).Skip(Math.Max(0, o.Warmup - 1)).ToList();
         if (o.Method == TrainingMethod.Cola) durations.Remove(durations.Max()); // the step that includes the knot
         var median = Median(durations.Count > 0 ? durations : [stamps[0].TotalSeconds]);
         var tokens = (double)o.Batch * o.Sequence;
+        // The model's FLOPs only: under gradient checkpointing the recomputed forwards are overhead, not work.
         var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
         return new BenchResult(o.ModelDir ?? o.Shape, o.Method.ToString().ToLowerInvariant(), o.BaseDtype == ScalarType.BFloat16 ? "bf16" : "fp32",
             o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, IO.ProcessMemory.PeakRssMb(),
-            result.KnotTime.TotalSeconds, get_num_threads(), load);
+            result.KnotTime.TotalSeconds, get_num_threads(), o.GradientCheckpointing, load);
     }
 
-    static CausalLM RandomModel(BenchOptions o)
+    static CausalLM RandomModel(BenchOptions o, Device device)
     {
-        var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype, initialize: false);
+        var model = Loading.PretrainedModel.Create(BenchShapes.Config(o.Shape), o.BaseDtype, device, initialize: false);
         FillRandomLikeTransformers(model, o.Seed);
         return model;
     }
 
-    static (CausalLM, BenchLoad) LoadModel(string dir, ScalarType dtype)
+    static (CausalLM, BenchLoad) LoadModel(string dir, ScalarType dtype, Device device)
     {
         var before = IO.ProcessMemory.CurrentRssMb();
         IO.ProcessMemory.ResetPeak();
         var clock = Stopwatch.StartNew();
-        var loaded = Loading.PretrainedModel.Load(dir, dtype);
+        var loaded = Loading.PretrainedModel.Load(dir, dtype, device);
         var seconds = clock.Elapsed.TotalSeconds;
         var peak = IO.ProcessMemory.PeakRssMb();
         var bytes = loaded.Model.parameters().Sum(p => p.numel() * p.element_size());
@@ -165,24 +171,29 @@ public static class StepBenchmark
 
     /// <summary>
     /// Best-of-several GFLOP/s of square matmuls (n = 1024 and 2048) in <paramref name="dtype"/> on
-    /// this machine, after half a second of warm-up: the first fp32 calls run at half speed while
-    /// the BLAS thread pool and its buffers spin up, which would flatter every MFU computed from it.
+    /// <paramref name="device"/> (the CPU when null), after half a second of warm-up: the first fp32
+    /// calls run at half speed while the BLAS thread pool and its buffers spin up, which would
+    /// flatter every MFU computed from it. CUDA kernels run asynchronously, so each timing waits for them.
     /// </summary>
-    public static double MatmulPeakGflops(ScalarType dtype, int repeats = 6)
+    public static double MatmulPeakGflops(ScalarType dtype, Device? device = null, int repeats = 6)
     {
+        device ??= CPU;
+        void Wait() { if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(device); }
         using var _ = no_grad();
         var best = 0.0;
         var warmup = Stopwatch.StartNew();
         foreach (var n in new[] { 1024, 2048 })
         {
             using var scope = NewDisposeScope();
-            var a = randn(n, n).to(dtype);
-            var b = randn(n, n).to(dtype);
+            var a = randn(n, n, device: device).to(dtype);
+            var b = randn(n, n, device: device).to(dtype);
             while (warmup.Elapsed.TotalSeconds < 0.5) a.matmul(b).Dispose();
+            Wait();
             for (var i = 0; i < repeats; i++)
             {
                 var clock = Stopwatch.StartNew();
                 a.matmul(b).Dispose();
+                Wait();
                 best = Math.Max(best, 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9);
             }
         }
@@ -195,8 +206,8 @@ public static class StepBenchmark
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 
-    /// <summary>Uniform random tokens; next-token targets at every position.</summary>
-    sealed class RandomTokens(int vocab, int batch, int sequence, int batches, long seed) : ITrainingData
+    /// <summary>Uniform random tokens, drawn on the CPU (the same on every device) and moved to <paramref name="device"/>; next-token targets at every position.</summary>
+    sealed class RandomTokens(int vocab, int batch, int sequence, int batches, long seed, Device device) : ITrainingData
     {
         public int BatchesPerEpoch => batches;
 
@@ -205,7 +216,7 @@ public static class StepBenchmark
             using var g = new Generator((ulong)seed + 17);
             for (var i = 0; i < batches; i++)
             {
-                var ids = randint(0, vocab, [batch, sequence + 1], generator: g, dtype: ScalarType.Int64);
+                var ids = randint(0, vocab, [batch, sequence + 1], generator: g, dtype: ScalarType.Int64, device: CPU).to(device);
                 yield return new LmBatch(ids.narrow(1, 0, sequence), ids.narrow(1, 1, sequence));
             }
         }

@@ -23,12 +23,13 @@ public static class RunExport
     };
 
     /// <summary>
-    /// Loads the chain of <paramref name="runDir"/> and its base model (fp32, CPU), and writes
+    /// Loads the chain of <paramref name="runDir"/> and its base model, and writes
     /// <paramref name="outDir"/>: the chain stacked as one adapter (<see cref="PeftAdapter.FromLinks"/>),
-    /// or the weights W0 + sum of the links' deltas merged in fp32 and stored in
-    /// <paramref name="merged"/>.DType. <paramref name="merged"/>.Overwrite applies to both formats.
+    /// or the weights W0 + sum of the links' deltas merged in fp32 on <paramref name="device"/> (the
+    /// CPU when null) and stored in <paramref name="merged"/>.DType. <paramref name="merged"/>.Overwrite
+    /// applies to both formats.
     /// </summary>
-    public static void Export(string runDir, ExportFormat format, string outDir, MergedExportOptions merged)
+    public static void Export(string runDir, ExportFormat format, string outDir, MergedExportOptions merged, Device? device = null)
     {
         if (!Directory.Exists(runDir)) throw new DirectoryNotFoundException($"run directory not found: {runDir}");
         ExportDirectory.CheckReplaceable(outDir, merged.Overwrite);
@@ -36,8 +37,10 @@ public static class RunExport
         if (!Directory.Exists(chain.BaseModel))
             throw new DirectoryNotFoundException(
                 $"{Path.Combine(runDir, RunArtifacts.FolderName, RunArtifacts.ChainJson)}: base model folder {chain.BaseModel} not found");
-        // An adapter needs only the model's layout, so bf16 halves the memory; a merge needs W0 exactly.
-        using var pretrained = PretrainedModel.Load(chain.BaseModel, format == ExportFormat.Peft ? ScalarType.BFloat16 : ScalarType.Float32);
+        // An adapter needs only the model's layout (bf16 on the CPU is plenty); a merge needs W0 exactly.
+        using var pretrained = format == ExportFormat.Peft
+            ? PretrainedModel.Load(chain.BaseModel, ScalarType.BFloat16, CPU)
+            : PretrainedModel.Load(chain.BaseModel, ScalarType.Float32, device ?? CPU);
         using var adapter = chain.ToAdapter(pretrained.Model);
         if (format == ExportFormat.Peft)
         {

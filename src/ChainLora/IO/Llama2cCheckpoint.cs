@@ -30,7 +30,7 @@ public static class Llama2cCheckpoint
         var h = ReadHeader(stream, path);
         var floats = new float[(stream.Length - HeaderBytes) / sizeof(float)];
         stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(floats.AsSpan()));
-        var all = tensor(floats);
+        var all = tensor(floats, device: CPU);
         long offset = 0;
         Tensor Next(params long[] shape)
         {

@@ -31,6 +31,15 @@ public abstract class CausalLM : nn.Module
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
         ComputeLogits(ForwardHidden(inputIds, attentionMask, cache));
 
+    /// <summary>
+    /// Activation checkpointing: a forward that autograd records, without a KV cache, keeps only
+    /// each decoder layer's input and runs the layer again during backward (see
+    /// <see cref="ActivationCheckpoint"/>). Loss and gradients are the same; activation memory drops
+    /// to about two (B, T, D) tensors per layer for one more forward pass of compute. Dropout
+    /// replays its masks from the CPU generator's state; on CUDA it cannot (see the trainer's check).
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
     public KvCache NewCache() => new(NumLayers);
 
     public Device Device => parameters().First().device;

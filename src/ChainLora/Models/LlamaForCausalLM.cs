@@ -91,14 +91,21 @@ public sealed class LlamaModel : nn.Module
 
     internal Embedding EmbedTokens => embed_tokens;
 
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope, bool checkpointLayers)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
         var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device);
         var (cos, sin) = rope.For(Positions.Of(attentionMask, b, past, t, inputIds.device));
         var h = embed_tokens.call(inputIds).to(ScalarType.Float32);              // (B, T, D)
-        for (var i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cos, sin, plan, cache, i);
+        var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var (layer, index) = (layers[i], i);
+            h = checkpoint is null
+                ? layer.Forward(h, cos, sin, plan, cache, index)
+                : checkpoint.Run(layer, x => layer.Forward(x, cos, sin, plan, null, index), h);
+        }
         return norm.call(h);
     }
 }
@@ -131,7 +138,7 @@ public sealed class LlamaForCausalLM : CausalLM
     public override string ModelType => "llama";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Forward(inputIds, attentionMask, cache, rope);
+        model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing);
 
     public override Tensor ComputeLogits(Tensor hidden) => lm_head is not null
         ? lm_head.call(hidden)

@@ -88,7 +88,7 @@ public sealed class OptDecoder : nn.Module
     internal Embedding EmbedTokens => embed_tokens;
 
     // ids (B, T) -> hidden (B, T, word_embed_proj_dim) fp32
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpointLayers)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
@@ -97,7 +97,14 @@ public sealed class OptDecoder : nn.Module
         var h = embed_tokens.call(inputIds).to(ScalarType.Float32);
         if (project_in is not null) h = project_in.call(h);
         h = h + embed_positions.call(positions).to(ScalarType.Float32);
-        for (var i = 0; i < layers.Count; i++) h = layers[i].Forward(h, plan, cache, i);
+        var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var (layer, index) = (layers[i], i);
+            h = checkpoint is null
+                ? layer.Forward(h, plan, cache, index)
+                : checkpoint.Run(layer, x => layer.Forward(x, plan, null, index), h);
+        }
         if (final_layer_norm is not null) h = final_layer_norm.call(h);
         return project_out is not null ? project_out.call(h) : h;
     }
@@ -137,7 +144,7 @@ public sealed class OptForCausalLM : CausalLM
     public override string ModelType => "opt";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Decoder.Forward(inputIds, attentionMask, cache);
+        model.Decoder.Forward(inputIds, attentionMask, cache, GradientCheckpointing);
 
     public override Tensor ComputeLogits(Tensor hidden) => Linear.Apply(hidden, model.Decoder.EmbedTokens.weight!);
 }

@@ -12,7 +12,8 @@ public sealed class RotaryEmbedding(int headDim, double theta)
     public (Tensor Cos, Tensor Sin) For(Tensor positionIds)
     {
         var device = positionIds.device;
-        var invFreq = 1.0 / pow(theta, arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim);
+        // theta as a tensor on the positions' device: a bare double would become one on torch's default device.
+        var invFreq = 1.0 / pow(tensor(theta, ScalarType.Float64, device), arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim);
         var freqs = positionIds.to(ScalarType.Float64).unsqueeze(-1) * invFreq;   // (B, T, hd/2)
         var emb = cat([freqs, freqs], -1);                                            // (B, T, hd)
         return (emb.cos().to(ScalarType.Float32).unsqueeze(1), emb.sin().to(ScalarType.Float32).unsqueeze(1));

@@ -126,7 +126,7 @@ public static class Checkpoint
         foreach (var (name, t) in tensors)
             if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) p.copy_(t);
         var rng = File.ReadAllBytes(Path.Combine(dir, RngFile));
-        set_rng_state(tensor(rng, ScalarType.Byte));
+        set_rng_state(tensor(rng, ScalarType.Byte, CPU));
         return run;
     }
 

@@ -70,13 +70,29 @@ public class CoreCommandTests
     }
 
     [Theory]
-    [InlineData("generate")]
-    [InlineData("perplexity")]
-    public void Help_describes_every_option(string command)
+    [InlineData("generate", "--model")]
+    [InlineData("perplexity", "--model")]
+    [InlineData("eval", "--model")]
+    [InlineData("train", "--gradient-checkpointing")]
+    [InlineData("bench", "--gradient-checkpointing")]
+    [InlineData("export", "--run")]
+    public void Help_describes_every_option_and_every_model_command_takes_a_device(string command, string option)
     {
         var (exit, output, _) = CliHarness.Run(command, "--help");
         Assert.Equal(0, exit);
-        Assert.Contains("--model", output);
+        Assert.Contains(option, output);
         Assert.Contains("--device", output);
+    }
+
+    [Fact]
+    public void Bench_runs_a_checkpointed_step_on_the_device_it_is_given()
+    {
+        var (exit, output, error) = CliHarness.Run("bench", "--shape", "tiny260k", "--batch", "1", "--seq", "8", "--steps", "1",
+            "--warmup", "0", "--gradient-checkpointing", "--device", "cpu", "--json");
+        Assert.True(exit == 0, error);
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        Assert.True(json.RootElement.GetProperty("gradient_checkpointing").GetBoolean());
+        Assert.Equal("cpu", json.RootElement.GetProperty("device").GetString());
+        Assert.True(json.RootElement.GetProperty("median_step_s").GetDouble() > 0);
     }
 }

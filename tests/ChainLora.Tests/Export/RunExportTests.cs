@@ -90,7 +90,7 @@ public class RunExportTests : TempFolderTest
         var (runDir, trained, _, model) = TrainRun(baseDir);
         model.Dispose();
         var outDir = PathIn("merged");
-        var (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "merged", "--out", outDir, "--max-shard-size", "20KB");
+        var (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "merged", "--out", outDir, "--max-shard-size", "20KB", "--device", "cpu");
         Assert.True(exit == 0, error);
         Assert.True(File.Exists(Path.Combine(outDir, "model.safetensors.index.json")));
         using var loaded = PretrainedModel.Load(outDir);
