@@ -26,6 +26,7 @@ public static class CliApp
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         IO.Allocator.KeepFreedMemoryForReuse();
+        IO.Allocator.UseHugePagesForTensors();
         // Grid workers share the cores: `experiment --jobs N` gives each child its share.
         if (int.TryParse(Environment.GetEnvironmentVariable("CHAINLORA_THREADS"), out var threads) && threads > 0)
         {

@@ -70,13 +70,9 @@ public sealed class LoraAdapters
     public void TieKnot()
     {
         // Check every layer first so that a refusal leaves all weights untouched.
-        using (no_grad())
-            foreach (var (name, layer) in Layers)
-            {
-                using var d = layer.DeltaWeight();
-                if (!d.isfinite().all().item<bool>())
-                    throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of '{name}' is not finite");
-            }
+        foreach (var (name, layer) in Layers)
+            if (!layer.DeltaIsFinite())
+                throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of '{name}' is not finite");
         foreach (var layer in Layers.Values) layer.TieKnot();
     }
 

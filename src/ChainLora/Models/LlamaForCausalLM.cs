@@ -102,9 +102,7 @@ public sealed class LlamaModel : nn.Module
         for (var i = 0; i < layers.Count; i++)
         {
             var (layer, index) = (layers[i], i);
-            h = checkpoint is null
-                ? layer.Forward(h, cos, sin, plan, cache, index)
-                : checkpoint.Run(layer, x => layer.Forward(x, cos, sin, plan, null, index), h);
+            h = DecoderLayers.Run(layer, x => layer.Forward(x, cos, sin, plan, cache, index), h, cache, checkpoint);
         }
         return norm.call(h);
     }

@@ -101,9 +101,7 @@ public sealed class OptDecoder : nn.Module
         for (var i = 0; i < layers.Count; i++)
         {
             var (layer, index) = (layers[i], i);
-            h = checkpoint is null
-                ? layer.Forward(h, plan, cache, index)
-                : checkpoint.Run(layer, x => layer.Forward(x, plan, null, index), h);
+            h = DecoderLayers.Run(layer, x => layer.Forward(x, plan, cache, index), h, cache, checkpoint);
         }
         if (final_layer_norm is not null) h = final_layer_norm.call(h);
         return project_out is not null ? project_out.call(h) : h;
