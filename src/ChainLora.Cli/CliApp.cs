@@ -57,6 +57,6 @@ public static class CliApp
 
     static bool IsUserError(Exception e) =>
         e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException
-            // a gated or private Hub repository without (or with a wrong) HF_TOKEN
-            or UnauthorizedAccessException;
+            // a gated or private Hub repository without (or with a wrong) HF_TOKEN; the Hub unreachable
+            or UnauthorizedAccessException or System.Net.Http.HttpRequestException;
 }
