@@ -142,7 +142,7 @@ public sealed class TaskRecipe : IDisposable
             full ? null : options.Lora.Dropout, full ? null : options.Lora.TargetModules,
             full ? null : BiasName(options.Lora.Bias), options.Sizes.Train, options.Sizes.Dev, options.Sizes.Eval,
             options.BaseDtype, model.Model.Device.ToString(),
-            options.Adapter is null ? null : Path.GetFullPath(options.Adapter));
+            options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing);
     }
 
     static string BiasName(LoraBias bias) => bias switch

@@ -9,7 +9,7 @@ namespace ChainLora.Tasks;
 public sealed record HyperParameters(int Epochs, double LearningRate, int BatchSize, int GradientAccumulation, string Optimizer,
     double WeightDecay, double Momentum, double WarmupRatio, double MaxGradNorm, int ChainLength,
     IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, string? LoraBias,
-    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter);
+    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false);
 
 /// <summary>One link's training; rank and alpha are null for full fine-tuning.</summary>
 public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses);

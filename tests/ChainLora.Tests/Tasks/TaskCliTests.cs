@@ -55,6 +55,7 @@ public sealed class TaskCliTests : IDisposable
         Assert.Equal([8], h["ranks"]!.AsArray().Select(x => (int)x!));
         Assert.Equal(["q_proj", "v_proj"], h["targets"]!.AsArray().Select(x => (string)x!));
         Assert.Equal((32, 16, 32, "fp32", "cpu"), ((int)h["num_train"]!, (int)h["num_dev"]!, (int)h["num_eval"]!, (string)h["base_dtype"]!, (string)h["device"]!));
+        Assert.False((bool)h["gradient_checkpointing"]!);
         var d = r["data"]!;
         Assert.Equal((32, 16, 32, false), ((int)d["train"]!, (int)d["dev"]!, (int)d["test"]!, (bool)d["carved"]!));
         Assert.Equal(872, (int)d["validation_pool"]!);
@@ -77,8 +78,10 @@ public sealed class TaskCliTests : IDisposable
     public void Cola_runs_a_chain_with_stepped_down_ranks()
     {
         var (r, _) = Train("cb", SharedData.Require("data/superglue/CB"), "--method", "cola", "--chain-length", "3", "--ranks", "8,4",
-            "--num-train", "24", "--num-dev", "8", "--num-eval", "16", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3");
+            "--num-train", "24", "--num-dev", "8", "--num-eval", "16", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3",
+            "--gradient-checkpointing");
         Assert.Equal([8, 4, 4], r["hyperparameters"]!["ranks"]!.AsArray().Select(x => (int)x!));
+        Assert.True((bool)r["hyperparameters"]!["gradient_checkpointing"]!);
         var links = r["training"]!["links"]!.AsArray();
         Assert.Equal(3, links.Count);
         Assert.All(links, l => Assert.Equal(3, (int)l!["steps"]!));
