@@ -1,5 +1,5 @@
-// Which weight files of a Hugging Face model folder to read, in transformers' order of preference:
-// safetensors (sharded index, then single file) before PyTorch pickles (index, then single file).
+// Which weight files of a Hugging Face model folder to read, in transformers' order of preference
+// (modeling_utils: the single file, then the sharded index; safetensors before PyTorch pickles).
 namespace ChainLora.IO;
 
 public static class CheckpointFiles
@@ -10,7 +10,7 @@ public static class CheckpointFiles
     public const string PyTorchFile = "pytorch_model.bin";
 
     /// <summary>The weight files in order of preference; the first present one is read.</summary>
-    public static readonly IReadOnlyList<string> Preference = [SafeTensorsIndex, SafeTensorsFile, PyTorchIndex, PyTorchFile];
+    public static readonly IReadOnlyList<string> Preference = [SafeTensorsFile, SafeTensorsIndex, PyTorchFile, PyTorchIndex];
 
     /// <summary>Opens the preferred weights of <paramref name="modelDir"/>, validating headers and indexes.</summary>
     public static ITensorSource Open(string modelDir)

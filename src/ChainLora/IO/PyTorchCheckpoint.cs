@@ -17,7 +17,7 @@ namespace ChainLora.IO;
 public sealed class PyTorchCheckpoint : ITensorSource
 {
     // data.pkl of a multi-billion-parameter state dict is a few MB; this bounds a hostile one.
-    const long MaxPickleBytes = 256L << 20;
+    const long MaxPickleBytes = 64L << 20;
 
     /// <summary>A zip entry located in the file; <see cref="DataOffset"/> is its first data byte.</summary>
     sealed record StoredEntry(ZipEntry Zip, long DataOffset);
@@ -213,6 +213,15 @@ public sealed class PyTorchCheckpoint : ITensorSource
         if (end > capacity)
             throw new InvalidDataException($"{path}: tensor '{name}': {Shape()} reaches element {end}, past the {capacity} " +
                 $"{t.Storage.DType} elements of storage entry '{storage.Name}' ({storage.Size} bytes)");
+        // A stored entry's span is bounded by the file's own bytes; a deflated one only by the size it
+        // claims, so a sparse view (a huge stride over few elements) over a deflate bomb would make
+        // CopyTo inflate gigabytes for a handful of values. torch.save never deflates: allow only
+        // views that are mostly their own elements there.
+        var (_, spanned) = Extent(t);
+        var elements = t.Size.Aggregate(1L, (n, d) => n * d);
+        if (storage.Method == ZipDirectory.Deflated && spanned > 2 * elements + 64)
+            throw new InvalidDataException($"{path}: tensor '{name}': {Shape()} spans {spanned} elements for {elements} values " +
+                $"of the compressed storage entry '{storage.Name}'; only compact views of compressed entries are read");
     }
 
     /// <summary>First storage element and element count of the region the view spans; (0, 0) when it is empty.</summary>

@@ -89,6 +89,7 @@ internal static class StateDictUnpickler
         readonly Dictionary<long, object?> memo = [];
         int pos;
         int at; // offset of the opcode being run, for errors
+        long executed;
 
         static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -99,6 +100,10 @@ internal static class StateDictUnpickler
                 if (pos >= data.Length)
                     throw Bad($"the pickle ends at byte {data.Length} without STOP; data.pkl is truncated");
                 at = pos;
+                // Each opcode makes at most one object (a dict, list or tuple: ~150 bytes), so this
+                // bounds the memory a hostile pickle can claim; a state dict needs ~40 a tensor.
+                if (++executed > MaxOpcodes)
+                    throw Bad($"more than {MaxOpcodes} opcodes; a state dict of even 100,000 tensors needs fewer");
                 var op = data[pos++];
                 switch (op)
                 {
@@ -300,14 +305,21 @@ internal static class StateDictUnpickler
         readonly InvalidDataException Bad(string message) => new($"{where}: byte {at}: {message}");
     }
 
-    static string Describe(object? value) => value switch
+    /// <summary>Opcodes one pickle may run.</summary>
+    const long MaxOpcodes = 4_000_000;
+
+    /// <summary>A value in an error message; nested tuples are described three levels deep (they may nest a million).</summary>
+    static string Describe(object? value) => Describe(value, depth: 0);
+
+    static string Describe(object? value, int depth) => value switch
     {
         null => "None",
         string s => s.Length <= 60 ? $"the string '{s}'" : $"the string '{s[..60]}...'",
         long n => $"the integer {n}",
         bool b => b ? "True" : "False",
         double d => $"the float {d}",
-        object?[] t => $"a tuple of {t.Length} ({string.Join(", ", t.Take(5).Select(Describe))}{(t.Length > 5 ? ", ..." : "")})",
+        object?[] t when depth >= 3 => $"a tuple of {t.Length}",
+        object?[] t => $"a tuple of {t.Length} ({string.Join(", ", t.Take(5).Select(v => Describe(v, depth + 1)))}{(t.Length > 5 ? ", ..." : "")})",
         List<object?> l => $"a list of {l.Count}",
         PickleDict d => $"a dict of {d.Items.Count}",
         Global g => $"the global '{g.Name}'",

@@ -100,8 +100,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Whether scaling * B A is finite, without forming it when that is certain: with A and B
-    /// finite, every entry is at most rank * max|B| * max|A| * |scaling| in magnitude. Only a
-    /// bound near the fp32 range (a diverged link) forms the delta to look.
+    /// finite, every entry of B A is at most rank * max|B| * max|A| in magnitude. Only a bound
+    /// near the fp32 range (a diverged link) forms the delta to look.
     /// </summary>
     public bool DeltaIsFinite()
     {
@@ -110,7 +110,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var maxA = lora_A.abs().max().item<float>();
         var maxB = lora_B.abs().max().item<float>();
         if (!float.IsFinite(maxA) || !float.IsFinite(maxB)) return false;
-        if ((double)Rank * maxA * maxB * Math.Abs(Scaling) < float.MaxValue / 2) return true;
+        // B A is formed in fp32 before the scaling is applied, so a scaling below 1 does not shrink
+        // what must stay finite.
+        if ((double)Rank * maxA * maxB * Math.Max(1, Math.Abs(Scaling)) < float.MaxValue / 2) return true;
         return DeltaWeight().isfinite().all().item<bool>();
     }
 

@@ -244,6 +244,27 @@ public sealed class PyTorchCheckpointTests : IDisposable
         AssertRefused(Craft("big.bin", p.ToArray(), byteorder: "big"), "byteorder is 'big'");
     }
 
+    /// <summary>
+    /// A million nested one-tuples: the error describes the root a few levels deep instead of
+    /// recursing through it (a stack overflow ends a .NET process uncatchably).
+    /// </summary>
+    [Fact]
+    public void DeeplyNestedTuplesAreRefusedWithoutRecursingThroughThem()
+    {
+        var p = new PickleWriter().Proto().Op('N');
+        for (var i = 0; i < 1_000_000; i++) p.Op(0x85);
+        AssertRefused(Craft("nested.bin", p.Op('.').ToArray()), "not a state dict", "a tuple of 1");
+    }
+
+    /// <summary>Each opcode may make an object: a pickle of millions of empty dicts is refused, not built.</summary>
+    [Fact]
+    public void APickleOfMillionsOfObjectsIsRefused()
+    {
+        var p = new PickleWriter().Proto().Op('(');
+        for (var i = 0; i < 4_100_000; i++) p.Op('}');
+        AssertRefused(Craft("objects.bin", p.Op('t').Op('.').ToArray()), "more than 4000000 opcodes");
+    }
+
     [Fact]
     public void CopyToFillsAViewOrAParameterInPlace()
     {

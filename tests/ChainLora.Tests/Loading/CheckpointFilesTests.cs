@@ -82,6 +82,6 @@ public class CheckpointFilesTests : TempFolderTest
     {
         var dir = Folder("opt-fp16");
         var e = Assert.Throws<FileNotFoundException>(() => PretrainedModel.Load(dir));
-        Assert.Contains("model.safetensors.index.json, model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin", e.Message);
+        Assert.Contains("model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json", e.Message);
     }
 }

@@ -112,6 +112,47 @@ public class LoraLinearTests
         Assert.Equal(2 * 2 * 2, expected.Count / 3 * 2);
     }
 
+    /// <summary>
+    /// A delta whose A and B are finite but whose product B A overflows fp32 before the scaling
+    /// (alpha 16 at rank 64: 0.25) is refused too, weights untouched.
+    /// </summary>
+    [Fact]
+    public void A_delta_that_overflows_before_its_scaling_is_refused()
+    {
+        using var model = TinyModels.Llama();
+        var adapters = LoraAdapters.Inject(model, new LoraConfig { Rank = 64, Alpha = 16 });
+        var layer = adapters.Layers.Values.First();
+        using (no_grad())
+        {
+            layer.A.fill_(2.4e18f);
+            layer.B.fill_(2.4e18f);
+        }
+        var before = layer.Base.Weight.detach().clone();
+        Assert.False(layer.DeltaIsFinite());
+        Assert.Throws<InvalidOperationException>(adapters.TieKnot);
+        Assert.True(layer.Base.Weight.equal(before).all().item<bool>());
+    }
+
+    /// <summary>
+    /// Knots merge in row blocks (8 MB of fp32); a 700 x 4096 layer takes a block of 512 rows and a
+    /// ragged one of 188: the same weights as the whole delta added at once, rounded once to bf16.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void A_knot_merged_in_row_blocks_equals_the_whole_delta_added_at_once(ScalarType dtype)
+    {
+        manual_seed(7);
+        var linear = new ChainLora.Models.Linear(4096, 700, hasBias: false, dtype);
+        using var layer = new LoraLinear(linear, new LoraConfig());
+        using (no_grad()) layer.B.normal_(0, 0.1);
+        var expected = (linear.Weight.detach().to(ScalarType.Float32) + layer.DeltaWeight()).to(dtype);
+        layer.TieKnot();
+        Assert.Equal(dtype, linear.Weight.dtype);
+        Assert.True(linear.Weight.equal(expected).all().item<bool>(), "block merge differs from the whole merge");
+        Assert.Equal(0f, layer.B.abs().max().item<float>());
+    }
+
     [Fact]
     public void A_non_finite_delta_is_refused_and_leaves_every_weight_untouched()
     {

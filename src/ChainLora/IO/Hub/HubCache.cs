@@ -74,6 +74,9 @@ public sealed class HubCache(string root)
         return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
     }
 
+    /// <summary>How long a blob lock is waited for before giving up.</summary>
+    public static TimeSpan LockTimeout { get; } = TimeSpan.FromMinutes(30);
+
     /// <summary>
     /// Holds .locks/{repo}/{etag}.lock until disposed so that two processes (two grid jobs, or this
     /// and Python) never append to the same .incomplete blob. .NET's FileShare.None takes an
@@ -83,14 +86,21 @@ public sealed class HubCache(string root)
     {
         var path = Path.Combine(Root, ".locks", spec.FolderName, etag + ".lock");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Another process downloading the same blob holds the lock for as long as that takes; a
+        // lock that cannot be taken for reasons other than contention (a read-only cache, a file
+        // system without locks) would look the same, so the wait has an end and says why.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             try
             {
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException) when (File.Exists(path))
+            catch (IOException e) when (File.Exists(path))
             {
+                if (waited.Elapsed > LockTimeout)
+                    throw new IOException($"{path}: could not lock this blob for {LockTimeout.TotalMinutes:F0} minutes ({e.Message}); " +
+                        "another download of it may be running, or the cache folder does not allow locks", e);
                 await Task.Delay(200, cancel);
             }
         }

@@ -119,7 +119,9 @@ sealed class HubClient(HubOptions options) : IDisposable
             var next = Redirect(url, location);
             response.Dispose();
             if (hop == MaxRedirects) throw new HttpRequestException($"{method} {url}: more than {MaxRedirects} redirects");
-            if (next.Authority != url.Authority) sendToken = false;
+            // huggingface_hub drops the token for another host; also for another scheme, so an https
+            // to http redirect on the same host never carries it in clear text.
+            if (next.Authority != url.Authority || next.Scheme != url.Scheme) sendToken = false;
             url = next;
         }
     }

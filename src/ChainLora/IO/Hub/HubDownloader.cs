@@ -28,8 +28,13 @@ static class HubDownloader
         Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
         var done = File.Exists(incomplete) ? new FileInfo(incomplete).Length : 0;
         if (file.Size >= 0 && done > file.Size) done = Restart(incomplete);
-        while (!File.Exists(incomplete) || file.Size < 0 || done < file.Size)
+        // A server answering every request with a range other than the one asked for would send
+        // this loop round forever: two restarts from byte 0 are all a sane server needs.
+        for (var attempt = 0; !File.Exists(incomplete) || file.Size < 0 || done < file.Size; attempt++)
         {
+            if (attempt > 2)
+                throw new HttpRequestException($"{spec}: {file.Filename}: the server answered {attempt} requests with ranges " +
+                    $"other than the one asked for; cannot download it");
             using var response = await client.DownloadAsync(spec, file, done, cancel);
             // The range of a stale .incomplete was refused: ask again for the whole file.
             if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
