@@ -77,8 +77,13 @@ public static class MergedExport
             if (deltas.TryGetValue(name, out var links))
             {
                 using var scope = NewDisposeScope();
-                var w = p.detach().to(ScalarType.Float32);
-                foreach (var link in links) w = w + link.DeltaWeight();
+                var w = p.detach().to(ScalarType.Float32, copy: true);
+                foreach (var link in links)
+                {
+                    if (!link.DeltaIsFinite())
+                        throw new InvalidOperationException($"refusing to export: the live LoRA delta of '{name}' is not finite");
+                    WeightMerge.AddInPlace(w, link.A, link.B, link.Scaling);
+                }
                 weights[name] = w.to(dtype).MoveToOuterDisposeScope();
             }
             else weights[name] = p.dtype == dtype ? p.detach() : p.detach().to(dtype);

@@ -163,17 +163,9 @@ public sealed partial class PeftAdapter : IDisposable
         var (linears, biasParams) = Resolve(model);
         using var _ = no_grad();
         foreach (var (module, f) in Modules)
-        {
-            using var d = f.Delta();
-            if (!d.isfinite().all().item<bool>())
+            if (!WeightMerge.IsFinite(f.A, f.B, f.Scaling))
                 throw new InvalidDataException($"refusing to merge: the LoRA delta of '{module}' ({keys[module].A}) is not finite");
-        }
-        foreach (var (module, f) in Modules)
-        {
-            using var scope = NewDisposeScope();
-            var w = linears[module].Weight;
-            w.copy_((w.to(ScalarType.Float32) + f.Delta().to(w.device)).to(w.dtype));
-        }
+        foreach (var (module, f) in Modules) WeightMerge.AddInPlace(linears[module].Weight, f.A, f.B, f.Scaling);
         foreach (var (name, bias) in Biases) biasParams[name].copy_(bias);
     }
 

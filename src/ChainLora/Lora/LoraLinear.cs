@@ -78,43 +78,14 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         using var _ = no_grad();
         if (!DeltaIsFinite())
             throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of a {Base.OutFeatures}x{Base.InFeatures} layer is not finite");
-        // Row blocks of at most MergeBlockElements: the fp32 temporaries of a 4096x4096 layer at
-        // once are 64 MB, above glibc's mmap threshold, so every knot would fault fresh pages in
-        // (~200 ms a tensor on the development VM); 8 MB blocks are served again from the heap.
-        // Each element's sum is the same either way: w + scaling * (B row) . (A column).
-        var w = Base.Weight;
-        var rows = Math.Max(1, MergeBlockElements / Base.InFeatures);
-        for (long first = 0; first < Base.OutFeatures; first += rows)
-        {
-            using var scope = NewDisposeScope();
-            var n = Math.Min(rows, Base.OutFeatures - first);
-            var block = w.narrow(0, first, n);
-            block.copy_(block.to(ScalarType.Float32) + lora_B.narrow(0, first, n).matmul(lora_A) * Scaling);
-        }
+        WeightMerge.AddInPlace(Base.Weight, lora_A, lora_B, Scaling);
         tied.Add(new TiedLink(lora_A.detach().cpu().clone().DetachFromDisposeScope(),
             lora_B.detach().cpu().clone().DetachFromDisposeScope(), Scaling));
         lora_B.zero_();
     }
 
-    const long MergeBlockElements = 1 << 21;
-
-    /// <summary>
-    /// Whether scaling * B A is finite, without forming it when that is certain: with A and B
-    /// finite, every entry of B A is at most rank * max|B| * max|A| in magnitude. Only a bound
-    /// near the fp32 range (a diverged link) forms the delta to look.
-    /// </summary>
-    public bool DeltaIsFinite()
-    {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var maxA = lora_A.abs().max().item<float>();
-        var maxB = lora_B.abs().max().item<float>();
-        if (!float.IsFinite(maxA) || !float.IsFinite(maxB)) return false;
-        // B A is formed in fp32 before the scaling is applied, so a scaling below 1 does not shrink
-        // what must stay finite.
-        if ((double)Rank * maxA * maxB * Math.Max(1, Math.Abs(Scaling)) < float.MaxValue / 2) return true;
-        return DeltaWeight().isfinite().all().item<bool>();
-    }
+    /// <summary>Whether scaling * B A is finite (<see cref="WeightMerge.IsFinite"/>).</summary>
+    public bool DeltaIsFinite() => WeightMerge.IsFinite(lora_A, lora_B, Scaling);
 
     /// <summary>
     /// Starts a new link at <paramref name="rank"/> with <paramref name="alpha"/>: A freshly
