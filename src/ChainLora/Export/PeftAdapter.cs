@@ -13,15 +13,6 @@ using Linear = ChainLora.Models.Linear;
 
 namespace ChainLora.Export;
 
-/// <summary>One module's LoRA factors, delta W = Scaling * B A: A (r, in), B (out, r), fp32 on the CPU.</summary>
-public sealed record LoraFactors(Tensor A, Tensor B, double Scaling)
-{
-    public int Rank => (int)A.shape[0];
-
-    /// <summary>Scaling * B A, (out, in) fp32.</summary>
-    public Tensor Delta() => B.matmul(A) * Scaling;
-}
-
 public sealed partial class PeftAdapter : IDisposable
 {
     public PeftAdapterConfig Config { get; }
@@ -61,7 +52,7 @@ public sealed partial class PeftAdapter : IDisposable
         return Enumerable.Range(0, count).Select(i => (IReadOnlyDictionary<string, LoraFactors>)adapters.Layers.ToDictionary(
             l => l.Key,
             l => i < l.Value.TiedLinks.Count
-                ? new LoraFactors(l.Value.TiedLinks[i].A, l.Value.TiedLinks[i].B, l.Value.TiedLinks[i].Scaling)
+                ? l.Value.TiedLinks[i]
                 : new LoraFactors(l.Value.A.detach(), l.Value.B.detach(), l.Value.Scaling))).ToList();
     }
 

@@ -11,8 +11,12 @@ using Linear = ChainLora.Models.Linear;
 
 namespace ChainLora.Lora;
 
-/// <summary>A link already tied into the frozen weight, kept (on the CPU) for export and analysis.</summary>
-public sealed record TiedLink(Tensor A, Tensor B, double Scaling)
+/// <summary>
+/// One link's factors: A (r, in), B (out, r) and its scaling alpha / r (or alpha / sqrt r). A link
+/// tied into the frozen weight is kept this way (on the CPU) for export and analysis, and a PEFT
+/// adapter's modules are read into it.
+/// </summary>
+public sealed record LoraFactors(Tensor A, Tensor B, double Scaling)
 {
     public int Rank => (int)A.shape[0];
     /// <summary>scaling * B A, (out, in) fp32.</summary>
@@ -29,7 +33,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     readonly StrongBox<Linear> baseBox;
     readonly LoraInit init;
     readonly double dropout;
-    readonly List<TiedLink> tied = [];
+    readonly List<LoraFactors> tied = [];
 
     public int Rank => (int)lora_A.shape[0];
     public double Alpha { get; private set; }
@@ -38,7 +42,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public Parameter A => lora_A;
     public Parameter B => lora_B;
     /// <summary>Links tied so far, in order.</summary>
-    public IReadOnlyList<TiedLink> TiedLinks => tied;
+    public IReadOnlyList<LoraFactors> TiedLinks => tied;
 
     readonly Func<int, double, double> scalingFor;
 
@@ -79,7 +83,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (!DeltaIsFinite())
             throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of a {Base.OutFeatures}x{Base.InFeatures} layer is not finite");
         WeightMerge.AddInPlace(Base.Weight, lora_A, lora_B, Scaling);
-        tied.Add(new TiedLink(lora_A.detach().cpu().clone().DetachFromDisposeScope(),
+        tied.Add(new LoraFactors(lora_A.detach().cpu().clone().DetachFromDisposeScope(),
             lora_B.detach().cpu().clone().DetachFromDisposeScope(), Scaling));
         lora_B.zero_();
     }
@@ -95,10 +99,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public void ExtendChain(int rank, double alpha) => Reset(rank, alpha);
 
     /// <summary>Replaces the record of tied links (resuming from a checkpoint; the weight already holds them).</summary>
-    internal void RestoreTiedLinks(IEnumerable<TiedLink> links)
+    internal void RestoreTiedLinks(IEnumerable<LoraFactors> links)
     {
         tied.Clear();
-        tied.AddRange(links.Select(l => new TiedLink(l.A.clone().DetachFromDisposeScope(), l.B.clone().DetachFromDisposeScope(), l.Scaling)));
+        tied.AddRange(links.Select(l => new LoraFactors(l.A.clone().DetachFromDisposeScope(), l.B.clone().DetachFromDisposeScope(), l.Scaling)));
     }
 
     void Reset(int rank, double alpha)

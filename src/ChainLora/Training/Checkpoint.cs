@@ -116,7 +116,7 @@ public static class Checkpoint
                     throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
                 layer.ExtendChain(f.Rank, f.Alpha);
                 layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
-                    new TiedLink(tensors[$"{f.Layer}.tied{i}.A"], tensors[$"{f.Layer}.tied{i}.B"], s)));
+                    new LoraFactors(tensors[$"{f.Layer}.tied{i}.A"], tensors[$"{f.Layer}.tied{i}.B"], s)));
                 layer.A.copy_(tensors[$"{f.Layer}.lora_A"]);
                 layer.B.copy_(tensors[$"{f.Layer}.lora_B"]);
                 layer.Base.Weight.copy_(tensors[$"{f.Layer}.weight"]);
