@@ -91,10 +91,7 @@ public static class NativeRuntime
                 $"'{original}' needs {MissingVersion} but has no version-need entry for it that can be marked weak.");
         try
         {
-            Directory.CreateDirectory(dir);
-            var temp = Path.Combine(dir, $"{ShimFile}.{Environment.ProcessId}.tmp");
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, target, overwrite: true);
+            AtomicFile.WriteAllBytes(target, bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -97,31 +97,19 @@ public static partial class SafeTensors
         NativeRuntime.Ensure();
         var names = tensors.Keys.Order(StringComparer.Ordinal).ToArray();
         var header = Header(path, names, tensors, metadata);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var temp = $"{path}.tmp-{Environment.ProcessId}";
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            var prefix = new byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+            foreach (var name in names)
             {
-                var prefix = new byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
-                stream.Write(prefix);
-                stream.Write(header);
-                foreach (var name in names)
-                {
-                    using var scope = torch.NewDisposeScope();
-                    var cpu = tensors[name].detach().cpu().contiguous();
-                    ForEachChunk(cpu, (chunk, _) => stream.Write(chunk));
-                }
-                stream.Flush(flushToDisk: true);
+                using var scope = torch.NewDisposeScope();
+                var cpu = tensors[name].detach().cpu().contiguous();
+                ForEachChunk(cpu, (chunk, _) => stream.Write(chunk));
             }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        });
     }
 
     /// <summary>
@@ -452,10 +440,9 @@ public static partial class SafeTensors
 
     static void WriteIndex(string indexPath, long totalBytes, IReadOnlyDictionary<string, string> weightMap)
     {
-        var temp = $"{indexPath}.tmp-{Environment.ProcessId}";
-        using (var stream = File.Create(temp))
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, IndentSize = 2 }))
+        AtomicFile.Write(indexPath, stream =>
         {
+            using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, IndentSize = 2 });
             w.WriteStartObject();
             w.WriteStartObject("metadata");
             w.WriteNumber("total_size", totalBytes);
@@ -464,8 +451,7 @@ public static partial class SafeTensors
             foreach (var (name, shard) in weightMap) w.WriteString(name, shard);
             w.WriteEndObject();
             w.WriteEndObject();
-        }
-        File.Move(temp, indexPath, overwrite: true);
+        });
     }
 
     static void RemoveStaleShards(string dir, IReadOnlyCollection<string> keep)

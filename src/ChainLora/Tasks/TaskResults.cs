@@ -56,17 +56,7 @@ public static class ResultFile
     /// </summary>
     public static void Write<T>(string path, T result)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, JsonSerializer.Serialize(result, Indented) + "\n");
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, Indented) + "\n");
     }
 
     /// <summary>JSON has no NaN: a diverged loss or an undefined metric is written as null.</summary>

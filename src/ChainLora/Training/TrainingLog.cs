@@ -23,9 +23,7 @@ public sealed class TrainingLog : IDisposable
             try { return (JsonNode.Parse(line)?["step"]?.GetValue<int>() ?? int.MaxValue) <= resumedAtStep; }
             catch (JsonException) { return false; } // a line cut by the interruption
         }).ToList();
-        var temp = path + $".tmp-{Environment.ProcessId}";
-        File.WriteAllLines(temp, kept);
-        File.Move(temp, path, overwrite: true);
+        IO.AtomicFile.WriteAllLines(path, kept);
         return new TrainingLog(new StreamWriter(path, append: true) { AutoFlush = true });
     }
 
