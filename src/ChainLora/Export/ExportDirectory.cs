@@ -25,30 +25,7 @@ static partial class ExportDirectory
     /// </summary>
     public static void Write(string outDir, bool overwrite, Action<string> write)
     {
-        var target = CheckReplaceable(outDir, overwrite);
-
-        var temp = $"{target}.tmp-{Environment.ProcessId}";
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
-        try
-        {
-            write(temp);
-        }
-        catch
-        {
-            Directory.Delete(temp, recursive: true);
-            throw;
-        }
-        if (!Directory.Exists(target))
-        {
-            Directory.Move(temp, target);
-            return;
-        }
-        var old = $"{target}.old-{Environment.ProcessId}";
-        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-        Directory.Move(target, old);
-        Directory.Move(temp, target);
-        Directory.Delete(old, recursive: true);
+        IO.AtomicFolder.Replace(CheckReplaceable(outDir, overwrite), write);
     }
 
     /// <summary>

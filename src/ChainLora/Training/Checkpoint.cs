@@ -54,12 +54,6 @@ public static class Checkpoint
 
     public static void Save(string dir, RunState run, CausalLM model, LoraAdapters? adapters, Optimizer optimizer)
     {
-        var parent = Path.GetDirectoryName(Path.GetFullPath(dir))!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(dir)}.tmp-{Environment.ProcessId}");
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
-
         var tensors = new Dictionary<string, Tensor>();
         run.TiedScalings = [];
         if (adapters is null)
@@ -83,15 +77,13 @@ public static class Checkpoint
                 run.TiedScalings.Add(new LinkFactors(name, layer.Rank, layer.Alpha, layer.TiedLinks.Select(t => t.Scaling).ToList()));
             }
         }
-        SafeTensors.Save(Path.Combine(temp, WeightsFile), tensors);
-        Helper(optimizer).save_state_dict(Path.Combine(temp, OptimizerFile));
-        using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.data<byte>().ToArray());
-        File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(run, Json));
-
-        var old = dir + $".old-{Environment.ProcessId}";
-        if (Directory.Exists(dir)) Directory.Move(dir, old);
-        Directory.Move(temp, dir);
-        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+        AtomicFolder.Replace(dir, temp =>
+        {
+            SafeTensors.Save(Path.Combine(temp, WeightsFile), tensors);
+            Helper(optimizer).save_state_dict(Path.Combine(temp, OptimizerFile));
+            using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(temp, RngFile), rng.data<byte>().ToArray());
+            File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(run, Json));
+        });
     }
 
     /// <summary>Puts weights, LoRA and RNG back; returns the run state. The optimizer comes after.</summary>

@@ -1,0 +1,43 @@
+// The one atomic folder swap: a folder (a checkpoint, an export) is written whole beside its
+// target and then put in its place, so a reader or a resumed run sees the old folder or the new
+// one, and a failed write (a full disk, a refused merge) leaves the old folder and no half-written
+// one behind.
+namespace ChainLora.IO;
+
+public static class AtomicFolder
+{
+    /// <summary>
+    /// Runs <paramref name="write"/> on a fresh hidden folder beside <paramref name="target"/>,
+    /// then moves any existing <paramref name="target"/> aside, moves the new folder in and deletes
+    /// the old one. The temporary folder is removed when <paramref name="write"/> throws.
+    /// </summary>
+    public static void Replace(string target, Action<string> write)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
+        var parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        var name = Path.GetFileName(full);
+        var temp = Path.Combine(parent, $".{name}.tmp-{Environment.ProcessId}");
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+        try
+        {
+            write(temp);
+        }
+        catch
+        {
+            Directory.Delete(temp, recursive: true);
+            throw;
+        }
+        if (!Directory.Exists(full))
+        {
+            Directory.Move(temp, full);
+            return;
+        }
+        var old = Path.Combine(parent, $".{name}.old-{Environment.ProcessId}");
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+        Directory.Move(full, old);
+        Directory.Move(temp, full);
+        Directory.Delete(old, recursive: true);
+    }
+}

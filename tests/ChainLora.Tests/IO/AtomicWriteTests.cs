@@ -1,0 +1,45 @@
+using ChainLora.IO;
+
+namespace ChainLora.Tests.IO;
+
+/// <summary>The one atomic file write and the one atomic folder swap: all or nothing, no leftovers.</summary>
+public sealed class AtomicWriteTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("chainlora-atomic-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Fact]
+    public void A_failed_file_write_keeps_the_old_file_and_leaves_no_temporary()
+    {
+        var path = Path.Combine(dir, "result.json");
+        AtomicFile.WriteAllText(path, "old");
+        Assert.Throws<IOException>(() => AtomicFile.Write(path, stream =>
+        {
+            stream.Write("half"u8);
+            throw new IOException("disk full");
+        }));
+        Assert.Equal("old", File.ReadAllText(path));
+        Assert.Equal([path], Directory.GetFiles(dir));
+        AtomicFile.WriteAllLines(path, ["a", "b"]);
+        Assert.Equal(["a", "b"], File.ReadAllLines(path));
+    }
+
+    [Fact]
+    public void A_failed_folder_write_keeps_the_old_folder_and_leaves_no_temporary()
+    {
+        var target = Path.Combine(dir, "checkpoint");
+        AtomicFolder.Replace(target, temp => File.WriteAllText(Path.Combine(temp, "state.json"), "1"));
+        Assert.Throws<IOException>(() => AtomicFolder.Replace(target, temp =>
+        {
+            File.WriteAllText(Path.Combine(temp, "state.json"), "2");
+            throw new IOException("disk full");
+        }));
+        Assert.Equal("1", File.ReadAllText(Path.Combine(target, "state.json")));
+        Assert.Equal([target], Directory.GetDirectories(dir));
+
+        AtomicFolder.Replace(target, temp => File.WriteAllText(Path.Combine(temp, "weights"), "new"));
+        Assert.Equal(["weights"], Directory.GetFiles(target).Select(Path.GetFileName));
+        Assert.Equal([target], Directory.GetDirectories(dir));
+    }
+}
