@@ -13,7 +13,8 @@ static class BenchCommand
             .AcceptOnlyFromAmong([.. BenchShapes.Names]);
         var model = new Option<string>("--model")
         {
-            Description = "Load this model folder instead of --shape; also reports the load's time and peak RSS against the weights",
+            Description = "Load this model (a folder or a Hub id org/name[@revision]) instead of --shape; also reports the load's " +
+                          "time and peak RSS against the weights",
         };
         var method = new Option<string>("--method") { Description = "lora, cola (two links, knot mid-run) or full", DefaultValueFactory = _ => "lora" }
             .AcceptOnlyFromAmong("lora", "cola", "full");
@@ -33,7 +34,8 @@ static class BenchCommand
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("bench",
-            "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model; " +
+            "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model of a named shape " +
+            "or a loaded one (--model); " +
             "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
         {
             shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, device, json,
