@@ -372,31 +372,19 @@ public static partial class SafeTensors
         return header;
     }
 
+    /// <summary>Every tensor of a sharded checkpoint, checked against its index by <see cref="ShardedTensorSource"/> first.</summary>
     static Dictionary<string, Tensor> LoadSharded(string indexPath, Device? device, ScalarType? castTo)
     {
-        var dir = Path.GetDirectoryName(indexPath)!;
-        var weightMap = ReadWeightMap(indexPath);
-        var shards = weightMap.Values.Distinct().Order(StringComparer.Ordinal).ToArray();
-        foreach (var shard in shards)
-            if (!File.Exists(Path.Combine(dir, shard)))
-                throw new FileNotFoundException($"{indexPath}: shard '{shard}' listed in weight_map does not exist", Path.Combine(dir, shard));
-
-        var headers = shards.ToDictionary(s => s, s => ReadHeader(Path.Combine(dir, s)));
-        var missing = weightMap.Where(kv => !headers[kv.Value].Tensors.ContainsKey(kv.Key))
-            .Select(kv => $"'{kv.Key}' (mapped to {kv.Value})").ToList();
-        var unexpected = headers.SelectMany(h => h.Value.Tensors.Keys
-                .Where(n => !weightMap.TryGetValue(n, out var s) || s != h.Key)
-                .Select(n => $"'{n}' (in {h.Key})")).ToList();
-        if (missing.Count + unexpected.Count > 0)
-            throw new InvalidDataException($"{indexPath}: weight_map does not match the shards; " +
-                $"missing {missing.Count}: {Sample(missing)}; unexpected {unexpected.Count}: {Sample(unexpected)}");
-
-        var tensors = new Dictionary<string, Tensor>(weightMap.Count, StringComparer.Ordinal);
+        using var source = ShardedTensorSource.Open(indexPath, SafeTensorsSource.Open);
+        var tensors = new Dictionary<string, Tensor>(source.Tensors.Count, StringComparer.Ordinal);
         try
         {
-            foreach (var shard in shards)
-                foreach (var (name, t) in Load(Path.Combine(dir, shard), device, castTo))
-                    tensors.Add(name, t);
+            foreach (var (name, stored) in source.Tensors)
+            {
+                var tensor = torch.empty(stored.Shape.ToArray(), castTo ?? stored.DType, device ?? torch.CPU);
+                tensors.Add(name, tensor);
+                source.CopyTo(name, tensor);
+            }
         }
         catch
         {
@@ -405,9 +393,6 @@ public static partial class SafeTensors
         }
         return tensors;
     }
-
-    static string Sample(List<string> names) =>
-        names.Count == 0 ? "none" : string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", ..." : "");
 
     internal static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
