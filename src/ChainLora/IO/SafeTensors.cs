@@ -46,25 +46,12 @@ public static partial class SafeTensors
     [GeneratedRegex(@"^model-\d{5}-of-\d{5}\.safetensors$")]
     private static partial Regex ShardFileName();
 
-    /// <summary>Reads all tensors of one file into CPU memory the tensors own, then casts and moves them.</summary>
+    /// <summary>Reads all tensors of one file into tensors of their own, cast and placed on the way.</summary>
     /// <returns>Tensors with the file's shapes, dtype <paramref name="castTo"/> or the file's, on <paramref name="device"/> or CPU.</returns>
     public static Dictionary<string, Tensor> Load(string path, Device? device = null, ScalarType? castTo = null)
     {
-        NativeRuntime.Ensure();
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
-        var file = ReadHeader(path, handle);
-        var tensors = new Dictionary<string, Tensor>(file.Tensors.Count, StringComparer.Ordinal);
-        try
-        {
-            foreach (var info in file.Tensors.Values.OrderBy(t => t.Begin)) // file order: sequential reads
-                tensors.Add(info.Name, ReadTensor(path, handle, file.DataStart + info.Begin, info, device, castTo));
-        }
-        catch
-        {
-            foreach (var t in tensors.Values) t.Dispose();
-            throw;
-        }
-        return tensors;
+        using var source = SafeTensorsSource.Open(path);
+        return ReadAll(source, device, castTo);
     }
 
     /// <summary>Reads and validates only the header of <paramref name="path"/>.</summary>
@@ -278,31 +265,6 @@ public static partial class SafeTensors
         }
     }
 
-    static Tensor ReadTensor(string path, SafeFileHandle handle, long offset, SafeTensorInfo info, Device? device, ScalarType? castTo)
-    {
-        // BOOL is read as bytes and compared with zero, so any nonzero byte becomes a canonical true.
-        var tensor = torch.empty(info.Shape.ToArray(), info.ScalarType == ScalarType.Bool ? ScalarType.Byte : info.ScalarType, torch.CPU);
-        try
-        {
-            ForEachChunk(tensor, (chunk, at) => ReadExactly(path, handle, chunk, offset + at));
-            if (info.ScalarType == ScalarType.Bool) tensor = Replace(tensor, tensor.ne(0));
-            if (castTo is { } type && type != tensor.dtype) tensor = Replace(tensor, tensor.to_type(type));
-            if (device is not null) tensor = Replace(tensor, tensor.to(device));
-            return tensor;
-        }
-        catch
-        {
-            tensor.Dispose();
-            throw;
-        }
-    }
-
-    static Tensor Replace(Tensor old, Tensor next)
-    {
-        if (!ReferenceEquals(old, next)) old.Dispose();
-        return next;
-    }
-
     internal delegate void ChunkAction(Span<byte> chunk, long byteOffset);
 
     /// <summary>Visits the bytes of a contiguous CPU tensor as spans over its own memory, in order.</summary>
@@ -376,6 +338,12 @@ public static partial class SafeTensors
     static Dictionary<string, Tensor> LoadSharded(string indexPath, Device? device, ScalarType? castTo)
     {
         using var source = ShardedTensorSource.Open(indexPath, SafeTensorsSource.Open);
+        return ReadAll(source, device, castTo);
+    }
+
+    /// <summary>Each tensor of <paramref name="source"/> into a new tensor of <paramref name="castTo"/> (or its stored dtype).</summary>
+    static Dictionary<string, Tensor> ReadAll(ITensorSource source, Device? device, ScalarType? castTo)
+    {
         var tensors = new Dictionary<string, Tensor>(source.Tensors.Count, StringComparer.Ordinal);
         try
         {
