@@ -1,19 +1,21 @@
-// The training recipe (torchtune style): Setup, then Train runs the chain of links, each link
-// one LoRA tuning phase, with a knot between links (paper, Algorithm 1).
+// Algorithm 1 of the paper: Setup lays out the chain, then Train runs it, each link one LoRA
+// tuning phase (TrainLink), with a knot between links (TieKnotAndExtend). The bookkeeping lives in
+// small collaborators: MicroBatchFeed (data position, accumulation), FlopMeter, TrainingLog,
+// Checkpoint (exact resume), LrSchedule.
 //
 // Features and the options that control them:
 //   method           TrainerOptions.Method: lora (chain of 1), cola (chain of M), full fine-tuning
 //   optimizer        TrainerOptions.Optimizer: AdamW (default), SGD (+ momentum), AdaGrad
 //   LR schedule      linear decay over the whole budget, TrainerOptions.WarmupRatio,
 //                    TrainerOptions.RewarmEachLink restarts warmup + decay per link (ReLoRA style)
-//   accumulation     TrainerOptions.GradientAccumulation micro-batches per optimizer step
+//   accumulation     TrainerOptions.GradientAccumulation micro-batches per optimizer step; those left
+//                    over at an epoch's end are skipped (drop_last), so the schedule's steps all happen
 //   clipping         TrainerOptions.MaxGradNorm (0 = off)
 //   determinism      TrainerOptions.Seed seeds torch; the data decides its own order per epoch
 //   logging          TrainerOptions.LogPath: JSONL per step {step, link, loss, lr} and knot events
 //   bf16 base        the model's frozen matrices may be bf16; LoRA and optimizer state stay fp32
 //   memory           TrainerOptions.GradientCheckpointing recomputes each decoder layer in backward
 using System.Diagnostics;
-using System.Text.Json;
 using ChainLora.Chain;
 using ChainLora.Lora;
 using ChainLora.Models;
@@ -23,81 +25,6 @@ using Optimizer = TorchSharp.torch.optim.Optimizer;
 
 namespace ChainLora.Training;
 
-public enum TrainingMethod { Lora, Cola, Full }
-
-public enum OptimizerKind { AdamW, Sgd, AdaGrad }
-
-public sealed record TrainerOptions
-{
-    public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
-    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
-    public double LearningRate { get; init; } = 1e-4;
-    public double WeightDecay { get; init; }
-    public double Momentum { get; init; }
-    public int Epochs { get; init; } = 1;
-    public int GradientAccumulation { get; init; } = 1;
-    public double MaxGradNorm { get; init; }
-    public double WarmupRatio { get; init; }
-    public bool RewarmEachLink { get; init; }
-    public long Seed { get; init; }
-    public string? LogPath { get; init; }
-    /// <summary>Folder for checkpoints (at every link end, and every <see cref="CheckpointEvery"/> steps when positive).</summary>
-    public string? CheckpointDir { get; init; }
-    public int CheckpointEvery { get; init; }
-    /// <summary>
-    /// Keep only each decoder layer's input and recompute the layer in backward
-    /// (<see cref="CausalLM.GradientCheckpointing"/>): same losses, less activation memory, about a
-    /// third more compute. FLOP counts stay those of the model (recomputation is not counted).
-    /// </summary>
-    public bool GradientCheckpointing { get; init; }
-
-    public TrainerOptions Validate()
-    {
-        if (!(LearningRate > 0)) throw new ArgumentException($"learning rate {LearningRate}: must be positive");
-        if (WeightDecay < 0) throw new ArgumentException($"weight decay {WeightDecay}: must be >= 0");
-        if (Momentum is < 0 or >= 1) throw new ArgumentException($"momentum {Momentum}: must be in [0, 1)");
-        if (Epochs < 1) throw new ArgumentException($"epochs {Epochs}: must be at least 1");
-        if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation {GradientAccumulation}: must be at least 1");
-        if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be >= 0 (0 turns clipping off)");
-        if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
-        if (WarmupRatio is < 0 or >= 1) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
-        return this;
-    }
-
-    public static OptimizerKind ParseOptimizer(string text) => text.ToLowerInvariant() switch
-    {
-        "adamw" => OptimizerKind.AdamW,
-        "sgd" => OptimizerKind.Sgd,
-        "adagrad" => OptimizerKind.AdaGrad,
-        _ => throw new ArgumentException($"optimizer '{text}': expected adamw, sgd or adagrad"),
-    };
-
-    public static TrainingMethod ParseMethod(string text) => text.ToLowerInvariant() switch
-    {
-        "lora" => TrainingMethod.Lora,
-        "cola" => TrainingMethod.Cola,
-        "full" => TrainingMethod.Full,
-        _ => throw new ArgumentException($"method '{text}': expected lora, cola or full"),
-    };
-}
-
-/// <summary>What one optimizer step reports.</summary>
-public sealed record StepReport(int Step, int TotalSteps, int Link, int Links, double Loss, double LearningRate, TimeSpan Elapsed);
-
-public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses)
-{
-    public double MeanLoss => Losses.Count == 0 ? double.NaN : Losses.Average();
-}
-
-/// <summary>The outcome of a run; <c>Flops</c> are analytic training FLOPs per link (see <see cref="Training.Flops"/>).</summary>
-public sealed record TrainingResult(IReadOnlyList<LinkResult> Links, IReadOnlyList<double> StepLosses, long TrainableParameters,
-    long Tokens, TimeSpan Elapsed, TimeSpan KnotTime, IReadOnlyList<double> LinkFlops)
-{
-    public double TotalFlops => LinkFlops.Sum();
-
-    public double FinalLoss => StepLosses.Count == 0 ? double.NaN : StepLosses[^1];
-}
-
 public sealed class ChainTrainer
 {
     readonly CausalLM model;
@@ -105,6 +32,8 @@ public sealed class ChainTrainer
     readonly LoraConfig lora;
     readonly ChainConfig chainConfig;
     Optimizer? optimizer;
+    List<Parameter> trainable = [];
+    LrSchedule? lr;
 
     /// <summary>The adapters, after <see cref="Setup"/> (null for full fine-tuning).</summary>
     public LoraAdapters? Adapters { get; private set; }
@@ -135,7 +64,10 @@ public sealed class ChainTrainer
     {
         manual_seed(options.Seed);
         model.GradientCheckpointing = options.GradientCheckpointing;
-        var stepsPerEpoch = (data.BatchesPerEpoch + options.GradientAccumulation - 1) / options.GradientAccumulation;
+        var stepsPerEpoch = MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation);
+        if (stepsPerEpoch == 0)
+            throw new ArgumentException(
+                $"gradient accumulation {options.GradientAccumulation} needs at least that many micro-batches per epoch; the data has {data.BatchesPerEpoch}");
         Schedule = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
         if (options.Method == TrainingMethod.Full)
         {
@@ -161,99 +93,147 @@ public sealed class ChainTrainer
     public TrainingResult Train(ITrainingData data, string? resumeFrom = null)
     {
         if (Schedule is null) Setup(data);
+        using var run = Begin(data, resumeFrom);
+        model.train();
+        foreach (var link in Schedule!.Links.Where(l => l.EndStep > run.State.Step))
+        {
+            TrainLink(link, run);
+            var next = link.Index + 1;
+            if (next == Schedule.Links.Count || run.State.Step < link.EndStep) break;
+            TieKnotAndExtend(Schedule.Links[next], run);
+        }
+        model.eval();
+        return run.Result(Schedule);
+    }
+
+    /// <summary>Tune LoRA: optimizer steps until the link's end (or the data's).</summary>
+    void TrainLink(Link link, RunInProgress run)
+    {
+        var links = Schedule!.Links.Count;
+        while (run.State.Step < link.EndStep && run.Feed.StartStep())
+        {
+            var loss = AccumulateGradients(link, run);
+            var rate = lr!.At(run.State.Step);
+            OptimizerStep(rate);
+            run.State.StepLosses.Add(loss);
+            run.State.Step++;
+            run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond());
+            OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
+            var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < links;
+            if (!knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0) SaveCheckpoint(run);
+        }
+    }
+
+    /// <summary>Tie a knot, extend the chain at the next link's rank, start a fresh optimizer; then checkpoint.</summary>
+    void TieKnotAndExtend(Link next, RunInProgress run)
+    {
+        var clock = Stopwatch.StartNew();
+        Adapters!.TieKnot();
+        Adapters.ExtendChain(next.Rank, next.Alpha);
+        optimizer!.Dispose();
+        trainable = Trainable();
+        optimizer = NewOptimizer(trainable);
+        run.State.KnotSeconds += clock.Elapsed.TotalSeconds;
+        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank);
+        SaveCheckpoint(run);
+    }
+
+    /// <summary>The gradients of one optimizer step, summed over its micro-batches; returns the step's loss.</summary>
+    double AccumulateGradients(Link link, RunInProgress run)
+    {
+        var micro = options.GradientAccumulation;
+        double loss = 0;
+        for (var i = 0; i < micro; i++)
+        {
+            using var scope = NewDisposeScope();
+            var batch = run.Feed.Next();
+            loss += batch.Backward(model, 1.0 / micro);
+            run.CountTokens(link.Index, batch);
+        }
+        return loss;
+    }
+
+    void OptimizerStep(double rate)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var group in optimizer!.ParamGroups) group.LearningRate = rate;
+        if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
+        StepWithoutCollection(optimizer);
+        optimizer.zero_grad();
+    }
+
+    void SaveCheckpoint(RunInProgress run)
+    {
+        if (options.CheckpointDir is null) return;
+        run.State.ElapsedSeconds = run.Elapsed.TotalSeconds;
+        run.Log?.Flush();
+        Checkpoint.Save(options.CheckpointDir, run.State, model, Adapters, optimizer!);
+    }
+
+    /// <summary>A fresh run, or one restored exactly from a checkpoint, with its optimizer, log, data feed and LR schedule.</summary>
+    RunInProgress Begin(ITrainingData data, string? resumeFrom)
+    {
         var schedule = Schedule!;
-        var run = new RunState { LinkFlops = new double[schedule.Links.Count] };
-        var trainable = Trainable();
+        var state = new RunState { LinkFlops = new double[schedule.Links.Count] };
+        trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
+        optimizer?.Dispose();
         optimizer = NewOptimizer(trainable);
         if (resumeFrom is not null)
         {
-            run = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
+            state = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
             trainable = Trainable();
             optimizer.Dispose();
             optimizer = NewOptimizer(trainable);
             Checkpoint.RestoreOptimizer(resumeFrom, optimizer);
         }
-        using var log = TrainingLog.Open(options.LogPath, run.Step);
-        var lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
-        var clock = Stopwatch.StartNew();
-        var before = TimeSpan.FromSeconds(run.ElapsedSeconds);
-        var perToken = new Dictionary<(int Link, int Context), double>();
-        model.train();
-
-        var link = schedule.LinkAt(Math.Min(run.Step, schedule.TotalSteps - 1));
-        double accumulated = 0;
-        var micro = 0;
-        var stepClock = Stopwatch.StartNew();
-        long stepTokens = 0;
-        for (; run.Epoch < options.Epochs && run.Step < schedule.TotalSteps; run.Epoch++, run.BatchInEpoch = 0)
-        {
-            using var batches = data.Epoch(run.Epoch).Skip(run.BatchInEpoch).GetEnumerator();
-            while (run.Step < schedule.TotalSteps)
-            {
-                using var scope = NewDisposeScope();
-                if (!batches.MoveNext()) break;
-                run.BatchInEpoch++;
-                var batch = batches.Current;
-                accumulated += batch.Backward(model, 1.0 / options.GradientAccumulation);
-                run.Tokens += batch.Tokens;
-                stepTokens += batch.Tokens;
-                var key = (link.Index, batch.SequenceLength);
-                if (!perToken.TryGetValue(key, out var flopsPerToken))
-                    perToken[key] = flopsPerToken = Flops.PerToken(model, batch.SequenceLength).Training;
-                run.LinkFlops[link.Index] += flopsPerToken * batch.Tokens;
-                if (++micro < options.GradientAccumulation) continue;
-
-                var rate = lr.At(run.Step);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
-                if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
-                StepWithoutCollection(optimizer);
-                optimizer.zero_grad();
-                run.StepLosses.Add(accumulated);
-                run.Step++;
-                var tokensPerSecond = stepTokens / Math.Max(1e-9, stepClock.Elapsed.TotalSeconds);
-                log?.Step(run.Step, link.Index + 1, accumulated, rate, tokensPerSecond);
-                OnStep?.Invoke(new StepReport(run.Step, schedule.TotalSteps, link.Index + 1, schedule.Links.Count, accumulated, rate, before + clock.Elapsed));
-                accumulated = 0;
-                micro = 0;
-
-                var linkEnds = run.Step == link.EndStep && link.Index + 1 < schedule.Links.Count;
-                if (linkEnds)
-                {
-                    var knotClock = Stopwatch.StartNew();
-                    link = schedule.Links[link.Index + 1];
-                    trainable = TieKnotAndExtend(link);
-                    run.KnotSeconds += knotClock.Elapsed.TotalSeconds;
-                    log?.Knot(run.Step, link.Index + 1, link.Rank);
-                }
-                if (options.CheckpointDir is not null && (linkEnds || (options.CheckpointEvery > 0 && run.Step % options.CheckpointEvery == 0)))
-                {
-                    run.ElapsedSeconds = (before + clock.Elapsed).TotalSeconds;
-                    log?.Flush();
-                    Checkpoint.Save(options.CheckpointDir, run, model, Adapters, optimizer);
-                }
-                stepClock.Restart();
-                stepTokens = 0;
-            }
-            // A partial accumulation at the end of an epoch is dropped, like a drop_last loader.
-            if (micro > 0) { optimizer.zero_grad(); accumulated = 0; micro = 0; }
-        }
-        model.eval();
-        var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
-            run.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList())).ToList();
-        return new TrainingResult(links, run.StepLosses, trainableCount, run.Tokens, before + clock.Elapsed,
-            TimeSpan.FromSeconds(run.KnotSeconds), run.LinkFlops);
+        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
+        return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step),
+            new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));
     }
 
-    /// <summary>Tie a knot, extend the chain at the next link's rank, and start a fresh optimizer.</summary>
-    List<Parameter> TieKnotAndExtend(Link next)
+    /// <summary>One call of <see cref="Train"/>: the run's state and the collaborators that keep its books.</summary>
+    sealed class RunInProgress(RunState state, long trainableCount, TrainingLog? log, MicroBatchFeed feed, FlopMeter flops) : IDisposable
     {
-        Adapters!.TieKnot();
-        Adapters.ExtendChain(next.Rank, next.Alpha);
-        optimizer!.Dispose();
-        var trainable = Trainable();
-        optimizer = NewOptimizer(trainable);
-        return trainable;
+        readonly Stopwatch clock = Stopwatch.StartNew();
+        readonly TimeSpan before = TimeSpan.FromSeconds(state.ElapsedSeconds);
+        readonly Stopwatch stepClock = Stopwatch.StartNew();
+        long stepTokens;
+
+        public RunState State => state;
+        public TrainingLog? Log => log;
+        public MicroBatchFeed Feed => feed;
+        public TimeSpan Elapsed => before + clock.Elapsed;
+
+        public void CountTokens(int link, TrainingBatch batch)
+        {
+            state.Tokens += batch.Tokens;
+            stepTokens += batch.Tokens;
+            flops.Add(link, batch);
+        }
+
+        /// <summary>Tokens per second since the previous call (one optimizer step, knots and checkpoints aside).</summary>
+        public double StepTokensPerSecond()
+        {
+            var rate = stepTokens / Math.Max(1e-9, stepClock.Elapsed.TotalSeconds);
+            stepTokens = 0;
+            stepClock.Restart();
+            return rate;
+        }
+
+        public TrainingResult Result(ChainSchedule schedule)
+        {
+            var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
+                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList())).ToList();
+            return new TrainingResult(links, state.StepLosses, trainableCount, state.Tokens, Elapsed,
+                TimeSpan.FromSeconds(state.KnotSeconds), state.LinkFlops);
+        }
+
+        public void Dispose()
+        {
+            feed.Dispose();
+            log?.Dispose();
+        }
     }
 
     /// <summary>

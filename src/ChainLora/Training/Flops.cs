@@ -55,3 +55,17 @@ public static class Flops
         return new FlopCount(forward, backwardInput, backwardWeight);
     }
 }
+
+/// <summary>Training FLOPs of a run so far, per link (the count per token depends on the link's rank and the context).</summary>
+public sealed class FlopMeter(CausalLM model, double[] perLink)
+{
+    readonly Dictionary<(int Link, int Context), double> perToken = [];
+
+    public void Add(int link, TrainingBatch batch)
+    {
+        var key = (link, batch.SequenceLength);
+        if (!perToken.TryGetValue(key, out var flops))
+            perToken[key] = flops = Flops.PerToken(model, batch.SequenceLength).Training;
+        perLink[link] += flops * batch.Tokens;
+    }
+}

@@ -133,6 +133,26 @@ public class ChainTrainerTests
     }
 
     [Fact]
+    public void Accumulation_that_does_not_divide_an_epoch_drops_the_leftover_and_still_trains_every_link()
+    {
+        // 5 micro-batches at 2 per step: 2 steps per epoch, the fifth batch skipped (drop_last).
+        // The schedule counts those steps, so the third link trains as long as the others.
+        using var model = TinyModels.Llama();
+        var trainer = new ChainTrainer(model, Base with { Method = TrainingMethod.Cola, Epochs = 3, GradientAccumulation = 2 },
+            new LoraConfig(), new ChainConfig { Length = 3 });
+        var result = trainer.Train(new RandomLmData(5));
+        Assert.Equal(6, result.StepLosses.Count);
+        Assert.Equal([2, 2, 2], result.Links.Select(l => l.Losses.Count));
+        Assert.Equal(6 * 2 * 2 * 12, result.Tokens); // 6 steps x 2 micro-batches x (2 x 12) tokens
+        Assert.All(trainer.Adapters!.Layers.Values, l => Assert.Equal(2, l.TiedLinks.Count));
+
+        using var other = TinyModels.Llama();
+        var tooFew = new ChainTrainer(other, Base with { GradientAccumulation = 4 }, new LoraConfig(), new ChainConfig());
+        var e = Assert.Throws<ArgumentException>(() => tooFew.Train(new RandomLmData(3)));
+        Assert.Contains("gradient accumulation 4", e.Message);
+    }
+
+    [Fact]
     public void Full_fine_tuning_trains_every_parameter_and_refuses_bf16()
     {
         var full = Train(Base with { Method = TrainingMethod.Full, Epochs = 1 }, new ChainConfig());
