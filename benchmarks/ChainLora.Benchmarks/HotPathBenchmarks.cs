@@ -17,7 +17,7 @@ public class LoraLinearBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        IO.NativeRuntime.Ensure();
+        Runtime.NativeRuntime.Ensure();
         manual_seed(0);
         var dtype = BaseDtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         layer = new Linear(768, 768, hasBias: false, dtype);
@@ -50,7 +50,7 @@ public class AttentionBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        IO.NativeRuntime.Ensure();
+        Runtime.NativeRuntime.Ensure();
         q = randn(4, 12, 256, 64).requires_grad_(true);
         k = randn(4, 12, 256, 64).requires_grad_(true);
         v = randn(4, 12, 256, 64).requires_grad_(true);
@@ -74,9 +74,9 @@ public class KnotBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        IO.NativeRuntime.Ensure();
+        Runtime.NativeRuntime.Ensure();
         var dtype = BaseDtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
-        var model = Loading.PretrainedModel.Create(Experiments.BenchShapes.Config("llama110m"), dtype);
+        var model = Loading.PretrainedModel.Create(Benchmarking.BenchShapes.Config("llama110m"), dtype);
         adapters = LoraAdapters.Inject(model, new LoraConfig());
     }
 

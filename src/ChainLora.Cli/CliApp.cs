@@ -25,12 +25,12 @@ public static class CliApp
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        IO.Allocator.KeepFreedMemoryForReuse();
-        IO.Allocator.UseHugePagesForTensors();
+        Runtime.Allocator.KeepFreedMemoryForReuse();
+        Runtime.Allocator.UseHugePagesForTensors();
         // Grid workers share the cores: `experiment --jobs N` gives each child its share.
         if (int.TryParse(Environment.GetEnvironmentVariable("CHAINLORA_THREADS"), out var threads) && threads > 0)
         {
-            IO.NativeRuntime.Ensure();
+            Runtime.NativeRuntime.Ensure();
             TorchSharp.torch.set_num_threads(threads);
         }
         var parse = Build(output).Parse(args);

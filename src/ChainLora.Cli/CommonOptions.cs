@@ -1,4 +1,6 @@
 using System.CommandLine;
+using ChainLora.IO;
+using ChainLora.Models;
 using static TorchSharp.torch;
 
 namespace ChainLora.Cli;
@@ -26,8 +28,8 @@ static class CommonOptions
     public static Option<string> BaseDtype() => new Option<string>("--base-dtype")
     {
         Description = "Storage dtype of the frozen matrices and embeddings: fp32 or bf16 (norms and the residual stream stay fp32)",
-        DefaultValueFactory = _ => "fp32",
-    }.AcceptOnlyFromAmong("fp32", "bf16");
+        DefaultValueFactory = _ => StorageDtype.Names[0],
+    }.AcceptOnlyFromAmong([.. StorageDtype.Names]);
 
     public static Option<bool> GradientCheckpointing() => new("--gradient-checkpointing")
     {
@@ -40,7 +42,19 @@ static class CommonOptions
 
     public static Device ParseDevice(string text) => new(text);
 
-    public static ScalarType ParseDtype(string text) => text == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+    /// <summary>
+    /// An option naming a value of <typeparamref name="T"/> by its <see cref="EnumNames"/> name, with
+    /// <paramref name="defaultValue"/> (the library's default) shown in --help; read it with <see cref="GetEnum"/>.
+    /// </summary>
+    public static Option<string> Choice<T>(string name, string description, T defaultValue) where T : struct, Enum =>
+        new Option<string>(name)
+        {
+            Description = $"{description}: {EnumNames.Choices<T>()}",
+            DefaultValueFactory = _ => EnumNames.Name(defaultValue),
+        }.AcceptOnlyFromAmong([.. EnumNames.All<T>()]);
+
+    public static T GetEnum<T>(this ParseResult result, Option<string> option) where T : struct, Enum =>
+        EnumNames.Parse<T>(result.GetValue(option)!, option.Name);
 
     static Option<string> AcceptOnlyFromAmongOrCuda(this Option<string> option)
     {

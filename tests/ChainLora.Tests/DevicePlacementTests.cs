@@ -3,6 +3,7 @@ using ChainLora.Evaluation;
 using ChainLora.Export;
 using ChainLora.Lora;
 using ChainLora.Models;
+using ChainLora.Objectives;
 using ChainLora.Tasks;
 using ChainLora.Training;
 using TorchSharp;

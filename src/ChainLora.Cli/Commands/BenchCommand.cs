@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
-using ChainLora.Experiments;
+using ChainLora.Benchmarking;
+using ChainLora.Models;
 using ChainLora.Training;
 
 namespace ChainLora.Cli.Commands;
@@ -46,13 +47,13 @@ static class BenchCommand
         });
         command.SetAction(r =>
         {
-            IO.NativeRuntime.Ensure();
+            Runtime.NativeRuntime.Ensure();
             if (r.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(r.GetValue(threads));
             Models.AttentionPlan.Kernel = Enum.Parse<Models.AttentionKernel>(r.GetValue(attention)!, ignoreCase: true);
             var result = StepBenchmark.Run(new BenchOptions
             {
                 Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
-                BaseDtype = CommonOptions.ParseDtype(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
+                BaseDtype = StorageDtype.Parse(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using ChainLora.Experiments;
+using ChainLora.Demo;
 using Spectre.Console;
 
 namespace ChainLora.Cli.Commands;

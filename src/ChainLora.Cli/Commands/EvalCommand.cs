@@ -1,7 +1,6 @@
 using System.CommandLine;
-using System.Diagnostics;
-using ChainLora.Export;
-using ChainLora.Loading;
+using ChainLora.Models;
+using ChainLora.Recipes;
 using ChainLora.Tasks;
 
 namespace ChainLora.Cli.Commands;
@@ -16,8 +15,7 @@ static class EvalCommand
         var seed = CommonOptions.Seed();
         var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
         var numEval = NumEval();
-        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => 0 }
-            .AtLeast(0);
+        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => 0 };
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
@@ -30,22 +28,21 @@ static class EvalCommand
         };
         command.SetAction(r =>
         {
-            var clock = Stopwatch.StartNew();
-            var definition = TaskRegistry.Find(r.GetValue(task)!);
-            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
-                CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
-            if (r.GetValue(adapter) is { } adapterDir)
+            var options = new EvalRecipeOptions
             {
-                using var peft = PeftAdapter.Load(adapterDir);
-                peft.MergeInto(loaded.Model);
-            }
-            var sizes = new SampleSizes(r.GetValue(numTrain), 0, r.GetValue(numEval));
-            var prepared = PreparedTask.Load(definition, r.GetValue(data)!, sizes, r.GetValue(seed), loaded.Tokenizer, loaded.Model.MaxPositions);
-            var k = r.GetValue(icl);
-            var outcome = prepared.Evaluate(loaded.Model, loaded.Tokenizer, new EvalOptions { Demonstrations = k, Seed = r.GetValue(seed) })!;
-            var result = new TaskEvalResult(definition.Name, r.GetValue(seed), loaded.Directory,
-                r.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, k, prepared.Data, outcome.Metrics,
-                clock.Elapsed.TotalSeconds);
+                Model = r.GetValue(model)!,
+                BaseDtype = StorageDtype.Parse(r.GetValue(dtype)!),
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!),
+                Task = r.GetValue(task)!,
+                Data = r.GetValue(data)!,
+                Seed = r.GetValue(seed),
+                NumTrain = r.GetValue(numTrain),
+                NumEval = r.GetValue(numEval),
+                Demonstrations = r.GetValue(icl),
+                Adapter = r.GetValue(adapter),
+            };
+            var result = EvalRecipe.Run(options.Validate() with { Model = CommonOptions.ModelFolder(options.Model) });
+            var k = result.Demonstrations;
             output.WriteLine(r.GetValue(json)
                 ? ResultFile.ToJson(result)
                 : $"{result.Task} {(k == 0 ? "zero-shot" : $"{k}-shot in-context")}, seed {result.Seed}: test {Describe(result.Test)} " +
@@ -78,11 +75,11 @@ static class EvalCommand
     };
 
     public static Option<int> NumTrain(string description) =>
-        new Option<int>("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train }.AtLeast(0);
+        new("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train };
 
-    public static Option<int> NumEval() => new Option<int>("--num-eval")
+    public static Option<int> NumEval() => new("--num-eval")
     {
         Description = "Test examples: the validation split shuffled with the seed, first N (lm: windows)",
         DefaultValueFactory = _ => new SampleSizes().Eval,
-    }.AtLeast(1);
+    };
 }

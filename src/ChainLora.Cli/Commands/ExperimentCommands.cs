@@ -60,21 +60,8 @@ static class ExperimentCommands
         var command = new Command("run-job", "Run one grid cell; writes result.json beside the spec (skips if it exists)") { spec };
         command.SetAction(r =>
         {
-            var path = r.GetValue(spec)!.FullName;
-            var job = JobSpec.Load(path);
-            if (job.IsFinished) { output.WriteLine($"{job.Id}: already finished"); return 0; }
-            Directory.CreateDirectory(job.Out);
-            var captured = new StringWriter();
-            var exit = CliApp.Run([.. job.ToArguments()], captured, Console.Error);
-            if (exit != 0) return exit;
-            // train writes result.json itself; eval only prints its JSON line.
-            if (!job.IsFinished)
-            {
-                var last = captured.ToString().Trim().Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
-                    ?? throw new InvalidDataException($"{job.Id}: the job printed no JSON result");
-                AtomicFile.WriteAllText(job.ResultPath, last);
-            }
-            output.WriteLine($"{job.Id}: done");
+            var job = JobSpec.Load(r.GetValue(spec)!.FullName);
+            output.WriteLine(JobRunner.Run(job) ? $"{job.Id}: done" : $"{job.Id}: already finished");
             return 0;
         });
         return command;

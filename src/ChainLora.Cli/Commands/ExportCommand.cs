@@ -1,5 +1,8 @@
 using System.CommandLine;
 using ChainLora.Export;
+using ChainLora.IO;
+using ChainLora.Recipes;
+using ChainLora.Models;
 
 namespace ChainLora.Cli.Commands;
 
@@ -13,7 +16,7 @@ static class ExportCommand
             Description = "peft: adapter_config.json + adapter_model.safetensors (the whole chain as one adapter); " +
                 "merged: the fine-tuned model as a Hugging Face checkpoint with config.json and tokenizer files",
             Required = true,
-        }.AcceptOnlyFromAmong("peft", "merged");
+        }.AcceptOnlyFromAmong([.. EnumNames.All<ExportFormat>()]);
         var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder, written whole or not at all", Required = true };
         var maxShard = new Option<string>("--max-shard-size")
         {
@@ -27,8 +30,8 @@ static class ExportCommand
         var dtype = new Option<string>("--dtype")
         {
             Description = "merged: dtype of the written weights, fp32 or bf16 (the merge itself is computed in fp32)",
-            DefaultValueFactory = _ => "fp32",
-        }.AcceptOnlyFromAmong("fp32", "bf16");
+            DefaultValueFactory = _ => StorageDtype.Names[0],
+        }.AcceptOnlyFromAmong([.. StorageDtype.Names]);
         var force = new Option<bool>("--force") { Description = "Replace an output folder that holds files other than an earlier export's" };
         var device = CommonOptions.Device();
         device.Description = "merged: where the pretrained weights are loaded and the chain merged: cpu or cuda[:N] (cuda needs a CUDA build of TorchSharp)";
@@ -38,16 +41,20 @@ static class ExportCommand
         };
         command.SetAction(r =>
         {
-            var options = new MergedExportOptions
+            var result = ExportRecipe.Run(new ExportRecipeOptions
             {
-                DType = CommonOptions.ParseDtype(r.GetValue(dtype)!),
-                MaxShardBytes = MergedExportOptions.ParseSize(r.GetValue(maxShard)!),
-                Overwrite = r.GetValue(force),
-            };
-            var target = r.GetValue(outDir)!.FullName;
-            RunExport.Export(r.GetValue(run)!.FullName, RunExport.ParseFormat(r.GetValue(format)!), target, options,
-                CommonOptions.ParseDevice(r.GetValue(device)!));
-            output.WriteLine($"wrote {r.GetValue(format)} export to {target}");
+                Run = r.GetValue(run)!.FullName,
+                Format = r.GetEnum<ExportFormat>(format),
+                Out = r.GetValue(outDir)!.FullName,
+                Merged = new MergedExportOptions
+                {
+                    DType = StorageDtype.Parse(r.GetValue(dtype)!),
+                    MaxShardBytes = MergedExportOptions.ParseSize(r.GetValue(maxShard)!),
+                    Overwrite = r.GetValue(force),
+                },
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!),
+            });
+            output.WriteLine($"wrote {EnumNames.Name(result.Format)} export to {result.Out}");
             return 0;
         });
         return command;

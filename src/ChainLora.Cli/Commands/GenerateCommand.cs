@@ -1,6 +1,7 @@
 using System.CommandLine;
 using ChainLora.Evaluation;
 using ChainLora.Loading;
+using ChainLora.Models;
 
 namespace ChainLora.Cli.Commands;
 
@@ -23,7 +24,7 @@ static class GenerateCommand
         command.SetAction(r =>
         {
             using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
-                CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
+                StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var text = r.GetValue(prompt)!;
             var tok = loaded.Tokenizer;
             var ids = tok.Encode(text, addBos: true);

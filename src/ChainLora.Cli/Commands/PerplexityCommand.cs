@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using ChainLora.Evaluation;
 using ChainLora.Loading;
+using ChainLora.Models;
 
 namespace ChainLora.Cli.Commands;
 
@@ -25,7 +26,7 @@ static class PerplexityCommand
             var file = r.GetValue(text)!;
             if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
             using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
-                CommonOptions.ParseDtype(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
+                StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch));
             output.WriteLine(r.GetValue(json)
                 ? JsonSerializer.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })

@@ -2,16 +2,11 @@
 // right-padded, so no attention mask is needed (a causal model never looks ahead at the padding)
 // and positions are unchanged; logits are computed only where a continuation token is predicted.
 using ChainLora.Models;
+using ChainLora.Tasks;
 using ChainLora.Training;
 using static TorchSharp.torch;
 
 namespace ChainLora.Evaluation;
-
-/// <summary>Token ids of a prompt (BOS included if wanted) and of what follows it.</summary>
-public sealed record PromptAndContinuation(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)
-{
-    public int Length => Prompt.Count + Continuation.Count;
-}
 
 public static class ContinuationScoring
 {

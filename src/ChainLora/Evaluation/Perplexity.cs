@@ -1,6 +1,7 @@
 // Mean negative log-likelihood per token of a text under a causal LM: the text is tokenized
 // once, cut into windows of BOS + (context - 1) tokens, and every token after BOS is scored.
 using ChainLora.Models;
+using ChainLora.Tasks;
 using ChainLora.Tokenization;
 using static TorchSharp.torch;
 
@@ -22,18 +23,7 @@ public static class Perplexity
     }
 
     public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8) =>
-        OfWindows(model, Windows(ids, bosId, model.MaxPositions), batchSize);
-
-    /// <summary>BOS + up to (<paramref name="context"/> - 1) consecutive tokens of <paramref name="ids"/> per window.</summary>
-    public static List<int[]> Windows(IReadOnlyList<int> ids, int bosId, int context)
-    {
-        if (context < 2) throw new ArgumentException($"context {context}: must be at least 2");
-        var chunk = context - 1;
-        var windows = new List<int[]>();
-        for (var start = 0; start < ids.Count; start += chunk)
-            windows.Add([bosId, .. ids.Skip(start).Take(chunk)]);
-        return windows;
-    }
+        OfWindows(model, TextCorpus.Windows(ids, bosId, model.MaxPositions), batchSize);
 
     /// <summary>Scores every token after the first of each window (at most MaxPositions tokens each).</summary>
     public static PerplexityResult OfWindows(CausalLM model, IReadOnlyList<int[]> windows, int batchSize = 8)

@@ -3,24 +3,56 @@
 // mean ± std over seeds at that learning rate.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ChainLora.IO;
+using ChainLora.Training;
 
 namespace ChainLora.Experiments;
 
-/// <summary>One method row of the grid. Kind: zero-shot, icl, lora, cola or full.</summary>
+/// <summary>What a grid row does: score without training (zero-shot, in-context) or train (LoRA, COLA, full).</summary>
+public enum MethodKind
+{
+    [JsonStringEnumMemberName("zero-shot")]
+    ZeroShot,
+    Icl,
+    Lora,
+    Cola,
+    Full,
+}
+
+public static class MethodKinds
+{
+    public static bool Trains(this MethodKind kind) => kind is MethodKind.Lora or MethodKind.Cola or MethodKind.Full;
+
+    /// <summary>The trainer's method for a kind that trains.</summary>
+    public static TrainingMethod TrainingMethod(this MethodKind kind) => kind switch
+    {
+        MethodKind.Lora => Training.TrainingMethod.Lora,
+        MethodKind.Cola => Training.TrainingMethod.Cola,
+        MethodKind.Full => Training.TrainingMethod.Full,
+        _ => throw new ArgumentException($"method kind {EnumNames.Name(kind)} does not train"),
+    };
+
+    /// <summary>LoRA or COLA: the runs that have links, ranks and a chain to export.</summary>
+    public static bool HasChain(this MethodKind kind) => kind is MethodKind.Lora or MethodKind.Cola;
+}
+
+/// <summary>One method row of the grid.</summary>
 public sealed record MethodSpec
 {
     public string Name { get; init; } = "";
-    public string Kind { get; init; } = "lora";
-    public int ChainLength { get; init; } = 1;
+    public MethodKind Kind { get; init; } = MethodKind.Lora;
+    /// <summary>Links in the chain; null is the method's default (3 for cola, 1 otherwise).</summary>
+    public int? ChainLength { get; init; }
     public IReadOnlyList<int>? Ranks { get; init; }
     /// <summary>Demonstrations for in-context learning.</summary>
     public int Icl { get; init; }
-    public string Optimizer { get; init; } = "adamw";
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     /// <summary>Overrides the grid's learning rates for this method.</summary>
     public IReadOnlyList<double>? LearningRates { get; init; }
 
+    /// <summary>The chain length this row runs.</summary>
     [JsonIgnore]
-    public bool Trains => Kind is "lora" or "cola" or "full";
+    public int Links => ChainLength ?? (Kind.Trains() ? TrainerOptions.DefaultChainLength(Kind.TrainingMethod()) : 1);
 }
 
 public sealed record TaskSpec
@@ -54,6 +86,7 @@ public sealed record ExperimentConfig
         AllowTrailingCommas = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         WriteIndented = true,
+        Converters = { new EnumNames.Converter() },
     };
 
     /// <summary>Reads and validates; relative model and data paths resolve against the config's folder.</summary>
@@ -90,10 +123,8 @@ public sealed record ExperimentConfig
         foreach (var m in Methods)
         {
             Require(m.Name.Length > 0, "every method needs a 'name'");
-            Require(m.Kind is "zero-shot" or "icl" or "lora" or "cola" or "full",
-                $"method '{m.Name}': kind '{m.Kind}' is not one of zero-shot, icl, lora, cola, full");
-            Require(m.Kind == "cola" || m.ChainLength == 1, $"method '{m.Name}': chain_length {m.ChainLength} needs kind cola");
-            Require(m.Kind != "icl" || m.Icl > 0, $"method '{m.Name}': kind icl needs icl > 0");
+            Require(m.Kind == MethodKind.Cola || m.Links == 1, $"method '{m.Name}': chain_length {m.ChainLength} needs kind cola");
+            Require(m.Kind != MethodKind.Icl || m.Icl > 0, $"method '{m.Name}': kind icl needs icl > 0");
         }
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");

@@ -10,14 +10,14 @@ public static class Grid
             foreach (var method in config.Methods)
             {
                 // Zero-shot and ICL learn nothing, so they take no learning rate.
-                IReadOnlyList<double> rates = method.Trains ? method.LearningRates ?? config.LearningRates : [0.0];
+                IReadOnlyList<double> rates = method.Kind.Trains() ? method.LearningRates ?? config.LearningRates : [0.0];
                 foreach (var lr in rates)
                     foreach (var seed in config.Seeds)
                     {
                         var spec = new JobSpec
                         {
                             Task = task.Name, Data = Path.Combine(config.DataRoot, task.Data), Model = config.Model,
-                            Method = method.Name, Kind = method.Kind, ChainLength = method.ChainLength, Ranks = method.Ranks,
+                            Method = method.Name, Kind = method.Kind, ChainLength = method.Links, Ranks = method.Ranks,
                             Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = config.Alpha, Icl = method.Icl,
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
                             NumTrain = config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,

@@ -6,6 +6,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
 using ChainLora.IO;
+using ChainLora.Recipes;
+using ChainLora.Training;
 
 namespace ChainLora.Experiments;
 
@@ -14,14 +16,15 @@ public sealed record JobSpec
     public string Task { get; init; } = "";
     public string Data { get; init; } = "";
     public string Model { get; init; } = "";
+    /// <summary>The method row's name (a column of the report).</summary>
     public string Method { get; init; } = "";
-    public string Kind { get; init; } = "";
+    public MethodKind Kind { get; init; }
     public int ChainLength { get; init; } = 1;
     public IReadOnlyList<int>? Ranks { get; init; }
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
     public int Icl { get; init; }
-    public string Optimizer { get; init; } = "adamw";
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     public double LearningRate { get; init; }
     public long Seed { get; init; }
     public int Epochs { get; init; }
@@ -47,27 +50,9 @@ public sealed record JobSpec
     }
 
     [JsonIgnore]
-    public string ResultPath => Path.Combine(Out, "result.json");
+    public string ResultPath => Path.Combine(Out, ResultFile.Name);
     [JsonIgnore]
     public bool IsFinished => File.Exists(ResultPath);
-
-    /// <summary>The `chainlora train` or `chainlora eval` arguments that run this job.</summary>
-    public IReadOnlyList<string> ToArguments()
-    {
-        string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
-        var common = new List<string> { "--model", Model, "--task", Task, "--data", Data, "--seed", Seed.ToString(CultureInfo.InvariantCulture),
-            "--num-eval", NumEval.ToString(CultureInfo.InvariantCulture), "--base-dtype", BaseDtype, "--json" };
-        if (Kind is "zero-shot" or "icl")
-            return ["eval", .. common, "--icl", Icl.ToString(CultureInfo.InvariantCulture),
-                "--num-train", NumTrain.ToString(CultureInfo.InvariantCulture)];
-        List<string> args = ["train", .. common, "--method", Kind, "--chain-length", ChainLength.ToString(CultureInfo.InvariantCulture),
-            "--rank", Rank.ToString(CultureInfo.InvariantCulture), "--alpha", F(Alpha), "--optimizer", Optimizer, "--lr", F(LearningRate),
-            "--epochs", Epochs.ToString(CultureInfo.InvariantCulture), "--batch-size", BatchSize.ToString(CultureInfo.InvariantCulture),
-            "--num-train", NumTrain.ToString(CultureInfo.InvariantCulture), "--num-dev", NumDev.ToString(CultureInfo.InvariantCulture),
-            "--out", Out];
-        if (Ranks is { Count: > 0 }) args.AddRange(["--ranks", string.Join(",", Ranks)]);
-        return args;
-    }
 
     public static JobSpec Load(string path)
     {

@@ -1,5 +1,6 @@
 // PNG plots with ScottPlot: training loss with knot markers, test score against chain length with
 // a std band (the paper's Figure 2), and test score against the second link's rank (Figure 3).
+using ChainLora.Training;
 using System.Text.Json.Nodes;
 using ScottPlot;
 
@@ -22,7 +23,7 @@ public static class Plots
     {
         var plot = new Plot();
         var any = false;
-        foreach (var cell in cells.Where(c => c.Example.Kind is "lora" or "cola" or "full"))
+        foreach (var cell in cells.Where(c => c.Example.Kind.Trains()))
         {
             var log = Path.Combine(cell.Runs[0].Directory, "train_log.jsonl");
             if (!File.Exists(log)) continue;
@@ -78,7 +79,7 @@ public static class Plots
 
     static string? BySecondRank(IReadOnlyList<CellSummary> cells, string path)
     {
-        var points = cells.Where(c => c.Example.Kind == "cola" && c.Example.Ranks is { Count: 2 } && c.Example.Optimizer == "adamw")
+        var points = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Ranks is { Count: 2 } && c.Example.Optimizer == OptimizerKind.AdamW)
             .Select(c => (Rank: c.Example.Ranks![1], Cell: c)).ToList();
         if (points.Select(p => p.Rank).Distinct().Count() < 2) return null;
         var plot = new Plot();

@@ -4,6 +4,7 @@
 using System.Globalization;
 using System.Text;
 using ChainLora.IO;
+using ChainLora.Training;
 
 namespace ChainLora.Experiments;
 
@@ -38,7 +39,7 @@ public static class Reports
 
     /// <summary>The reference LoRA: chain length 1, AdamW, no rank list beyond its one rank.</summary>
     static string? LoraMethod(IReadOnlyList<CellSummary> cells) =>
-        cells.FirstOrDefault(c => c.Example.Kind == "lora" && c.Example.Optimizer == "adamw")?.Method;
+        cells.FirstOrDefault(c => c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == OptimizerKind.AdamW)?.Method;
 
     public static ReportTable Table1(IReadOnlyList<CellSummary> cells)
     {
@@ -46,7 +47,7 @@ public static class Reports
         var methods = cells.Select(c => c.Method).Distinct().ToList();
         var rows = methods.Select(m => (IReadOnlyList<string>)[m, .. tasks.Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]).ToList();
         var lora = LoraMethod(cells);
-        var cola = cells.Where(c => c.Example.Kind == "cola" && c.Example.Optimizer == "adamw" && c.Example.Ranks is null)
+        var cola = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Ranks is null)
             .Select(c => c.Method).Distinct().ToList();
         if (lora is not null)
             foreach (var m in cola)
@@ -67,7 +68,7 @@ public static class Reports
 
     /// <summary>LoRA and COLA cells with one rank for every link and AdamW, by chain length.</summary>
     public static List<(int Length, CellSummary Cell)> ChainLengthCells(IReadOnlyList<CellSummary> cells) => cells
-        .Where(c => c.Example.Kind is "lora" or "cola" && c.Example.Optimizer == "adamw" && (c.Example.Ranks is null || c.Example.Ranks.Distinct().Count() == 1))
+        .Where(c => c.Example.Kind.HasChain() && c.Example.Optimizer == OptimizerKind.AdamW && (c.Example.Ranks is null || c.Example.Ranks.Distinct().Count() == 1))
         .Select(c => (c.Example.ChainLength, c)).ToList();
 
     public static ReportTable Table4(IReadOnlyList<CellSummary> cells)
@@ -77,7 +78,7 @@ public static class Reports
         foreach (var t in TasksOf(cells))
         {
             var baseline = lora is null ? null : Find(cells, t, lora);
-            foreach (var c in cells.Where(c => c.Task == t && c.Example.Kind is "lora" or "cola" && c.Example.Optimizer == "adamw"))
+            foreach (var c in cells.Where(c => c.Task == t && c.Example.Kind.HasChain() && c.Example.Optimizer == OptimizerKind.AdamW))
             {
                 var ranks = c.Example.Ranks is { Count: > 0 } r ? string.Join(",", r) : $"{c.Example.Rank}";
                 var saved = baseline is { Flops: > 0 } ? string.Format(Inv, "{0:+0.0;-0.0}%", 100 * (baseline.Flops - c.Flops) / baseline.Flops) : "";
@@ -90,12 +91,12 @@ public static class Reports
 
     public static ReportTable Table5(IReadOnlyList<CellSummary> cells)
     {
-        var trained = cells.Where(c => c.Example.Kind is "lora" or "cola").ToList();
+        var trained = cells.Where(c => c.Example.Kind.HasChain()).ToList();
         var optimizers = trained.Select(c => c.Example.Optimizer).Distinct().ToList();
         var rows = new List<IReadOnlyList<string>>();
         foreach (var opt in optimizers)
             foreach (var m in trained.Where(c => c.Example.Optimizer == opt).Select(c => c.Method).Distinct())
-                rows.Add([opt, m, .. TasksOf(cells).Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]);
+                rows.Add([EnumNames.Name(opt), m, .. TasksOf(cells).Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]);
         return new ReportTable("Table 5: optimizers", ["optimizer", "method", .. TasksOf(cells)], rows);
     }
 

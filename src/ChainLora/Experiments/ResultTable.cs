@@ -58,7 +58,7 @@ public static class ResultTable
             var mean = tests.Average();
             var std = tests.Count > 1 ? Math.Sqrt(tests.Sum(t => (t - mean) * (t - mean)) / (tests.Count - 1)) : 0;
             var first = best.First();
-            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, first.Spec.Kind is "lora" or "cola" or "full" ? best.Key : null,
+            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, first.Spec.Kind.Trains() ? best.Key : null,
                 first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best.ToList());
         })
         .ToList();

@@ -1,6 +1,7 @@
 // Mirrors PEFT's adapter_config.json for LoRA (peft/tuners/lora/config.py, written by
 // PeftConfig.save_pretrained as json.dumps(..., indent=2, sort_keys=True)). Only the fields that
 // change what a LoRA adapter computes are modelled; on reading, any other field is ignored.
+using ChainLora.IO;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -75,14 +76,6 @@ public sealed record PeftAdapterConfig
         return this;
     }
 
-    public static string BiasName(LoraBias bias) => bias switch
-    {
-        LoraBias.None => "none",
-        LoraBias.All => "all",
-        LoraBias.LoraOnly => "lora_only",
-        _ => throw new ArgumentOutOfRangeException(nameof(bias)),
-    };
-
     /// <summary>adapter_config.json as PEFT writes it: sorted keys, two-space indent.</summary>
     public string ToJson()
     {
@@ -90,7 +83,7 @@ public sealed record PeftAdapterConfig
         {
             ["alpha_pattern"] = w => WriteMap(w, AlphaPattern, (w2, v) => w2.WriteNumberValue(v)),
             ["base_model_name_or_path"] = w => WriteStringOrNull(w, BaseModelNameOrPath),
-            ["bias"] = w => w.WriteStringValue(BiasName(Bias)),
+            ["bias"] = w => w.WriteStringValue(EnumNames.Name(Bias)),
             ["fan_in_fan_out"] = w => w.WriteBooleanValue(false),
             ["inference_mode"] = w => w.WriteBooleanValue(true),
             ["init_lora_weights"] = w => w.WriteBooleanValue(true),
@@ -203,13 +196,8 @@ public sealed record PeftAdapterConfig
                 LoraDropout = root.TryGetProperty("lora_dropout", out var d) && d.ValueKind == JsonValueKind.Number ? d.GetDouble() : 0,
                 TargetModules = targets,
                 TargetModulesRegex = regex,
-                Bias = bias switch
-                {
-                    "none" => LoraBias.None,
-                    "all" => LoraBias.All,
-                    "lora_only" => LoraBias.LoraOnly,
-                    _ => throw new InvalidDataException($"{path}: field 'bias' = '{bias}': expected none, all or lora_only"),
-                },
+                Bias = EnumNames.TryParse<LoraBias>(bias, out var b) ? b
+                    : throw new InvalidDataException($"{path}: field 'bias' = '{bias}': expected {EnumNames.Choices<LoraBias>()}"),
                 UseRsLora = OptionalBool(root, "use_rslora", path),
                 RankPattern = Map(root, "rank_pattern", path, v => v.TryGetInt32(out var i) ? i : (int?)null),
                 AlphaPattern = Map(root, "alpha_pattern", path, v => (double?)v.GetDouble()),

@@ -8,6 +8,7 @@
 using System.Text.RegularExpressions;
 using ChainLora.IO;
 using ChainLora.Lora;
+using ChainLora.Runtime;
 using static TorchSharp.torch;
 
 namespace ChainLora.Export;

@@ -9,6 +9,7 @@ using System.Text.RegularExpressions;
 using ChainLora.IO;
 using ChainLora.Lora;
 using ChainLora.Models;
+using ChainLora.Runtime;
 using static TorchSharp.torch;
 
 namespace ChainLora.Export;
@@ -100,7 +101,7 @@ public static partial class RunArtifacts
 
         var c = adapters.Config;
         var file = new ChainFile(FormatTag, 1, Path.GetFullPath(baseModelDir), model.ModelType,
-            new LoraFile([.. c.TargetModules], PeftAdapterConfig.BiasName(c.Bias), c.Dropout,
+            new LoraFile([.. c.TargetModules], EnumNames.Name(c.Bias), c.Dropout,
                 c.Init == LoraInit.Gaussian ? "gaussian" : "kaiming", c.UseRsLora, c.Rank, c.Alpha),
             infos);
         ExportDirectory.Write(Path.Combine(runDir, FolderName), overwrite: true, temp =>

@@ -1,5 +1,6 @@
 // One .safetensors file as an ITensorSource: the header is validated on open, and each tensor's
 // bytes are read on demand straight into the destination's memory when dtype and layout allow.
+using ChainLora.Runtime;
 using Microsoft.Win32.SafeHandles;
 using static TorchSharp.torch;
 

@@ -4,6 +4,7 @@
 using ChainLora.IO;
 using ChainLora.IO.Hub;
 using ChainLora.Models;
+using ChainLora.Runtime;
 using ChainLora.Tokenization;
 using static TorchSharp.torch;
 

@@ -1,4 +1,7 @@
 // Mirrors PEFT's LoraConfig (peft/tuners/lora/config.py) for the options COLA needs.
+using System.Text.Json.Serialization;
+using ChainLora.IO;
+
 namespace ChainLora.Lora;
 
 /// <summary>Which biases train alongside LoRA, with PEFT's meanings.</summary>
@@ -9,6 +12,7 @@ public enum LoraBias
     /// <summary>Every bias of the model trains.</summary>
     All,
     /// <summary>Only the biases of the adapted layers train (the paper's OPT setting).</summary>
+    [JsonStringEnumMemberName("lora_only")]
     LoraOnly,
 }
 
@@ -62,18 +66,7 @@ public sealed record LoraConfig
             : throw new ArgumentException($"no default LoRA targets for model type '{modelType}'; pass target modules explicitly");
 
     /// <summary>Parses "none", "all", "lora_only".</summary>
-    public static LoraBias ParseBias(string text) => text switch
-    {
-        "none" => LoraBias.None,
-        "all" => LoraBias.All,
-        "lora_only" => LoraBias.LoraOnly,
-        _ => throw new ArgumentException($"LoRA bias '{text}': expected none, all or lora_only"),
-    };
+    public static LoraBias ParseBias(string text) => EnumNames.Parse<LoraBias>(text, "LoRA bias");
 
-    public static LoraInit ParseInit(string text) => text switch
-    {
-        "kaiming" => LoraInit.Kaiming,
-        "gaussian" => LoraInit.Gaussian,
-        _ => throw new ArgumentException($"LoRA init '{text}': expected kaiming or gaussian"),
-    };
+    public static LoraInit ParseInit(string text) => EnumNames.Parse<LoraInit>(text, "LoRA init");
 }

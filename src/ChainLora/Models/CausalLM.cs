@@ -43,4 +43,8 @@ public abstract class CausalLM : nn.Module
     public KvCache NewCache() => new(NumLayers);
 
     public Device Device => parameters().First().device;
+
+    /// <summary>The storage dtype of the matrices and embeddings (fp32 or bf16): the token embedding's.</summary>
+    public ScalarType StorageDtype =>
+        named_parameters().First(p => p.name.EndsWith("embed_tokens.weight", StringComparison.Ordinal)).parameter.dtype;
 }

@@ -1,8 +1,6 @@
 // A task's data for one seed: read the folder (or text), draw train / dev / test, and hand out
-// training batches and evaluations of the dev and test sets.
-using ChainLora.Models;
+// the samples to TaskTrainingData (Objectives) and TaskEvaluator (Evaluation).
 using ChainLora.Tokenization;
-using ChainLora.Training;
 
 namespace ChainLora.Tasks;
 
@@ -32,8 +30,8 @@ public sealed class PreparedTask
         if (task.Kind == TaskKind.LanguageModelling)
         {
             var corpus = TextCorpus.Load(path);
-            var train = Evaluation.Perplexity.Windows(tokenizer.Encode(corpus.Train, addBos: false), tokenizer.BosId, context);
-            var validation = Evaluation.Perplexity.Windows(tokenizer.Encode(corpus.Validation, addBos: false), tokenizer.BosId, context);
+            var train = TextCorpus.Windows(tokenizer.Encode(corpus.Train, addBos: false), tokenizer.BosId, context);
+            var validation = TextCorpus.Windows(tokenizer.Encode(corpus.Validation, addBos: false), tokenizer.BosId, context);
             var windows = Sampling.Draw(train, validation, sizes, seed);
             var note = corpus.TrainFile == corpus.ValidationFile
                 ? $"one text split {TextCorpus.TrainFraction * 100:F0}/{100 - TextCorpus.TrainFraction * 100:F0} at a line break; sizes count windows of up to {context} tokens"
@@ -54,28 +52,5 @@ public sealed class PreparedTask
             note = (note is null ? "" : note + "; ") +
                 $"pools smaller than asked: train {r.Train} of {r.Requested.Train}, dev {r.Dev} of {r.Requested.Dev}, test {r.Test} of {r.Requested.Eval}";
         return new(path, trainFiles, validationFiles, r.TrainPool, r.ValidationPool, r.Carved, r.Requested, r.Train, r.Dev, r.Test, note);
-    }
-
-    /// <summary>The training objective of the task over the train sample.</summary>
-    public ITrainingData TrainingData(PromptEncoder encoder, int batchSize, long seed, TorchSharp.torch.Device device)
-    {
-        if (Data.Train == 0) throw new ArgumentException($"{Task.Name}: the train sample is empty (num_train {Data.Requested.Train}, train pool {Data.TrainPool})");
-        return Windows is { } w
-            ? TaskTrainingData.Windows(w.Train, batchSize, seed, device, encoder.Tokenizer.PadId)
-            : TaskTrainingData.For(Task.Kind, Examples!.Train, encoder, batchSize, seed, device);
-    }
-
-    /// <summary>Metrics on the test set (or the dev set); null for an empty dev set.</summary>
-    public EvalOutcome? Evaluate(CausalLM model, ITextTokenizer tokenizer, EvalOptions options, bool dev = false)
-    {
-        if (Windows is { } w)
-        {
-            if (options.Demonstrations > 0) throw new ArgumentException("in-context demonstrations do not apply to the lm task");
-            var windows = dev ? w.Dev : w.Test;
-            return windows.Count == 0 ? null : TaskEvaluator.Text(model, windows);
-        }
-        var examples = dev ? Examples!.Dev : Examples!.Test;
-        return examples.Count == 0 ? null
-            : TaskEvaluator.Evaluate(model, tokenizer, examples, options with { DemonstrationPool = Examples.Train });
     }
 }

@@ -2,10 +2,15 @@
 // is EncodeContinuation(text), so " great" keeps its space and "Yes" after "\n" gets none.
 // Over-long prompts lose their oldest tokens, BOS kept, so that prompt + answer fits the model's
 // context (MaxPositions); for in-context learning the oldest demonstrations go first.
-using ChainLora.Evaluation;
 using ChainLora.Tokenization;
 
 namespace ChainLora.Tasks;
+
+/// <summary>Token ids of a prompt (BOS included if wanted) and of what follows it.</summary>
+public sealed record PromptAndContinuation(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)
+{
+    public int Length => Prompt.Count + Continuation.Count;
+}
 
 /// <summary>A choice example in ids: one (prompt, option) row per candidate.</summary>
 public sealed record EncodedChoice(IReadOnlyList<PromptAndContinuation> Candidates, IReadOnlyList<int> Correct)

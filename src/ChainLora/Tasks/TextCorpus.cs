@@ -1,6 +1,6 @@
 // The lm task's data (domain adaptation on plain text): a folder with train.txt and optionally
 // val.txt, or one text file. Without a separate validation text the training text is split 90/10
-// at a line break. Texts are tokenized once and cut into Perplexity.Windows (BOS + context - 1
+// at a line break. Texts are tokenized once and cut into TextCorpus.Windows (BOS + context - 1
 // tokens), the windows `chainlora perplexity` scores, so held-out NLL matches that command.
 namespace ChainLora.Tasks;
 
@@ -8,6 +8,17 @@ namespace ChainLora.Tasks;
 public sealed record TextCorpus(string Train, string Validation, string TrainFile, string ValidationFile)
 {
     public const double TrainFraction = 0.9;
+
+    /// <summary>BOS + up to (<paramref name="context"/> - 1) consecutive tokens of <paramref name="ids"/> per window.</summary>
+    public static List<int[]> Windows(IReadOnlyList<int> ids, int bosId, int context)
+    {
+        if (context < 2) throw new ArgumentException($"context {context}: must be at least 2");
+        var chunk = context - 1;
+        var windows = new List<int[]>();
+        for (var start = 0; start < ids.Count; start += chunk)
+            windows.Add([bosId, .. ids.Skip(start).Take(chunk)]);
+        return windows;
+    }
 
     public static TextCorpus Load(string path)
     {

@@ -1,7 +1,17 @@
 // Every setting of a training run, with the library's defaults; Validate names the bad value.
+using ChainLora.IO;
+
 namespace ChainLora.Training;
 
-public enum TrainingMethod { Lora, Cola, Full }
+public enum TrainingMethod
+{
+    /// <summary>One LoRA link: a chain of length 1.</summary>
+    Lora,
+    /// <summary>A chain of LoRA links with a knot between links (Algorithm 1).</summary>
+    Cola,
+    /// <summary>Every weight trains; no chain.</summary>
+    Full,
+}
 
 public enum OptimizerKind { AdamW, Sgd, AdaGrad }
 
@@ -42,19 +52,10 @@ public sealed record TrainerOptions
         return this;
     }
 
-    public static OptimizerKind ParseOptimizer(string text) => text.ToLowerInvariant() switch
-    {
-        "adamw" => OptimizerKind.AdamW,
-        "sgd" => OptimizerKind.Sgd,
-        "adagrad" => OptimizerKind.AdaGrad,
-        _ => throw new ArgumentException($"optimizer '{text}': expected adamw, sgd or adagrad"),
-    };
+    public static OptimizerKind ParseOptimizer(string text) => EnumNames.Parse<OptimizerKind>(text, "optimizer");
 
-    public static TrainingMethod ParseMethod(string text) => text.ToLowerInvariant() switch
-    {
-        "lora" => TrainingMethod.Lora,
-        "cola" => TrainingMethod.Cola,
-        "full" => TrainingMethod.Full,
-        _ => throw new ArgumentException($"method '{text}': expected lora, cola or full"),
-    };
+    public static TrainingMethod ParseMethod(string text) => EnumNames.Parse<TrainingMethod>(text, "method");
+
+    /// <summary>Links in a chain when none is given: the paper's 3 for COLA, 1 (no chain) otherwise.</summary>
+    public static int DefaultChainLength(TrainingMethod method) => method == TrainingMethod.Cola ? 3 : 1;
 }

@@ -1,5 +1,6 @@
 using ChainLora.Evaluation;
 using ChainLora.Models;
+using ChainLora.Tasks;
 
 namespace ChainLora.Tests.Evaluation;
 

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using ChainLora.Experiments;
+using ChainLora.IO;
+using ChainLora.Training;
 
 namespace ChainLora.Tests.Experiments;
 
@@ -11,10 +13,10 @@ public class GridAndReportTests
         Tasks = [new TaskSpec { Name = "sst2", Data = "sst2" }, new TaskSpec { Name = "cb", Data = "superglue/CB" }],
         Methods =
         [
-            new MethodSpec { Name = "zero-shot", Kind = "zero-shot" },
-            new MethodSpec { Name = "LoRA", Kind = "lora" },
-            new MethodSpec { Name = "COLA M=2", Kind = "cola", ChainLength = 2 },
-            new MethodSpec { Name = "COLA (8,4)", Kind = "cola", ChainLength = 2, Ranks = [8, 4] },
+            new MethodSpec { Name = "zero-shot", Kind = MethodKind.ZeroShot },
+            new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+            new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+            new MethodSpec { Name = "COLA (8,4)", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4] },
         ],
         LearningRates = [1e-3, 3e-3], Seeds = [0, 1, 2],
     }.Validate("test");
@@ -28,11 +30,13 @@ public class GridAndReportTests
         Assert.Equal(jobs.Count, jobs.Select(j => j.Id).Distinct().Count());
         Assert.Equal(jobs.Select(j => j.Id), Grid.Expand(Config, "/elsewhere").Select(j => j.Id));
         var stepDown = jobs.First(j => j.Method == "COLA (8,4)");
-        var args = stepDown.ToArguments();
-        Assert.Equal("train", args[0]);
-        Assert.Equal("8,4", args[args.ToList().IndexOf("--ranks") + 1]);
+        var train = JobRunner.TrainOptions(stepDown);
+        Assert.Equal((TrainingMethod.Cola, 2), (train.Trainer.Method, train.Chain.Length));
+        Assert.Equal([8, 4], train.Chain.Ranks!);
+        Assert.Equal(stepDown.Out, train.OutDir);
         Assert.Equal("/data/superglue/CB", jobs.First(j => j.Task == "cb").Data);
-        Assert.Equal("eval", jobs.First(j => j.Kind == "zero-shot").ToArguments()[0]);
+        var zeroShot = JobRunner.EvalOptions(jobs.First(j => j.Kind == MethodKind.ZeroShot));
+        Assert.Equal(0, zeroShot.Demonstrations);
     }
 
     [Theory]
@@ -63,13 +67,13 @@ public class GridAndReportTests
         {
             var (dev, test) = score(j);
             var log = Path.Combine(j.Out, "train_log.jsonl");
-            if (j.Kind != "zero-shot")
-                File.WriteAllLines(log, Enumerable.Range(1, 6).Select(s => s == 3 && j.Kind == "cola"
+            if (j.Kind != MethodKind.ZeroShot)
+                File.WriteAllLines(log, Enumerable.Range(1, 6).Select(s => s == 3 && j.Kind == MethodKind.Cola
                     ? """{"event":"knot","step":3,"link":2,"rank":8}"""
                     : $$"""{"step":{{s}},"link":1,"loss":{{1.0 / s}},"lr":0.001,"tokens_per_s":100}"""));
             File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
             {
-                task = j.Task, method = j.Kind, dev = new { accuracy = dev }, test = new { accuracy = test },
+                task = j.Task, method = EnumNames.Name(j.Kind), dev = new { accuracy = dev }, test = new { accuracy = test },
                 training_flops = j.Ranks is [_, 4] ? 0.9e12 : 1e12,
             }));
         }
@@ -80,7 +84,7 @@ public class GridAndReportTests
     public void Report_picks_the_learning_rate_on_dev_then_averages_test_over_seeds()
     {
         // At lr 3e-3 dev is best but test is worse: the protocol must still pick 3e-3.
-        var dir = FakeRun(j => (j.LearningRate == 3e-3 ? 0.8 : 0.6, (j.LearningRate == 3e-3 ? 0.70 : 0.90) + 0.01 * j.Seed + (j.Kind == "cola" ? 0.05 : 0)));
+        var dir = FakeRun(j => (j.LearningRate == 3e-3 ? 0.8 : 0.6, (j.LearningRate == 3e-3 ? 0.70 : 0.90) + 0.01 * j.Seed + (j.Kind == MethodKind.Cola ? 0.05 : 0)));
         try
         {
             var cells = ResultTable.Summarize(ResultTable.Load(dir));

@@ -54,17 +54,3 @@ static class ExportKit
         File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\na b\n");
     }
 }
-
-/// <summary>A temp folder deleted with the test class instance.</summary>
-public abstract class TempFolderTest : IDisposable
-{
-    protected readonly DirectoryInfo Temp = Directory.CreateTempSubdirectory("chainlora-export-");
-
-    protected string PathIn(string name) => Path.Combine(Temp.FullName, name);
-
-    public void Dispose()
-    {
-        Temp.Delete(recursive: true);
-        GC.SuppressFinalize(this);
-    }
-}

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using ChainLora.IO;
+using ChainLora.Runtime;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

@@ -2,6 +2,7 @@ using ChainLora.Export;
 using ChainLora.IO;
 using ChainLora.Loading;
 using ChainLora.Models;
+using ChainLora.Runtime;
 using ChainLora.Tests.Export;
 using static TorchSharp.torch;
 

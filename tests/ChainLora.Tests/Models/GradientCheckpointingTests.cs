@@ -2,6 +2,7 @@ using ChainLora.Chain;
 using ChainLora.Evaluation;
 using ChainLora.Lora;
 using ChainLora.Models;
+using ChainLora.Tasks;
 using ChainLora.Training;
 using TorchSharp;
 using static TorchSharp.torch;

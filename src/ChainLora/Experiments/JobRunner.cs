@@ -1,0 +1,57 @@
+// Runs one grid cell in this process by calling the recipes: a training kind through TrainRecipe
+// (which writes result.json, the log, the chain and checkpoints into the job's folder), a scoring
+// kind through EvalRecipe (its result written here). The same whichever scheduler started it.
+using ChainLora.Chain;
+using ChainLora.Lora;
+using ChainLora.Models;
+using ChainLora.Recipes;
+using ChainLora.Tasks;
+using ChainLora.Training;
+
+namespace ChainLora.Experiments;
+
+public static class JobRunner
+{
+    /// <summary>Runs <paramref name="job"/> unless it has a result; returns false when it was already finished.</summary>
+    public static bool Run(JobSpec job, Action<StepReport>? onStep = null)
+    {
+        if (job.IsFinished) return false;
+        if (job.Out.Length == 0) throw new InvalidDataException($"job {job.Id}: field 'out' is required");
+        Directory.CreateDirectory(job.Out);
+        if (job.Kind.Trains())
+            TrainRecipe.Run(TrainOptions(job), onStep);
+        else
+            ResultFile.Write(job.ResultPath, EvalRecipe.Run(EvalOptions(job)));
+        return true;
+    }
+
+    public static TrainRecipeOptions TrainOptions(JobSpec job) => new()
+    {
+        Model = job.Model,
+        BaseDtype = StorageDtype.Parse(job.BaseDtype),
+        Task = job.Task,
+        Data = job.Data,
+        Sizes = new SampleSizes(job.NumTrain, job.NumDev, job.NumEval),
+        Seed = job.Seed,
+        BatchSize = job.BatchSize,
+        Trainer = new TrainerOptions
+        {
+            Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
+        },
+        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha },
+        Chain = new ChainConfig { Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null },
+        OutDir = job.Out,
+    };
+
+    public static EvalRecipeOptions EvalOptions(JobSpec job) => new()
+    {
+        Model = job.Model,
+        BaseDtype = StorageDtype.Parse(job.BaseDtype),
+        Task = job.Task,
+        Data = job.Data,
+        Seed = job.Seed,
+        NumTrain = job.NumTrain,
+        NumEval = job.NumEval,
+        Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
+    };
+}

@@ -1,0 +1,73 @@
+// Score a model on a task, zero-shot or in-context (MeZO's protocol): load the model (and merge a
+// PEFT adapter), draw the task's sample for the seed, score the test sample.
+using System.Diagnostics;
+using ChainLora.Evaluation;
+using ChainLora.Export;
+using ChainLora.IO.Hub;
+using ChainLora.Loading;
+using ChainLora.Tasks;
+using static TorchSharp.torch;
+
+namespace ChainLora.Recipes;
+
+public sealed record EvalRecipeOptions
+{
+    /// <summary>A model folder or a Hub id org/name[@revision]; not read when a loaded model is passed.</summary>
+    public string Model { get; init; } = "";
+    public ScalarType BaseDtype { get; init; } = ScalarType.Float32;
+    /// <summary>Where to compute; null is the CPU.</summary>
+    public Device? Device { get; init; }
+    public required string Task { get; init; }
+    public required string Data { get; init; }
+    /// <summary>Seeds the sample and the choice of demonstrations.</summary>
+    public long Seed { get; init; }
+    /// <summary>The train sample is the pool demonstrations are drawn from (the same sample a train run uses).</summary>
+    public int NumTrain { get; init; } = new SampleSizes().Train;
+    public int NumEval { get; init; } = new SampleSizes().Eval;
+    /// <summary>In-context demonstrations per test example; 0 is zero-shot.</summary>
+    public int Demonstrations { get; init; }
+    /// <summary>A PEFT LoRA adapter folder merged into the weights before scoring.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>Every setting checked before anything is loaded; the error names the value.</summary>
+    public EvalRecipeOptions Validate()
+    {
+        TaskRegistry.Find(Task);
+        new SampleSizes(NumTrain, 0, NumEval).Validate();
+        if (Demonstrations < 0) throw new ArgumentException($"demonstrations {Demonstrations}: must be >= 0");
+        return this;
+    }
+}
+
+public static class EvalRecipe
+{
+    /// <summary>Loads <see cref="EvalRecipeOptions.Model"/> and scores it; downloads are reported to <paramref name="download"/>.</summary>
+    public static TaskEvalResult Run(EvalRecipeOptions options, IProgress<HubFileProgress>? download = null)
+    {
+        if (options.Model.Length == 0) throw new ArgumentException("eval: no model given (a folder or a Hub id)");
+        var clock = Stopwatch.StartNew();
+        options.Validate();
+        using var loaded = PretrainedModel.Load(options.Model, options.BaseDtype, options.Device, download);
+        return Run(loaded, options, clock);
+    }
+
+    /// <summary>Scores <paramref name="model"/> (an adapter, if given, is merged into it: the caller's model changes).</summary>
+    public static TaskEvalResult Run(PretrainedModel model, EvalRecipeOptions options) => Run(model, options, Stopwatch.StartNew());
+
+    static TaskEvalResult Run(PretrainedModel model, EvalRecipeOptions options, Stopwatch clock)
+    {
+        options.Validate();
+        var definition = TaskRegistry.Find(options.Task);
+        if (options.Adapter is { } adapterDir)
+        {
+            using var peft = PeftAdapter.Load(adapterDir);
+            peft.MergeInto(model.Model);
+        }
+        var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
+        var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
+        var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
+        return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
+            options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,
+            clock.Elapsed.TotalSeconds);
+    }
+}

@@ -1,0 +1,210 @@
+// Fine-tune on a task and score it (torchtune-style recipe: Setup, then Run = train, evaluate, save).
+//
+// Features and the options that control them:
+//   model             TrainRecipeOptions.Model (a folder or a Hub id), .BaseDtype, .Device; or a loaded model
+//   task and data     .Task, .Data; sampling by .Sizes and .Seed (Sampling)
+//   method            .Trainer.Method: lora, cola (chain of .Chain.Length links), full
+//   objective         by task kind (TaskTrainingData): classification over candidates, or LM loss
+//                     on the answer; lm: LM loss on text windows
+//   optimizer, LR     .Trainer (AdamW default, linear decay, warmup ratio, clipping, accumulation)
+//   LoRA              .Lora (rank, alpha, dropout, targets, bias), ranks per link .Chain.Ranks
+//   batch size        .BatchSize examples (lm: windows) per micro-batch
+//   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
+//   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
+//                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
+//                     and checkpoint/ at every link end and every .CheckpointEvery steps
+//   resume            .ResumeFrom: a checkpoint folder (or a run folder holding checkpoint/)
+using System.Diagnostics;
+using ChainLora.Chain;
+using ChainLora.Evaluation;
+using ChainLora.Export;
+using ChainLora.IO.Hub;
+using ChainLora.Loading;
+using ChainLora.Lora;
+using ChainLora.Models;
+using ChainLora.Objectives;
+using ChainLora.Tasks;
+using ChainLora.Training;
+using static TorchSharp.torch;
+
+namespace ChainLora.Recipes;
+
+public sealed record TrainRecipeOptions
+{
+    /// <summary>A model folder or a Hub id org/name[@revision]; not read when a loaded model is passed to Setup.</summary>
+    public string Model { get; init; } = "";
+    /// <summary>Storage dtype of the frozen matrices and embeddings (fp32 or bf16).</summary>
+    public ScalarType BaseDtype { get; init; } = ScalarType.Float32;
+    /// <summary>Where to compute; null is the CPU.</summary>
+    public Device? Device { get; init; }
+    public required string Task { get; init; }
+    /// <summary>The task's folder (lm: a text file, or a folder with train.txt and optionally val.txt).</summary>
+    public required string Data { get; init; }
+    public SampleSizes Sizes { get; init; } = new();
+    /// <summary>Seeds the sample, the order of the batches and torch (LoRA init); it replaces Trainer.Seed.</summary>
+    public long Seed { get; init; }
+    public int BatchSize { get; init; } = 8;
+    /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
+    public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
+    public LoraConfig Lora { get; init; } = new();
+    /// <summary>The chain; its length defaults to the method's (<see cref="TrainerOptions.DefaultChainLength"/>).</summary>
+    public ChainConfig Chain { get; init; } = new();
+    /// <summary>Where result.json and train_log.jsonl go; null writes nothing.</summary>
+    public string? OutDir { get; init; }
+    /// <summary>A PEFT LoRA adapter folder merged into the weights before training starts.</summary>
+    public string? Adapter { get; init; }
+    /// <summary>Also checkpoint every N optimizer steps (0: only at link ends). Needs <see cref="OutDir"/>.</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
+    public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, Checkpoint.FolderName);
+
+    /// <summary>Every setting checked before anything is loaded; the error names the value.</summary>
+    public TrainRecipeOptions Validate()
+    {
+        TaskRegistry.Find(Task);
+        Sizes.Validate();
+        Trainer.Validate();
+        Lora.Validate();
+        Chain.Validate();
+        if (BatchSize < 1) throw new ArgumentException($"batch size {BatchSize}: must be at least 1");
+        if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery} steps: must be >= 0");
+        if (CheckpointEvery > 0 && OutDir is null) throw new ArgumentException("checkpoints need an output folder");
+        return this;
+    }
+}
+
+public sealed class TrainRecipe : IDisposable
+{
+    readonly PretrainedModel model;
+    readonly bool ownsModel;
+    readonly TrainRecipeOptions options;
+    readonly ChainTrainer trainer;
+    readonly ITrainingData data;
+    readonly Stopwatch clock;
+    readonly PeftAdapter? initialAdapter;
+    Action<StepReport>? onStep;
+
+    public PreparedTask Prepared { get; }
+    /// <summary>Optimizer steps the run will take (for progress bars).</summary>
+    public int TotalSteps => trainer.Schedule!.TotalSteps;
+
+    TrainRecipe(PretrainedModel model, bool ownsModel, TrainRecipeOptions options, PreparedTask prepared, Stopwatch clock,
+        PeftAdapter? initialAdapter)
+    {
+        this.model = model;
+        this.ownsModel = ownsModel;
+        this.options = options;
+        this.clock = clock;
+        this.initialAdapter = initialAdapter;
+        Prepared = prepared;
+        var encoder = new PromptEncoder(model.Tokenizer, model.Model.MaxPositions);
+        data = prepared.TrainingData(encoder, options.BatchSize, options.Seed, model.Model.Device);
+        var logPath = options.OutDir is null ? null : Path.Combine(options.OutDir, "train_log.jsonl");
+        var trainerOptions = options.Trainer with
+        {
+            Seed = options.Seed, LogPath = logPath, CheckpointDir = options.CheckpointDir, CheckpointEvery = options.CheckpointEvery,
+        };
+        trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
+        {
+            OnStep = r => onStep?.Invoke(r),
+        };
+        trainer.Setup(data);
+    }
+
+    /// <summary>Loads <see cref="TrainRecipeOptions.Model"/> (downloads reported to <paramref name="download"/>), then sets up as below.</summary>
+    public static TrainRecipe Setup(TrainRecipeOptions options, IProgress<HubFileProgress>? download = null)
+    {
+        if (options.Model.Length == 0) throw new ArgumentException("train: no model given (a folder or a Hub id)");
+        options.Validate();
+        if (options.ResumeFrom is not null) Checkpoint.Locate(options.ResumeFrom);
+        var loaded = PretrainedModel.Load(options.Model, options.BaseDtype, options.Device, download);
+        try
+        {
+            return Setup(loaded, options, ownsModel: true);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads and samples the data, builds the batches, injects LoRA and lays out the chain on
+    /// <paramref name="model"/>, which the caller keeps and disposes.
+    /// </summary>
+    public static TrainRecipe Setup(PretrainedModel model, TrainRecipeOptions options) => Setup(model, options, ownsModel: false);
+
+    static TrainRecipe Setup(PretrainedModel model, TrainRecipeOptions options, bool ownsModel)
+    {
+        var clock = Stopwatch.StartNew();
+        options.Validate();
+        var task = TaskRegistry.Find(options.Task);
+        var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
+        var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
+        var adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
+        try
+        {
+            // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
+            adapter?.MergeInto(model.Model);
+            if (options.OutDir is not null) Directory.CreateDirectory(options.OutDir);
+            return new TrainRecipe(model, ownsModel, options with { ResumeFrom = resume }, prepared, clock, adapter);
+        }
+        catch
+        {
+            adapter?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sets up, trains, evaluates and writes the outputs in one call.</summary>
+    public static TaskRunResult Run(TrainRecipeOptions options, Action<StepReport>? onStep = null,
+        IProgress<HubFileProgress>? download = null)
+    {
+        using var recipe = Setup(options, download);
+        return recipe.Run(onStep);
+    }
+
+    /// <summary>Trains, evaluates dev and test, and writes result.json when an output folder is set.</summary>
+    public TaskRunResult Run(Action<StepReport>? onStep = null)
+    {
+        this.onStep = onStep;
+        var training = trainer.Train(data, options.ResumeFrom);
+        var eval = new EvalOptions { Seed = options.Seed };
+        var dev = Prepared.Evaluate(model.Model, model.Tokenizer, eval, dev: true);
+        var test = Prepared.Evaluate(model.Model, model.Tokenizer, eval)!;
+        var full = options.Trainer.Method == TrainingMethod.Full;
+        var result = new TaskRunResult(Prepared.Task.Name, options.Trainer.Method, options.Seed,
+            model.Directory, Hyperparameters(), Prepared.Data, TrainingSummary.Of(training, full), dev?.Metrics, test.Metrics,
+            training.TotalFlops, clock.Elapsed.TotalSeconds);
+        if (options.OutDir is not null)
+        {
+            if (trainer.Adapters is { } adapters) RunArtifacts.SaveChain(options.OutDir, adapters, model.Directory, initialAdapter);
+            ResultFile.Write(Path.Combine(options.OutDir, ResultFile.Name), result);
+        }
+        return result;
+    }
+
+    public void Dispose()
+    {
+        initialAdapter?.Dispose();
+        if (ownsModel) model.Dispose();
+    }
+
+    HyperParameters Hyperparameters()
+    {
+        var t = options.Trainer;
+        var links = trainer.Schedule!.Links;
+        var full = t.Method == TrainingMethod.Full;
+        return new(t.Epochs, t.LearningRate, options.BatchSize, t.GradientAccumulation, t.Optimizer,
+            t.WeightDecay, t.Momentum, t.WarmupRatio, t.MaxGradNorm, links.Count,
+            full ? null : links.Select(l => l.Rank).ToList(), full ? null : links.Select(l => l.Alpha).ToList(),
+            full ? null : options.Lora.Dropout, full ? null : options.Lora.TargetModules,
+            full ? null : options.Lora.Bias, options.Sizes.Train, options.Sizes.Dev, options.Sizes.Eval,
+            StorageDtype.Name(model.Model.StorageDtype), model.Model.Device.ToString(),
+            options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing);
+    }
+}

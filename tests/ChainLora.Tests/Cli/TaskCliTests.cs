@@ -1,0 +1,212 @@
+using System.Text.Json.Nodes;
+using ChainLora.Tests.Cli;
+
+namespace ChainLora.Tests.Cli;
+
+/// <summary>`chainlora train` and `chainlora eval` end to end on stories260K (skip without ../shared), with small samples.</summary>
+public sealed class TaskCliTests : IDisposable
+{
+    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-taskcli-");
+
+    public void Dispose() => temp.Delete(recursive: true);
+
+    static string Model => SharedData.Require("models/stories260K");
+
+    static readonly Dictionary<string, string> Folders = new()
+    {
+        ["sst2"] = "data/sst2", ["rte"] = "data/superglue/RTE", ["cb"] = "data/superglue/CB", ["boolq"] = "data/superglue/BoolQ",
+        ["wsc"] = "data/superglue/WSC", ["wic"] = "data/superglue/WiC", ["multirc"] = "data/superglue/MultiRC",
+        ["copa"] = "data/superglue/COPA", ["record"] = "data/superglue/ReCoRD", ["squad"] = "data/squad",
+        ["lm"] = "corpus/tinyshakespeare.txt",
+    };
+
+    static JsonNode LastJsonLine(string output) =>
+        JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+
+    (JsonNode Result, string Out) Train(string task, string data, params string[] extra)
+    {
+        var outDir = Path.Combine(temp.FullName, $"{task}-{Guid.NewGuid():N}");
+        var (exit, output, error) = CliHarness.Run(["train", "--model", Model, "--task", task, "--data", data, "--out", outDir, "--json", .. extra]);
+        Assert.True(exit == 0, error);
+        var line = LastJsonLine(output);
+        var file = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
+        Assert.True(JsonNode.DeepEquals(line, file), "the last stdout line differs from result.json");
+        return (file, outDir);
+    }
+
+    [Fact]
+    public void Sst2_train_writes_result_json_with_every_field()
+    {
+        var outDir = Path.Combine(temp.FullName, "sst2-run");
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "notes.txt"), "mine");
+        var (exit, output, error) = CliHarness.Run("train", "--model", Model, "--task", "SST2", "--data", SharedData.Require("data/sst2"),
+            "--method", "lora", "--num-train", "32", "--num-dev", "16", "--num-eval", "32", "--epochs", "1", "--lr", "1e-3",
+            "--batch-size", "8", "--seed", "7", "--out", outDir, "--json");
+        Assert.True(exit == 0, error);
+        var r = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
+        Assert.True(JsonNode.DeepEquals(LastJsonLine(output), r));
+
+        Assert.Equal("sst2", (string)r["task"]!);
+        Assert.Equal("lora", (string)r["method"]!);
+        Assert.Equal(7, (long)r["seed"]!);
+        var h = r["hyperparameters"]!;
+        Assert.Equal((1, 1e-3, 8, "adamw", 1), ((int)h["epochs"]!, (double)h["learning_rate"]!, (int)h["batch_size"]!, (string)h["optimizer"]!, (int)h["chain_length"]!));
+        Assert.Equal([8], h["ranks"]!.AsArray().Select(x => (int)x!));
+        Assert.Equal(["q_proj", "v_proj"], h["targets"]!.AsArray().Select(x => (string)x!));
+        Assert.Equal((32, 16, 32, "fp32", "cpu"), ((int)h["num_train"]!, (int)h["num_dev"]!, (int)h["num_eval"]!, (string)h["base_dtype"]!, (string)h["device"]!));
+        Assert.False((bool)h["gradient_checkpointing"]!);
+        var d = r["data"]!;
+        Assert.Equal((32, 16, 32, false), ((int)d["train"]!, (int)d["dev"]!, (int)d["test"]!, (bool)d["carved"]!));
+        Assert.Equal(872, (int)d["validation_pool"]!);
+        var t = r["training"]!;
+        Assert.Equal(4, (int)t["steps"]!);
+        var link = Assert.Single(t["links"]!.AsArray())!;
+        Assert.Equal(4, link["losses"]!.AsArray().Count);
+        Assert.True((long)t["trainable_parameters"]! > 0);
+        Assert.True((double)r["training_flops"]! > 0);
+        Assert.InRange((double)r["test"]!["accuracy"]!, 0, 1);
+        Assert.InRange((double)r["dev"]!["accuracy"]!, 0, 1);
+        Assert.True((double)r["wall_seconds"]! > 0);
+
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl")).Length);
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "notes.txt")));
+        Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
+    }
+
+    [Fact]
+    public void Cola_runs_a_chain_with_stepped_down_ranks()
+    {
+        var (r, _) = Train("cb", SharedData.Require("data/superglue/CB"), "--method", "cola", "--chain-length", "3", "--ranks", "8,4",
+            "--num-train", "24", "--num-dev", "8", "--num-eval", "16", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3",
+            "--gradient-checkpointing");
+        Assert.Equal([8, 4, 4], r["hyperparameters"]!["ranks"]!.AsArray().Select(x => (int)x!));
+        Assert.True((bool)r["hyperparameters"]!["gradient_checkpointing"]!);
+        var links = r["training"]!["links"]!.AsArray();
+        Assert.Equal(3, links.Count);
+        Assert.All(links, l => Assert.Equal(3, (int)l!["steps"]!));
+    }
+
+    public static TheoryData<string> SharedTasks => new(Folders.Keys);
+
+    [Theory, MemberData(nameof(SharedTasks))]
+    public void Every_task_trains_and_evaluates_on_the_shared_data(string task)
+    {
+        var data = SharedData.Require(Folders[task]);
+        var (r, _) = Train(task, data, "--num-train", "8", "--num-dev", "4", "--num-eval", "6", "--epochs", "1", "--batch-size", "4", "--lr", "1e-3");
+        var test = r["test"]!.AsObject();
+        var expected = task switch { "squad" => ["f1", "exact_match"], "lm" => ["nll_per_token", "perplexity"], _ => new[] { "accuracy" } };
+        Assert.Equal(expected, test.Select(p => p.Key));
+        Assert.All(test, p => Assert.True(double.IsFinite((double)p.Value!)));
+        Assert.Equal(2, r["training"]!["steps"]!.GetValue<int>());
+        if (task == "boolq") Assert.True((bool)r["data"]!["carved"]!);
+    }
+
+    [Fact]
+    public void Eval_reports_zero_shot_and_in_context_results_as_the_last_json_line()
+    {
+        var data = SharedData.Require("data/superglue/COPA");
+        var (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "copa", "--data", data, "--num-eval", "20", "--json");
+        Assert.True(exit == 0, error);
+        var zeroShot = LastJsonLine(output);
+        Assert.Equal(0, (int)zeroShot["demonstrations"]!);
+        Assert.Equal(20, (int)zeroShot["data"]!["test"]!);
+        Assert.InRange((double)zeroShot["test"]!["accuracy"]!, 0, 1);
+
+        (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "copa", "--data", data, "--num-eval", "20", "--icl", "2", "--json");
+        Assert.True(exit == 0, error);
+        Assert.Equal(2, (int)LastJsonLine(output)["demonstrations"]!);
+
+        (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "copa", "--data", data, "--num-eval", "4");
+        Assert.True(exit == 0, error);
+        Assert.Contains("copa zero-shot, seed 0: test accuracy", output);
+    }
+
+    [Fact]
+    public void Drop_and_full_record_train_and_evaluate_on_small_files()
+    {
+        var drop = Directory.CreateDirectory(Path.Combine(temp.FullName, "drop")).FullName;
+        string Passage(int i) => $$$"""
+            "p{{{i}}}": {"passage": "Team {{{i}}} scored {{{i + 2}}} touchdowns in the game.", "qa_pairs": [
+              {"question": "How many touchdowns did team {{{i}}} score?", "answer": {"number": "{{{i + 2}}}", "date": {"day": "", "month": "", "year": ""}, "spans": []}},
+              {"question": "Which team scored?", "answer": {"number": "", "date": {"day": "", "month": "", "year": ""}, "spans": ["Team {{{i}}}"]}}]}
+            """;
+        File.WriteAllText(Path.Combine(drop, "drop_dataset_train.json"), "{" + string.Join(",", Enumerable.Range(0, 4).Select(Passage)) + "}");
+        File.WriteAllText(Path.Combine(drop, "drop_dataset_dev.json"), "{" + string.Join(",", Enumerable.Range(4, 3).Select(Passage)) + "}");
+        var (r, _) = Train("drop", drop, "--num-train", "6", "--num-dev", "2", "--num-eval", "6", "--epochs", "1", "--batch-size", "3");
+        Assert.Equal((6, 2, 6), ((int)r["data"]!["train"]!, (int)r["data"]!["dev"]!, (int)r["data"]!["test"]!));
+        Assert.InRange((double)r["test"]!["f1"]!, 0, 1);
+
+        var record = Directory.CreateDirectory(Path.Combine(temp.FullName, "record")).FullName;
+        string Line(int i) =>
+            $$$"""{"idx": {{{i}}}, "passage": {"text": "Tom met Ann in Paris.\n@highlight\nAnn likes Paris", "entities": [{"start": 0, "end": 2}, {"start": 8, "end": 10}, {"start": 15, "end": 19}]}, "qas": [{"query": "@placeholder loves Paris.", "answers": [{"start": 8, "end": 10, "text": "Ann"}], "idx": {{{2 * i}}}}, {"query": "Tom went to @placeholder.", "answers": [{"start": 15, "end": 19, "text": "Paris"}], "idx": {{{2 * i + 1}}}}]}""";
+        File.WriteAllLines(Path.Combine(record, "train.jsonl"), Enumerable.Range(0, 3).Select(Line));
+        File.WriteAllLines(Path.Combine(record, "val.jsonl"), Enumerable.Range(3, 2).Select(Line));
+        (r, _) = Train("record", record, "--num-train", "6", "--num-dev", "0", "--num-eval", "4", "--epochs", "1", "--batch-size", "3");
+        Assert.Equal(4, (int)r["data"]!["test"]!);
+        Assert.Null(r["dev"]);
+        Assert.InRange((double)r["test"]!["accuracy"]!, 0, 1);
+    }
+
+    [Fact]
+    public void Lm_trains_on_a_text_file_and_reports_held_out_perplexity()
+    {
+        var text = Path.Combine(temp.FullName, "story.txt");
+        File.WriteAllLines(text, Enumerable.Range(0, 300).Select(i => $"Once upon a time, a little cat named Tom {i % 7} went to play."));
+        var (r, _) = Train("lm", text, "--num-train", "4", "--num-dev", "1", "--num-eval", "2", "--epochs", "2", "--batch-size", "2", "--lr", "1e-3");
+        var nll = (double)r["test"]!["nll_per_token"]!;
+        Assert.Equal(Math.Exp(nll), (double)r["test"]!["perplexity"]!, 6);
+        Assert.Contains("90/10", (string)r["data"]!["note"]!);
+    }
+
+    [Fact]
+    public void Train_without_json_prints_a_summary_per_link_and_the_metrics()
+    {
+        var outDir = Path.Combine(temp.FullName, "wsc-text");
+        var (exit, output, error) = CliHarness.Run("train", "--model", Model, "--task", "wsc", "--data", SharedData.Require("data/superglue/WSC"),
+            "--method", "cola", "--chain-length", "2", "--num-train", "8", "--num-dev", "4", "--num-eval", "4", "--epochs", "2", "--out", outDir);
+        Assert.True(exit == 0, error);
+        Assert.Contains("wsc cola, seed 0: 2 steps over 2 link(s)", output);
+        Assert.Contains("link 2 (rank 8): mean train loss", output);
+        Assert.Contains("test accuracy", output);
+        Assert.Contains(Path.Combine(outDir, "result.json"), output);
+    }
+
+    [Theory]
+    [InlineData("train", "--method", "--chain-length", "--ranks", "--num-dev", "--out", "--optimizer", "--targets", "--base-dtype")]
+    [InlineData("eval", "--task", "--data", "--icl", "--num-eval", "--num-train", "--seed", "--json")]
+    public void Help_lists_the_options(string command, params string[] options)
+    {
+        var (exit, output, _) = CliHarness.Run(command, "--help");
+        Assert.Equal(0, exit);
+        Assert.All(options, o => Assert.Contains(o, output));
+    }
+
+    [Theory]
+    [InlineData("train", "--task", "imdb")]
+    [InlineData("train", "--task", "sst2", "--method", "lora", "--chain-length", "3")]
+    [InlineData("train", "--task", "sst2", "--ranks", "8,x")]
+    [InlineData("train", "--task", "sst2", "--num-eval", "0")]
+    [InlineData("eval", "--task", "sst2", "--icl", "-1")]
+    public void Bad_usage_exits_2_with_one_line(params string[] args)
+    {
+        var model = Model;
+        var outDir = Path.Combine(temp.FullName, "bad");
+        string[] common = args[0] == "train" ? ["--model", model, "--data", SharedData.Require("data/sst2"), "--out", outDir] : ["--model", model, "--data", SharedData.Require("data/sst2")];
+        var (exit, _, error) = CliHarness.Run([.. args, .. common]);
+        Assert.Equal(2, exit);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void Missing_data_and_too_many_demonstrations_are_user_errors()
+    {
+        var (exit, _, error) = CliHarness.Run("eval", "--model", Model, "--task", "cb", "--data", "/nonexistent/cb");
+        Assert.Equal(2, exit);
+        Assert.Contains("/nonexistent/cb", error);
+        (exit, _, error) = CliHarness.Run("eval", "--model", Model, "--task", "cb", "--data", SharedData.Require("data/superglue/CB"),
+            "--num-train", "2", "--icl", "3", "--num-eval", "2");
+        Assert.Equal(2, exit);
+        Assert.Contains("3 in-context demonstrations", error);
+    }
+}

@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using ChainLora.IO;
+using ChainLora.Tests.Cli;
+using static TorchSharp.torch;
+
+namespace ChainLora.Tests.Recipes;
+
+/// <summary>
+/// `train --resume` after killing a real `chainlora train` process, and `--adapter` on eval and
+/// train, on stories260K's lm task (skip without ../shared).
+/// </summary>
+public sealed class ResumeAndAdapterTests : IDisposable
+{
+    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-resume-");
+
+    public void Dispose() => temp.Delete(recursive: true);
+
+    static string Model => SharedData.Require("models/stories260K");
+    static string Text => SharedData.Require("corpus/tinystories-sample.txt");
+
+    // 40 windows of 512 tokens, batch 4: 10 steps per epoch, 30 steps, knots at steps 10 and 20.
+    static readonly string[] ColaRun =
+    [
+        "train", "--task", "lm", "--method", "cola", "--chain-length", "3", "--num-train", "40", "--num-dev", "4",
+        "--num-eval", "8", "--batch-size", "4", "--epochs", "3", "--lr", "3e-3", "--seed", "3", "--checkpoint-every", "4", "--json",
+    ];
+
+    string PathIn(string name) => Path.Combine(temp.FullName, name);
+
+    static string[] With(string[] args, params string[] extra) => [.. args, "--model", Model, "--data", Text, .. extra];
+
+    /// <summary>Starts the CLI as a child process with one torch thread (so two runs do the same arithmetic).</summary>
+    static Process Start(IEnumerable<string> args)
+    {
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
+        var info = new ProcessStartInfo(host)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ChainLora.Cli.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["CHAINLORA_THREADS"] = "1";
+        return Process.Start(info) ?? throw new InvalidOperationException($"could not start {host}");
+    }
+
+    static JsonNode RunToEnd(IEnumerable<string> args)
+    {
+        using var process = Start(args);
+        var error = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, error.Result);
+        return JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+    }
+
+    static int LoggedSteps(string log)
+    {
+        try
+        {
+            using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(stream);
+            return reader.ReadToEnd().Split('\n').Count(l => l.Contains("\"loss\"", StringComparison.Ordinal) && l.EndsWith('}'));
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    [Fact]
+    public void A_killed_train_process_resumes_to_the_same_weights_and_metrics()
+    {
+        var whole = PathIn("whole");
+        var expected = RunToEnd(With(ColaRun, "--out", whole));
+
+        var killed = PathIn("killed");
+        var log = Path.Combine(killed, "train_log.jsonl");
+        using (var process = Start(With(ColaRun, "--out", killed)))
+        {
+            _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            _ = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            // Past the first knot and a few steps into the second link: the newest checkpoint is at step 12 or 16.
+            var deadline = Stopwatch.StartNew();
+            while (LoggedSteps(log) < 15 && !process.HasExited && deadline.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(5);
+            Assert.False(process.HasExited, "the run ended before it could be killed");
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+        Assert.False(File.Exists(Path.Combine(killed, "result.json")), "the killed run wrote its result");
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(killed, "checkpoint", "state.json")))!;
+        Assert.InRange((int)state["Step"]!, 12, 29);
+
+        var resumed = RunToEnd(With(ColaRun, "--out", killed, "--resume", killed));
+
+        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
+        Assert.Equal((double)expected["dev"]!["nll_per_token"]!, (double)resumed["dev"]!["nll_per_token"]!, 1e-9);
+        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        Assert.Equal(30, lossesA.Count);
+        Assert.Equal(lossesA, lossesB);
+        Assert.Equal((double)expected["training_flops"]!, (double)resumed["training_flops"]!, 1e-3);
+
+        // The trained chain (every link's A and B) agrees to 1e-6.
+        var a = SafeTensors.Load(Path.Combine(whole, "chain", "links.safetensors"));
+        var b = SafeTensors.Load(Path.Combine(killed, "chain", "links.safetensors"));
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        Assert.Contains(a.Keys, k => k.EndsWith(".link2.A", StringComparison.Ordinal));
+        foreach (var (name, t) in a)
+        {
+            var diff = (t - b[name]).abs().max().item<float>();
+            Assert.True(diff <= 1e-6, $"{name}: max |Δ| = {diff:E2}");
+        }
+        // The log was trimmed to the checkpoint and continued: one line per step, no duplicates.
+        var steps = File.ReadAllLines(Path.Combine(killed, "train_log.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Where(n => n["loss"] is not null).Select(n => (int)n["step"]!).ToList();
+        Assert.Equal(Enumerable.Range(1, 30), steps);
+    }
+
+    [Fact]
+    public void Resume_names_a_folder_without_a_checkpoint()
+    {
+        var missing = PathIn("nothing-here");
+        Directory.CreateDirectory(missing);
+        var (exit, _, error) = CliHarness.Run(With(ColaRun, "--out", PathIn("out"), "--resume", missing));
+        Assert.Equal(2, exit);
+        Assert.Contains("nothing-here", error);
+        Assert.Contains("state.json", error);
+    }
+
+    [Fact]
+    public void An_exported_adapter_evaluates_and_trains_on_from_where_the_run_ended()
+    {
+        string[] lmRun =
+        [
+            "train", "--task", "lm", "--method", "cola", "--chain-length", "2", "--ranks", "8,4", "--num-train", "16", "--num-dev", "4",
+            "--num-eval", "8", "--batch-size", "4", "--epochs", "2", "--seed", "1", "--json",
+        ];
+        var run = PathIn("run");
+        var (exit, output, error) = CliHarness.Run(With(lmRun, "--lr", "5e-3", "--out", run));
+        Assert.True(exit == 0, error);
+        var trained = JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+        var adapter = PathIn("adapter");
+        (exit, _, error) = CliHarness.Run("export", "--run", run, "--format", "peft", "--out", adapter);
+        Assert.True(exit == 0, error);
+
+        string[] evalArgs = ["eval", "--model", Model, "--task", "lm", "--data", Text, "--num-train", "16", "--num-eval", "8", "--seed", "1", "--json"];
+        (exit, output, error) = CliHarness.Run([.. evalArgs, "--adapter", adapter]);
+        Assert.True(exit == 0, error);
+        var withAdapter = JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+        (exit, output, error) = CliHarness.Run(evalArgs);
+        Assert.True(exit == 0, error);
+        var without = JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+
+        var trainedNll = (double)trained["test"]!["nll_per_token"]!;
+        Assert.Equal(trainedNll, (double)withAdapter["test"]!["nll_per_token"]!, 1e-4);
+        Assert.True((double)without["test"]!["nll_per_token"]! - trainedNll > 1e-3, "training changed nothing measurable");
+        Assert.Equal(Path.GetFullPath(adapter), (string)withAdapter["adapter"]!);
+
+        // Training on from the adapter with a vanishing learning rate keeps the trained model.
+        var onward = PathIn("onward");
+        (exit, output, error) = CliHarness.Run(With(lmRun, "--lr", "1e-12", "--out", onward, "--adapter", adapter));
+        Assert.True(exit == 0, error);
+        var continued = JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
+        Assert.Equal(trainedNll, (double)continued["test"]!["nll_per_token"]!, 1e-4);
+        Assert.Equal(Path.GetFullPath(adapter), (string)continued["hyperparameters"]!["adapter"]!);
+    }
+
+    [Fact]
+    public void Eval_names_a_missing_adapter_folder()
+    {
+        var (exit, _, error) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", Text, "--num-eval", "2",
+            "--adapter", PathIn("no-adapter"));
+        Assert.Equal(2, exit);
+        Assert.Contains("no-adapter", error);
+    }
+}

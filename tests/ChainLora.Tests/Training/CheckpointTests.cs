@@ -1,0 +1,70 @@
+using ChainLora.Chain;
+using ChainLora.Lora;
+using ChainLora.Models;
+using ChainLora.Training;
+using static TorchSharp.torch;
+
+namespace ChainLora.Tests.Training;
+
+public class CheckpointTests
+{
+    static readonly TrainerOptions Options = new()
+    {
+        Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5, GradientAccumulation = 2, CheckpointEvery = 2,
+    };
+    static readonly ChainConfig Chain = new() { Length = 3, Ranks = [8, 4] };
+    static readonly LoraConfig Lora = new() { Dropout = 0.1, Bias = LoraBias.LoraOnly };
+
+    sealed class Interrupted : Exception;
+
+    static Dictionary<string, Tensor> Weights(CausalLM model) =>
+        model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+
+    [Theory]
+    [InlineData(3)]  // mid first link, between checkpoints
+    [InlineData(6)]  // right at the first knot
+    [InlineData(11)] // in the last link
+    public void A_run_interrupted_and_resumed_ends_exactly_like_an_uninterrupted_one(int stopAfter)
+    {
+        var dir = Directory.CreateTempSubdirectory("ckpt").FullName;
+        try
+        {
+            using var reference = TinyModels.Opt();
+            var full = new ChainTrainer(reference, Options with { CheckpointDir = Path.Combine(dir, "a") }, Lora, Chain)
+                .Train(new RandomLmData(8));
+
+            using (var first = TinyModels.Opt())
+            {
+                var trainer = new ChainTrainer(first, Options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+                {
+                    OnStep = r => { if (r.Step == stopAfter) throw new Interrupted(); },
+                };
+                Assert.Throws<Interrupted>(() => trainer.Train(new RandomLmData(8)));
+            }
+            manual_seed(999); // the resumed process starts with unrelated RNG state
+            using var resumedModel = TinyModels.Opt();
+            var resumed = new ChainTrainer(resumedModel, Options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+                .Train(new RandomLmData(8), resumeFrom: Path.Combine(dir, "b"));
+
+            Assert.True(full.StepLosses.SequenceEqual(resumed.StepLosses), string.Join(",", full.StepLosses.Select(x => x.ToString("F4"))) + " vs " + string.Join(",", resumed.StepLosses.Select(x => x.ToString("F4"))));
+            for (var i = 0; i < full.StepLosses.Count; i++) Assert.Equal(full.StepLosses[i], resumed.StepLosses[i], 1e-6);
+            var a = Weights(reference);
+            foreach (var (name, w) in Weights(resumedModel))
+                Assert.True(Fixtures.MaxAbsDiff(w, a[name]) <= 1e-6, $"{name} differs by {Fixtures.MaxAbsDiff(w, a[name]):E2}");
+            Assert.Equal(full.TotalFlops, resumed.TotalFlops, 1e-3);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_missing_checkpoint_is_named()
+    {
+        using var model = TinyModels.Opt();
+        var trainer = new ChainTrainer(model, Options, Lora, Chain);
+        var e = Assert.Throws<FileNotFoundException>(() => trainer.Train(new RandomLmData(4), resumeFrom: "/nonexistent/ckpt"));
+        Assert.Contains("/nonexistent/ckpt", e.Message);
+    }
+}
