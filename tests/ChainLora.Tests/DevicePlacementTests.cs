@@ -34,9 +34,14 @@ public class DevicePlacementTests
         finally { set_default_device(before); }
     }
 
-    static CausalLM Build(string architecture) => architecture == "llama"
-        ? new LlamaForCausalLM(TinyModels.LlamaConfig, ScalarType.BFloat16, CPU)
-        : new OptForCausalLM(TinyModels.OptConfig, device: CPU);
+    static CausalLM Build(string architecture, AttentionKernel kernel)
+    {
+        CausalLM model = architecture == "llama"
+            ? new LlamaForCausalLM(TinyModels.LlamaConfig, ScalarType.BFloat16, CPU)
+            : new OptForCausalLM(TinyModels.OptConfig, device: CPU);
+        model.AttentionKernel = kernel;
+        return model;
+    }
 
     /// <summary>Random LM batches made on <paramref name="device"/>, as the task data makes them.</summary>
     sealed class LmData(int batches, Device device) : ITrainingData
@@ -78,13 +83,11 @@ public class DevicePlacementTests
     public void Training_knots_checkpoints_evaluation_and_export_create_nothing_off_the_models_device(string architecture, AttentionKernel kernel)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"chainlora-device-{architecture}-{Guid.NewGuid():N}");
-        var kernelBefore = AttentionPlan.Kernel;
-        AttentionPlan.Kernel = kernel;
         try
         {
             WithDefaultDeviceMeta(() =>
             {
-                using var model = Build(architecture);
+                using var model = Build(architecture, kernel);
                 var device = model.Device;
                 Assert.Equal(DeviceType.CPU, device.type);
                 Assert.All(model.parameters(), p => Assert.Equal(DeviceType.CPU, p.device.type));
@@ -109,13 +112,13 @@ public class DevicePlacementTests
                 // Classification batches: shared prompts through the KV cache, and as whole rows under checkpointing.
                 foreach (var checkpointing in new[] { false, true })
                 {
-                    using var classifier = Build(architecture);
+                    using var classifier = Build(architecture, kernel);
                     new ChainTrainer(classifier, new TrainerOptions { LearningRate = 1e-3, Seed = 4, GradientCheckpointing = checkpointing },
                         new LoraConfig(), new ChainConfig()).Train(new ChoiceData(device));
                     AssertOnDevice(classifier, device);
                 }
                 // Full fine-tuning (fp32 weights).
-                using (var full = new OptForCausalLM(TinyModels.OptConfig, device: CPU))
+                using (var full = new OptForCausalLM(TinyModels.OptConfig, device: CPU) { AttentionKernel = kernel })
                 {
                     new ChainTrainer(full, new TrainerOptions { Method = TrainingMethod.Full, LearningRate = 1e-3, Seed = 4, MaxGradNorm = 1.0 },
                         new LoraConfig(), new ChainConfig()).Train(new LmData(1, device));
@@ -125,7 +128,7 @@ public class DevicePlacementTests
                 // Evaluation: candidate scoring (whole rows and shared prompts), perplexity, generation.
                 var prompt = new[] { 1, 5, 9, 13 };
                 List<PromptAndContinuation> rows = [new(prompt, [20, 21]), new(prompt, [22]), new([1, 7], [30, 31, 32])];
-                Assert.Equal(kernel, AttentionPlan.Kernel);
+                Assert.Equal(kernel, model.AttentionKernel);
                 Assert.All(ContinuationScoring.Score(model, rows), s => Assert.True(double.IsFinite(s)));
                 Assert.All(ContinuationScoring.ScoreSharingPrompts(model, rows), s => Assert.True(double.IsFinite(s)));
                 Assert.True(double.IsFinite(Perplexity.OfWindows(model, [[1, 4, 8, 2, 9], [1, 3]]).NllPerToken));
@@ -137,14 +140,13 @@ public class DevicePlacementTests
                 using var adapter = PeftAdapter.FromChain(trainer.Adapters!);
                 adapter.Save(Path.Combine(dir, "peft"));
                 using var loaded = PeftAdapter.Load(Path.Combine(dir, "peft"));
-                using (var fresh = Build(architecture)) loaded.MergeInto(fresh);
-                using (var fresh = Build(architecture)) AssertOnDevice(loaded.AttachTo(fresh).Model, device);
+                using (var fresh = Build(architecture, kernel)) loaded.MergeInto(fresh);
+                using (var fresh = Build(architecture, kernel)) AssertOnDevice(loaded.AttachTo(fresh).Model, device);
                 MergedExport.Save(model, Path.Combine(dir, "merged"), null);
             });
         }
         finally
         {
-            AttentionPlan.Kernel = kernelBefore;
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
     }
@@ -191,7 +193,7 @@ public class DevicePlacementTests
     {
         WithDefaultDeviceMeta(() =>
         {
-            using var model = Build("llama");
+            using var model = Build("llama", AttentionKernel.Auto);
             var ids = TinyModels.Tokens(1).to(model.Device);
             var hidden = model.ForwardHidden(ids);
             Assert.ThrowsAny<Exception>(() => hidden + ones(hidden.shape));

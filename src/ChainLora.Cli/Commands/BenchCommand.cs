@@ -17,20 +17,16 @@ static class BenchCommand
             Description = "Load this model (a folder or a Hub id org/name[@revision]) instead of --shape; also reports the load's " +
                           "time and peak RSS against the weights",
         };
-        var method = new Option<string>("--method") { Description = "lora, cola (two links, knot mid-run) or full", DefaultValueFactory = _ => "lora" }
-            .AcceptOnlyFromAmong("lora", "cola", "full");
+        var method = CommonOptions.Choice("--method", "Method (cola: two links, the knot mid-run)", TrainingMethod.Lora);
         var dtype = CommonOptions.BaseDtype();
         var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 8 }.AtLeast(1);
         var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => 256 }.AtLeast(2);
         var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => 2 }.AtLeast(0);
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
-        var attention = new Option<string>("--attention")
-        {
-            Description = "Attention kernel: auto (math on CPU below head size 32, fused otherwise), fused (libtorch's " +
-                          "scaled_dot_product_attention) or math (matmuls and softmax, causal blocks)",
-            DefaultValueFactory = _ => "auto",
-        }.AcceptOnlyFromAmong("auto", "fused", "math");
+        var attention = CommonOptions.Choice("--attention",
+            "Attention kernel (auto: math on CPU below head size 32, fused otherwise; fused: libtorch's " +
+            "scaled_dot_product_attention; math: matmuls and softmax, causal blocks)", AttentionKernel.Auto);
         var checkpointing = CommonOptions.GradientCheckpointing();
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
@@ -49,12 +45,12 @@ static class BenchCommand
         {
             Runtime.NativeRuntime.Ensure();
             if (r.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(r.GetValue(threads));
-            Models.AttentionPlan.Kernel = Enum.Parse<Models.AttentionKernel>(r.GetValue(attention)!, ignoreCase: true);
             var result = StepBenchmark.Run(new BenchOptions
             {
-                Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = TrainerOptions.ParseMethod(r.GetValue(method)!),
+                Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = r.GetEnum<TrainingMethod>(method),
                 BaseDtype = StorageDtype.Parse(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                Attention = r.GetEnum<AttentionKernel>(attention),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });
             output.WriteLine(r.GetValue(json)

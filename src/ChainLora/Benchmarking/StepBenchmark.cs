@@ -56,6 +56,7 @@ public sealed record BenchOptions
     public long Seed { get; init; }
     /// <summary>Recompute each decoder layer in backward; the FLOP count (and so MFU) stays the model's.</summary>
     public bool GradientCheckpointing { get; init; }
+    public AttentionKernel Attention { get; init; } = AttentionKernel.Auto;
     /// <summary>Where the model, the batches and the matmul peak run; null is the CPU.</summary>
     public Device? Device { get; init; }
 }
@@ -92,6 +93,7 @@ public static class StepBenchmark
         // Loading first: the resident-set high-water mark right after it is the load's own.
         var (model, load) = o.ModelDir is null ? (RandomModel(o, device), null) : LoadModel(o.ModelDir, o.BaseDtype, device);
         using var _ = model;
+        model.AttentionKernel = o.Attention;
         var peak = MatmulPeakGflops(o.BaseDtype, device);
         if (o.Sequence > model.MaxPositions)
             throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.ModelDir ?? o.Shape} context of {model.MaxPositions}");

@@ -21,26 +21,27 @@ public enum AttentionKernel
     Math,
 }
 
-public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
+/// <summary>How one forward pass attends: the mask (null when plain causal attention covers it) and the kernel.</summary>
+public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel Kernel = AttentionKernel.Auto)
 {
     /// <summary>
     /// <paramref name="paddingMask"/> (B, past+T) with 1 for real tokens, or null. Returns a
     /// boolean mask (B, 1, T, past+T) where true = may attend, or null when is_causal covers it.
     /// A padded query row may always attend to itself so its softmax stays finite.
     /// </summary>
-    public static AttentionPlan Create(Tensor? paddingMask, long past, long length, Device device)
+    public static AttentionPlan Create(Tensor? paddingMask, long past, long length, Device device, AttentionKernel kernel = AttentionKernel.Auto)
     {
         if (paddingMask is null)
-            return past == 0 ? new AttentionPlan(null, IsCausal: true)
-                 : length == 1 ? new AttentionPlan(null, IsCausal: false)
-                 : new AttentionPlan(CausalBlock(past, length, device).unsqueeze(0).unsqueeze(0), false);
+            return past == 0 ? new AttentionPlan(null, IsCausal: true, kernel)
+                 : length == 1 ? new AttentionPlan(null, IsCausal: false, kernel)
+                 : new AttentionPlan(CausalBlock(past, length, device).unsqueeze(0).unsqueeze(0), false, kernel);
         var total = past + length;
         var causal = CausalBlock(past, length, device);                                  // (T, S)
         var keyValid = paddingMask.to(ScalarType.Bool).unsqueeze(1);                     // (B, 1, S)
         var self = arange(total, device: device).unsqueeze(0)
             .eq(arange(past, total, device: device).unsqueeze(1));                       // (T, S)
         var mask = causal.logical_and(keyValid.logical_or(self)).unsqueeze(1);            // (B, 1, T, S)
-        return new AttentionPlan(mask, false);
+        return new AttentionPlan(mask, false, kernel);
     }
 
     static Tensor CausalBlock(long past, long length, Device device) =>
@@ -55,9 +56,6 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// </summary>
     public Tensor Attend(Tensor q, Tensor k, Tensor v) =>
         UseMath(q) ? AttendMath(q, k, v) : AttendFused(q, k, v);
-
-    /// <summary>The kernel every attention uses (a process-wide choice for benchmarks and experiments).</summary>
-    public static AttentionKernel Kernel { get; set; } = AttentionKernel.Auto;
 
     /// <summary>Under Auto, CPU attention with heads smaller than this goes to the math path...</summary>
     public const int MathBelowHeadSize = 32;
@@ -74,7 +72,7 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal)
     /// </summary>
     static int CausalBlocks(long headSize) => headSize < SmallHeadSize ? 8 : 4;
 
-    static bool UseMath(Tensor q) => Kernel switch
+    bool UseMath(Tensor q) => Kernel switch
     {
         AttentionKernel.Math => true,
         AttentionKernel.Fused => false,

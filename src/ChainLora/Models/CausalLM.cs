@@ -40,6 +40,9 @@ public abstract class CausalLM : nn.Module
     /// </summary>
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>How attention is computed (<see cref="Models.AttentionKernel"/>): Auto picks the faster kernel per shape.</summary>
+    public AttentionKernel AttentionKernel { get; set; } = AttentionKernel.Auto;
+
     public KvCache NewCache() => new(NumLayers);
 
     public Device Device => parameters().First().device;

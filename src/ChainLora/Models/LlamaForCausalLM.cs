@@ -91,11 +91,11 @@ public sealed class LlamaModel : nn.Module
 
     internal Embedding EmbedTokens => embed_tokens;
 
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope, bool checkpointLayers)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope, bool checkpointLayers, AttentionKernel kernel)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
-        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device);
+        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel);
         var (cos, sin) = rope.For(Positions.Of(attentionMask, b, past, t, inputIds.device));
         var h = embed_tokens.call(inputIds).to(ScalarType.Float32);              // (B, T, D)
         var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
@@ -136,7 +136,7 @@ public sealed class LlamaForCausalLM : CausalLM
     public override string ModelType => "llama";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing);
+        model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing, AttentionKernel);
 
     public override Tensor ComputeLogits(Tensor hidden) => lm_head is not null
         ? lm_head.call(hidden)

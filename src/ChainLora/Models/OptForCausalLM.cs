@@ -88,11 +88,11 @@ public sealed class OptDecoder : nn.Module
     internal Embedding EmbedTokens => embed_tokens;
 
     // ids (B, T) -> hidden (B, T, word_embed_proj_dim) fp32
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpointLayers)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpointLayers, AttentionKernel kernel)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
-        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device);
+        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel);
         var positions = Positions.Of(attentionMask, b, past, t, inputIds.device) + OptConfig.PositionOffset;
         var h = embed_tokens.call(inputIds).to(ScalarType.Float32);
         if (project_in is not null) h = project_in.call(h);
@@ -142,7 +142,7 @@ public sealed class OptForCausalLM : CausalLM
     public override string ModelType => "opt";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Decoder.Forward(inputIds, attentionMask, cache, GradientCheckpointing);
+        model.Decoder.Forward(inputIds, attentionMask, cache, GradientCheckpointing, AttentionKernel);
 
     public override Tensor ComputeLogits(Tensor hidden) => Linear.Apply(hidden, model.Decoder.EmbedTokens.weight!);
 }

@@ -8,19 +8,10 @@ public class AttentionKernelTests
 {
     static (Tensor Out, Tensor GradQ, Tensor GradK) Run(AttentionKernel kernel, AttentionPlan plan, Tensor q, Tensor k, Tensor v)
     {
-        var previous = AttentionPlan.Kernel;
-        AttentionPlan.Kernel = kernel;
-        try
-        {
-            var (qq, kk) = (q.detach().requires_grad_(true), k.detach().requires_grad_(true));
-            var output = plan.Attend(qq, kk, v);
-            output.pow(2).sum().backward();
-            return (output.detach(), qq.grad!, kk.grad!);
-        }
-        finally
-        {
-            AttentionPlan.Kernel = previous;
-        }
+        var (qq, kk) = (q.detach().requires_grad_(true), k.detach().requires_grad_(true));
+        var output = (plan with { Kernel = kernel }).Attend(qq, kk, v);
+        output.pow(2).sum().backward();
+        return (output.detach(), qq.grad!, kk.grad!);
     }
 
     public static TheoryData<int, int, bool, int, int, int> Cases => new()

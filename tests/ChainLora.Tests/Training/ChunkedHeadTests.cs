@@ -8,7 +8,7 @@ namespace ChainLora.Tests.Training;
 /// <summary>The chunked head + cross-entropy gives the gradients of the plain loss.</summary>
 public class ChunkedHeadTests
 {
-    static (double Loss, Dictionary<string, Tensor> Grads) Gradients(Func<LlamaForCausalLM, LmBatch, double> backward, int vocab)
+    static (double Loss, Dictionary<string, Tensor> Grads) Gradients(Func<LlamaForCausalLM, LmBatch, double> backward, int vocab, long chunkElements)
     {
         manual_seed(5);
         var model = new LlamaForCausalLM(TinyModels.LlamaConfig with { VocabSize = vocab }, ScalarType.Float32);
@@ -19,7 +19,7 @@ public class ChunkedHeadTests
         var ids = randint(3, vocab, [3, 61], generator: g, dtype: ScalarType.Int64);
         var targets = ids[.., 1..].clone();
         targets[0, ..7] = tensor(-100L);                                    // some unmarked positions
-        var batch = new LmBatch(ids[.., ..^1], targets);
+        var batch = new LmBatch(ids[.., ..^1], targets, headChunkElements: chunkElements);
         var loss = backward(model, batch);
         var grads = model.named_parameters().Where(p => p.parameter.grad is not null)
             .ToDictionary(p => p.name, p => p.parameter.grad!.clone());
@@ -31,16 +31,7 @@ public class ChunkedHeadTests
     {
         const int vocab = 32000;
         var rows = 3 * 60 - 7;
-        var saved = LmBatch.HeadChunkElements;
-        LmBatch.HeadChunkElements = 64L * vocab;                              // 64 rows a chunk: 3 chunks, the last partial
-        try
-        {
-            Compare(vocab, rows);
-        }
-        finally
-        {
-            LmBatch.HeadChunkElements = saved;
-        }
+        Compare(vocab, rows, 64L * vocab);                                  // 64 rows a chunk: 3 chunks, the last partial
     }
 
     [Theory]
@@ -65,16 +56,16 @@ public class ChunkedHeadTests
         Assert.True(fused.sum(1).abs().max().item<float>() <= 1e-6, "each row of softmax - onehot sums to zero");
     }
 
-    static void Compare(int vocab, int rows)
+    static void Compare(int vocab, int rows, long chunkElements)
     {
-        Assert.True(LmBatch.HeadChunkRows(vocab) < rows, "the batch must span several chunks");
+        Assert.True(LmBatch.HeadChunkRows(vocab, chunkElements) < rows, "the batch must span several chunks");
         var (plainLoss, plain) = Gradients((m, b) =>
         {
             var loss = b.Loss(m).mul(0.5);
             loss.backward();
             return loss.item<float>();
-        }, vocab);
-        var (chunkedLoss, chunked) = Gradients((m, b) => b.Backward(m, 0.5), vocab);
+        }, vocab, chunkElements);
+        var (chunkedLoss, chunked) = Gradients((m, b) => b.Backward(m, 0.5), vocab, chunkElements);
 
         Assert.Equal(plainLoss, chunkedLoss, 1e-5);
         Assert.Equal(plain.Keys.Order(), chunked.Keys.Order());
