@@ -1,8 +1,8 @@
 using System.CommandLine;
 using ChainLora.Export;
 using ChainLora.IO;
-using ChainLora.Recipes;
 using ChainLora.Models;
+using ChainLora.Recipes;
 
 namespace ChainLora.Cli.Commands;
 

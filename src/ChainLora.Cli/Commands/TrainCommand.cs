@@ -92,7 +92,10 @@ static class TrainCommand
                 },
                 Lora = defaults.Lora with
                 {
-                    Rank = r.GetValue(rank), Alpha = r.GetValue(alpha), Dropout = r.GetValue(dropout), Bias = r.GetEnum<LoraBias>(bias),
+                    Rank = r.GetValue(rank),
+                    Alpha = r.GetValue(alpha),
+                    Dropout = r.GetValue(dropout),
+                    Bias = r.GetEnum<LoraBias>(bias),
                     TargetModules = r.GetValue(targets) is { } t ? ParseList(t, "--targets", s => s) : defaults.Lora.TargetModules,
                 },
                 Chain = new ChainConfig

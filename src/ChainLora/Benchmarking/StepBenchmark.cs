@@ -105,8 +105,8 @@ public static class StepBenchmark
             ? new ChainConfig { Length = 2, KnotSteps = [o.Warmup + Math.Max(1, o.Steps / 2)] }
             : new ChainConfig();
         var stamps = new List<TimeSpan>();
-        var trainer = new ChainTrainer(model, new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing },
-            new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
+        var options = new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing };
+        var trainer = new ChainTrainer(model, options, new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
         var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed, device));
 
         var durations = stamps.Zip(stamps.Skip(1), (a, b) => (b - a).TotalSeconds).Skip(Math.Max(0, o.Warmup - 1)).ToList();

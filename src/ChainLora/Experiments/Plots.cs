@@ -1,7 +1,7 @@
 // PNG plots with ScottPlot: training loss with knot markers, test score against chain length with
 // a std band (the paper's Figure 2), and test score against the second link's rank (Figure 3).
-using ChainLora.Training;
 using System.Text.Json.Nodes;
+using ChainLora.Training;
 using ScottPlot;
 
 namespace ChainLora.Experiments;

@@ -35,8 +35,13 @@ public sealed partial record MergedExportOptions
         var unit = m.Groups["unit"].Success ? m.Groups["unit"].Value.ToUpperInvariant() : "B";
         var factor = unit switch
         {
-            "B" => 1.0, "KB" => 1e3, "MB" => 1e6, "GB" => 1e9,
-            "KIB" => 1L << 10, "MIB" => 1L << 20, "GIB" => 1L << 30,
+            "B" => 1.0,
+            "KB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KIB" => 1L << 10,
+            "MIB" => 1L << 20,
+            "GIB" => 1L << 30,
             _ => throw new ArgumentException($"size '{text}': unknown unit '{unit}'"),
         };
         var bytes = (long)(double.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture) * factor);

@@ -1,10 +1,10 @@
 // Mirrors PEFT's adapter_config.json for LoRA (peft/tuners/lora/config.py, written by
 // PeftConfig.save_pretrained as json.dumps(..., indent=2, sort_keys=True)). Only the fields that
 // change what a LoRA adapter computes are modelled; on reading, any other field is ignored.
-using ChainLora.IO;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using ChainLora.IO;
 using ChainLora.Lora;
 
 namespace ChainLora.Export;

@@ -4,10 +4,10 @@
 // bytes), maybe <archive>/byteorder, and <archive>/version. The pickle is read by StateDictUnpickler,
 // which runs no code. Tensor bytes are read one tensor at a time, straight from the stored entry into
 // native tensor memory, then viewed with the saved strides, so views and tied weights read as saved.
-using ChainLora.Runtime;
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
+using ChainLora.Runtime;
 using Microsoft.Win32.SafeHandles;
 using TorchSharp;
 using static TorchSharp.torch;

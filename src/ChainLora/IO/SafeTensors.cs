@@ -3,13 +3,13 @@
 // {"__metadata__": {string: string}, name: {"dtype", "shape", "data_offsets": [begin, end]}},
 // then the raw little-endian tensor bytes, with offsets counted from the first byte after the header.
 // Sharded checkpoints follow transformers' model-0000i-of-0000N.safetensors + index.json layout.
-using ChainLora.Runtime;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using ChainLora.Runtime;
 using Microsoft.Win32.SafeHandles;
 using TorchSharp;
 using static TorchSharp.torch;

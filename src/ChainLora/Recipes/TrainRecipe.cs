@@ -105,7 +105,10 @@ public sealed class TrainRecipe : IDisposable
         var logPath = options.OutDir is null ? null : Path.Combine(options.OutDir, "train_log.jsonl");
         var trainerOptions = options.Trainer with
         {
-            Seed = options.Seed, LogPath = logPath, CheckpointDir = options.CheckpointDir, CheckpointEvery = options.CheckpointEvery,
+            Seed = options.Seed,
+            LogPath = logPath,
+            CheckpointDir = options.CheckpointDir,
+            CheckpointEvery = options.CheckpointEvery,
         };
         trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
         {

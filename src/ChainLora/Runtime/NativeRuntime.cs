@@ -2,8 +2,8 @@
 // (Debian 12 ships 3.4.30). libLibTorchSharp.so 0.107.0 asks for that version for exactly one
 // symbol, std::ios_base_library_init, a link-time-only reference with no relocation. Marking the
 // version need weak (VER_FLG_WEAK in .gnu.version_r) in a private copy lets glibc load it.
-using ChainLora.IO;
 using System.Runtime.InteropServices;
+using ChainLora.IO;
 using TorchSharp;
 
 namespace ChainLora.Runtime;

@@ -1,5 +1,5 @@
-using ChainLora.Demo;
 using System.Text.Json;
+using ChainLora.Demo;
 using ChainLora.Experiments;
 using ChainLora.Tests.Cli;
 
