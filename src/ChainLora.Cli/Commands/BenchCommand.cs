@@ -19,10 +19,11 @@ static class BenchCommand
         };
         var method = CommonOptions.Choice("--method", "Method (cola: two links, the knot mid-run)", TrainingMethod.Lora);
         var dtype = CommonOptions.BaseDtype();
-        var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 8 }.AtLeast(1);
-        var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => 256 }.AtLeast(2);
-        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
-        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => 2 }.AtLeast(0);
+        var defaults = new BenchOptions();
+        var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => defaults.Batch };
+        var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => defaults.Sequence };
+        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => defaults.Steps };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => defaults.Warmup };
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var attention = CommonOptions.Choice("--attention",
             "Attention kernel (auto: math on CPU below head size 32, fused otherwise; fused: libtorch's " +

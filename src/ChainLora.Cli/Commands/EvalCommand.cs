@@ -15,7 +15,7 @@ static class EvalCommand
         var seed = CommonOptions.Seed();
         var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
         var numEval = NumEval();
-        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => 0 };
+        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations };
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
