@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+
+namespace ChainLora.Tests.Experiments;
+
+/// <summary>A small real grid on stories260K's lm task: specs, `run-job` in process, `report` (skips without ../shared).</summary>
+public sealed class JobRunnerTests : TempFolderTest
+{
+    [Fact]
+    public void Run_job_trains_and_scores_each_cell_like_the_commands_and_report_collects_them()
+    {
+        var model = SharedData.Require("models/stories260K");
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var config = PathIn("grid.json");
+        File.WriteAllText(config, $$"""
+        {
+          "model": "{{model}}", "data_root": "{{Path.GetDirectoryName(text)}}",
+          "tasks": [{ "name": "lm", "data": "{{Path.GetFileName(text)}}" }],
+          "methods": [
+            { "name": "zero-shot", "kind": "zero-shot" },
+            { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }
+          ],
+          "learning_rates": [3e-3], "seeds": [1], "epochs": 2,
+          "num_train": 8, "num_dev": 2, "num_eval": 4, "batch_size": 4
+        }
+        """);
+        var grid = PathIn("grid");
+        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
+        Assert.True(exit == 0, error);
+        Assert.Contains("2 jobs", output);
+        var specs = Directory.GetFiles(Path.Combine(grid, "jobs"), "spec.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(2, specs.Count);
+        foreach (var spec in specs)
+        {
+            (exit, output, error) = CliHarness.Run("run-job", spec);
+            Assert.True(exit == 0, error);
+            Assert.EndsWith(": done", output.Trim());
+            (exit, output, _) = CliHarness.Run("run-job", spec);
+            Assert.EndsWith(": already finished", output.Trim());
+        }
+
+        // The COLA cell equals `chainlora train` with the same settings, loss for loss.
+        var colaDir = Path.GetDirectoryName(specs.Single(s => s.Contains("cola", StringComparison.Ordinal)))!;
+        var cell = JsonNode.Parse(File.ReadAllText(Path.Combine(colaDir, "result.json")))!;
+        var direct = PathIn("direct");
+        (exit, _, error) = CliHarness.Run("train", "--model", model, "--task", "lm", "--data", text, "--method", "cola", "--chain-length", "2",
+            "--ranks", "8,4", "--lr", "3e-3", "--seed", "1", "--epochs", "2", "--num-train", "8", "--num-dev", "2", "--num-eval", "4",
+            "--batch-size", "4", "--out", direct);
+        Assert.True(exit == 0, error);
+        var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(direct, "result.json")))!;
+        Assert.Equal(4, cell["training"]!["steps"]!.GetValue<int>());
+        Assert.True(JsonNode.DeepEquals(trained["training"]!["links"], cell["training"]!["links"]), "the cell's links differ from train's");
+        Assert.True(JsonNode.DeepEquals(trained["test"], cell["test"]));
+        Assert.Equal("cola", cell["method"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(colaDir, "chain", "chain.json")), "the cell keeps its chain for export");
+
+        // The zero-shot cell equals `chainlora eval`.
+        var zeroDir = Path.GetDirectoryName(specs.Single(s => s.Contains("zero-shot", StringComparison.Ordinal)))!;
+        (exit, output, error) = CliHarness.Run("eval", "--model", model, "--task", "lm", "--data", text, "--seed", "1", "--num-train", "8",
+            "--num-eval", "4", "--json");
+        Assert.True(exit == 0, error);
+        var evaluated = JsonNode.Parse(output.Trim().Split('\n')[^1])!;
+        Assert.True(JsonNode.DeepEquals(evaluated["test"], JsonNode.Parse(File.ReadAllText(Path.Combine(zeroDir, "result.json")))!["test"]));
+
+        (exit, output, error) = CliHarness.Run("report", grid);
+        Assert.True(exit == 0, error);
+        var results = File.ReadAllText(Path.Combine(grid, "report", "results.md"));
+        Assert.Contains("COLA M=2", results);
+        Assert.Contains("zero-shot", results);
+    }
+
+    [Fact]
+    public void Run_job_on_an_empty_spec_names_the_missing_field()
+    {
+        var spec = PathIn("spec.json");
+        File.WriteAllText(spec, "{}");
+        var (exit, _, error) = CliHarness.Run("run-job", spec);
+        Assert.Equal(2, exit);
+        Assert.Contains("field 'out' is required", error);
+    }
+}
