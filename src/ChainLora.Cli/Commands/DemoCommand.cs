@@ -9,9 +9,8 @@ static class DemoCommand
 {
     public static Command Create(TextWriter output)
     {
-        var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps }.AtLeast(6);
-        var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate }
-            .Check(v => v > 0 ? null : $"--lr {v}: must be positive");
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps };
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate };
         var seed = CommonOptions.Seed();
         var json = CommonOptions.Json();
         var command = new Command("demo",

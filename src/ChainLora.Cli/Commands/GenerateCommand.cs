@@ -11,9 +11,8 @@ static class GenerateCommand
     {
         var model = CommonOptions.Model();
         var prompt = new Option<string>("--prompt") { Description = "Text to continue", Required = true };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 64 }.AtLeast(1);
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => 0 }
-            .Check(t => t >= 0 ? null : $"--temperature {t}: must be >= 0");
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => 0 };
         var seed = CommonOptions.Seed();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
@@ -23,6 +22,7 @@ static class GenerateCommand
         };
         command.SetAction(r =>
         {
+            var options = new GenerationOptions(r.GetValue(maxNew), r.GetValue(temperature), r.GetValue(seed)).Validate();
             using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var text = r.GetValue(prompt)!;
@@ -30,8 +30,7 @@ static class GenerateCommand
             var ids = tok.Encode(text, addBos: true);
             var room = loaded.Model.MaxPositions - ids.Count;
             if (room < 1) throw new ArgumentException($"--prompt has {ids.Count} tokens, the model's context is {loaded.Model.MaxPositions}");
-            var options = new GenerationOptions(Math.Min(r.GetValue(maxNew), room), r.GetValue(temperature), r.GetValue(seed),
-                new HashSet<int> { tok.EosId });
+            options = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, room), StopIds = new HashSet<int> { tok.EosId } };
             var produced = Generation.Generate(loaded.Model, [ids], options, tok.PadId)[0];
             output.WriteLine(text + tok.Decode([.. ids, .. produced])[tok.Decode(ids).Length..]);
             return 0;

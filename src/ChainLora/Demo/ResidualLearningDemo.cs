@@ -32,6 +32,15 @@ public sealed record DemoOptions
         VocabSize = 256, HiddenSize = 96, IntermediateSize = 256, NumHiddenLayers = 4, NumAttentionHeads = 6,
         NumKeyValueHeads = 6, MaxPositionEmbeddings = 64, RmsNormEps = 1e-5,
     };
+
+    /// <summary>The settings checked; the error names the value.</summary>
+    public DemoOptions Validate()
+    {
+        // Three links over the budget with at least two steps each.
+        if (Steps < 6) throw new ArgumentException($"demo steps {Steps}: must be at least 6");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"demo learning rate {LearningRate}: must be a positive number");
+        return this;
+    }
 }
 
 /// <summary>One method of the comparison: LoRA is a chain of length 1.</summary>
@@ -60,6 +69,7 @@ public static class ResidualLearningDemo
     /// <summary>Runs every method on the same target and data; <paramref name="onStep"/> reports progress.</summary>
     public static List<DemoRun> Run(DemoOptions o, IReadOnlyList<DemoMethod> methods, Action<DemoMethod, StepReport>? onStep = null)
     {
+        o.Validate();
         Runtime.NativeRuntime.Ensure();
         var config = DemoOptions.ModelConfig;
         // A CPU demo: every model and tensor says so, whatever torch's default device is.

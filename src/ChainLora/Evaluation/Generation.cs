@@ -5,7 +5,16 @@ using static TorchSharp.torch;
 namespace ChainLora.Evaluation;
 
 public sealed record GenerationOptions(int MaxNewTokens = 50, double Temperature = 0, long Seed = 0,
-    IReadOnlySet<int>? StopIds = null);
+    IReadOnlySet<int>? StopIds = null)
+{
+    /// <summary>The settings checked; the error names the value.</summary>
+    public GenerationOptions Validate()
+    {
+        if (MaxNewTokens < 1) throw new ArgumentException($"max new tokens {MaxNewTokens}: must be at least 1");
+        if (!(Temperature >= 0) || double.IsInfinity(Temperature)) throw new ArgumentException($"temperature {Temperature}: must be a number >= 0");
+        return this;
+    }
+}
 
 public static class Generation
 {
@@ -16,6 +25,7 @@ public static class Generation
     /// </summary>
     public static List<List<int>> Generate(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, int padId = 0)
     {
+        options.Validate();
         var device = model.Device;
         var longest = prompts.Max(p => p.Count);
         if (longest + options.MaxNewTokens > model.MaxPositions)
