@@ -20,6 +20,7 @@ public static class CliApp
         root.Subcommands.Add(ExperimentCommands.RunJob(output));
         root.Subcommands.Add(ExperimentCommands.Report(output));
         root.Subcommands.Add(ExportCommand.Create(output));
+        root.Subcommands.Add(FrankWolfeCommand.Create(output));
         return root;
     }
 

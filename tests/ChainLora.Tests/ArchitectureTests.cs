@@ -28,6 +28,7 @@ public class ArchitectureTests
         ["Experiments"] = ["Recipes"],
         ["Demo"] = ["Training"],
         ["Benchmarking"] = ["Training", "Loading"],
+        ["Theory"] = ["IO", "Runtime"],
     };
 
     /// <summary>IO and Runtime form the bottom layer together; no other pair may reach each other.</summary>
