@@ -23,6 +23,20 @@ static class TrainCommand
         {
             Description = $"Links in the chain, knots between whole epochs where they divide (default: {TrainerOptions.DefaultChainLength(TrainingMethod.Cola)} for cola, 1 otherwise)",
         };
+        var knots = CommonOptions.Choice("--knots",
+            "Where knots sit (fixed: whole epochs split evenly; auto: where the training loss stops improving, at most --chain-length links)",
+            KnotPlacement.Fixed);
+        var autoDefaults = new AutoKnots();
+        var knotWindow = new Option<int>("--knot-window")
+        {
+            Description = "auto knots: steps per window compared (0 = 5% of the budget)", DefaultValueFactory = _ => autoDefaults.Window,
+        };
+        var knotThreshold = new Option<double>("--knot-threshold")
+        {
+            Description = "auto knots: tie a knot when the windowed mean loss improves by less than this fraction",
+            DefaultValueFactory = _ => autoDefaults.Threshold,
+        };
+        var variant = CommonOptions.Choice("--cola-variant", "Chain variant (docs/METHOD.md; paper: Algorithm 1 as published)", defaults.Trainer.Variant);
         var ranks = new Option<string?>("--ranks") { Description = "Rank of each link, e.g. 8,4 (the last repeats; default: --rank for every link)" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Lora.Rank };
         var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale alpha / r)", DefaultValueFactory = _ => defaults.Lora.Alpha };
@@ -66,7 +80,7 @@ static class TrainCommand
         var command = new Command("train",
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
-            model, task, data, method, chainLength, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
+            model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
             checkpointing, json, device, dtype,
         };
@@ -89,6 +103,7 @@ static class TrainCommand
                     LearningRate = r.GetValue(lr), WeightDecay = r.GetValue(weightDecay), Momentum = r.GetValue(momentum),
                     Epochs = r.GetValue(epochs), GradientAccumulation = r.GetValue(accumulation), MaxGradNorm = r.GetValue(clip),
                     WarmupRatio = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                    Variant = r.GetEnum<ColaVariant>(variant),
                 },
                 Lora = defaults.Lora with
                 {
@@ -102,6 +117,8 @@ static class TrainCommand
                 {
                     Length = r.GetValue(chainLength) ?? TrainerOptions.DefaultChainLength(trainingMethod),
                     Ranks = r.GetValue(ranks) is { } rs ? ParseList(rs, "--ranks", int.Parse) : null,
+                    Auto = r.GetEnum<KnotPlacement>(knots) == KnotPlacement.Auto
+                        ? new AutoKnots { Window = r.GetValue(knotWindow), Threshold = r.GetValue(knotThreshold) } : null,
                 },
                 OutDir = r.GetValue(outDir)!,
                 Adapter = r.GetValue(adapter),

@@ -24,10 +24,18 @@ public sealed record ChainConfig
     /// <summary>M-1 knots as optimizer steps, increasing. Takes precedence over fractions.</summary>
     public IReadOnlyList<int>? KnotSteps { get; init; }
     public AlphaPolicy AlphaPolicy { get; init; } = AlphaPolicy.KeepAlpha;
+    /// <summary>
+    /// Knots placed during training where the loss stops improving (<see cref="AutoKnots"/>), at most
+    /// <see cref="Length"/> links; null: the knots are fixed in advance.
+    /// </summary>
+    public AutoKnots? Auto { get; init; }
 
     public ChainConfig Validate()
     {
         if (Length < 1) throw new ArgumentException($"chain length {Length}: must be at least 1");
+        if (Auto is not null && (KnotFractions is not null || KnotSteps is not null))
+            throw new ArgumentException("automatic knots: give no knot fractions or knot steps");
+        Auto?.Validate();
         if (Ranks is { } r)
         {
             if (r.Count == 0 || r.Count > Length) throw new ArgumentException($"ranks [{string.Join(",", r)}]: give 1 to {Length} ranks for a chain of {Length}");
@@ -49,18 +57,29 @@ public sealed record ChainConfig
         Ranks is { Count: > 0 } r ? r[Math.Min(link, r.Count - 1)] : defaultRank;
 }
 
-/// <summary>One link: optimizer steps [StartStep, EndStep) at a rank and alpha.</summary>
-public sealed record Link(int Index, int StartStep, int EndStep, int Rank, double Alpha)
+/// <summary>
+/// One link: optimizer steps [StartStep, EndStep) at a rank and alpha. <paramref name="Reason"/>
+/// says why the knot before it sits where it does (null for the first link).
+/// </summary>
+public sealed record Link(int Index, int StartStep, int EndStep, int Rank, double Alpha, string? Reason = null)
 {
     public int Steps => EndStep - StartStep;
 }
 
 public sealed class ChainSchedule
 {
+    readonly ChainConfig chain;
+    readonly LoraConfig lora;
+
     public IReadOnlyList<Link> Links { get; }
     public int TotalSteps { get; }
+    /// <summary>Whether knots are placed during training (<see cref="CutAt"/>) rather than fixed here.</summary>
+    public bool IsAutomatic => chain.Auto is not null;
+    /// <summary>The most links this chain may have.</summary>
+    public int MaxLinks => chain.Length;
 
-    ChainSchedule(IReadOnlyList<Link> links, int totalSteps) => (Links, TotalSteps) = (links, totalSteps);
+    ChainSchedule(ChainConfig chain, LoraConfig lora, IReadOnlyList<Link> links, int totalSteps) =>
+        (this.chain, this.lora, Links, TotalSteps) = (chain, lora, links, totalSteps);
 
     /// <summary>
     /// Lays out <paramref name="chain"/> over <paramref name="epochs"/> epochs of
@@ -76,6 +95,8 @@ public sealed class ChainSchedule
         if (epochs < 1) throw new ArgumentException($"epochs {epochs}: must be at least 1");
         var total = stepsPerEpoch * epochs;
         var m = chain.Length;
+        if (chain.Auto is not null)
+            return new ChainSchedule(chain, lora, [MakeLink(chain, lora, 0, 0, total, null)], total);
         List<int> bounds;
         if (chain.KnotSteps is { } steps) bounds = [.. steps];
         else if (chain.KnotFractions is { } f) bounds = f.Select(x => (int)Math.Round(x * total)).ToList();
@@ -87,15 +108,33 @@ public sealed class ChainSchedule
                 throw new ArgumentException(
                     $"chain of {m} links over {total} steps: link {i} would be empty (knots at steps {string.Join(", ", bounds.Skip(1).SkipLast(1))})");
 
-        var firstRank = chain.RankOf(0, lora.Rank);
-        var firstScaling = lora.ScalingFor(firstRank, lora.Alpha);
-        var links = Enumerable.Range(0, m).Select(i =>
-        {
-            var rank = chain.RankOf(i, lora.Rank);
-            var alpha = chain.AlphaPolicy == AlphaPolicy.KeepAlpha ? lora.Alpha : firstScaling / lora.ScalingFor(rank, 1.0);
-            return new Link(i, bounds[i], bounds[i + 1], rank, alpha);
-        }).ToList();
-        return new ChainSchedule(links, total);
+        var reason = chain.KnotSteps is not null ? "fixed: knot steps" : chain.KnotFractions is not null ? "fixed: knot fractions"
+            : m <= epochs ? "fixed: whole epochs split evenly" : "fixed: steps split evenly";
+        var links = Enumerable.Range(0, m).Select(i => MakeLink(chain, lora, i, bounds[i], bounds[i + 1], i == 0 ? null : reason)).ToList();
+        return new ChainSchedule(chain, lora, links, total);
+    }
+
+    static Link MakeLink(ChainConfig chain, LoraConfig lora, int index, int start, int end, string? reason)
+    {
+        var rank = chain.RankOf(index, lora.Rank);
+        var firstScaling = lora.ScalingFor(chain.RankOf(0, lora.Rank), lora.Alpha);
+        var alpha = chain.AlphaPolicy == AlphaPolicy.KeepAlpha ? lora.Alpha : firstScaling / lora.ScalingFor(rank, 1.0);
+        return new Link(index, start, end, rank, alpha, reason);
+    }
+
+    /// <summary>
+    /// An automatic chain with its last link ended at <paramref name="step"/> and a new link from there
+    /// to the end of the budget, <paramref name="reason"/> recording why.
+    /// </summary>
+    public ChainSchedule CutAt(int step, string reason)
+    {
+        if (!IsAutomatic) throw new InvalidOperationException("only an automatic chain is cut during training");
+        var last = Links[^1];
+        if (step <= last.StartStep || step >= TotalSteps)
+            throw new ArgumentException($"knot at step {step}: must fall inside the last link ({last.StartStep}, {TotalSteps})");
+        if (Links.Count >= MaxLinks) throw new InvalidOperationException($"the chain already has its {MaxLinks} links");
+        return new ChainSchedule(chain, lora, [.. Links.SkipLast(1), last with { EndStep = step }, MakeLink(chain, lora, Links.Count, step, TotalSteps, reason)],
+            TotalSteps);
     }
 
     /// <summary>n split into m parts as evenly as possible, the larger parts first.</summary>

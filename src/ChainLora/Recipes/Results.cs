@@ -12,17 +12,19 @@ namespace ChainLora.Recipes;
 public sealed record HyperParameters(int Epochs, double LearningRate, int BatchSize, int GradientAccumulation, OptimizerKind Optimizer,
     double WeightDecay, double Momentum, double WarmupRatio, double MaxGradNorm, int ChainLength,
     IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, LoraBias? LoraBias,
-    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false);
+    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false,
+    string? Knots = null, ColaVariant Variant = ColaVariant.Paper);
 
-/// <summary>One link's training; rank and alpha are null for full fine-tuning.</summary>
-public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses);
+/// <summary>One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does.</summary>
+public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses,
+    string? KnotReason = null);
 
 public sealed record TrainingSummary(int Steps, IReadOnlyList<LinkSummary> Links, double FinalLoss, long Tokens, long TrainableParameters,
     double Seconds, double KnotSeconds)
 {
     public static TrainingSummary Of(TrainingResult r, bool full) => new(r.StepLosses.Count,
         r.Links.Select(l => new LinkSummary(l.Index + 1, full ? null : l.Rank, full ? null : l.Alpha, l.Losses.Count, l.MeanLoss,
-            l.Losses.Count == 0 ? double.NaN : l.Losses[^1], l.Losses)).ToList(),
+            l.Losses.Count == 0 ? double.NaN : l.Losses[^1], l.Losses, l.Reason)).ToList(),
         r.FinalLoss, r.Tokens, r.TrainableParameters, r.Elapsed.TotalSeconds, r.KnotTime.TotalSeconds);
 }
 

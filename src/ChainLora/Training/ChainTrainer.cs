@@ -34,6 +34,7 @@ public sealed class ChainTrainer
     Optimizer? optimizer;
     List<Parameter> trainable = [];
     LrSchedule? lr;
+    ChainSchedule? layout;
 
     /// <summary>The adapters, after <see cref="Setup"/> (null for full fine-tuning).</summary>
     public LoraAdapters? Adapters { get; private set; }
@@ -44,6 +45,9 @@ public sealed class ChainTrainer
 
     public ChainTrainer(CausalLM model, TrainerOptions options, LoraConfig lora, ChainConfig chain)
     {
+        if (options.Variant != ColaVariant.Paper && options.Method != TrainingMethod.Cola)
+            throw new ArgumentException($"cola variant {IO.EnumNames.Name(options.Variant)} needs method cola");
+        (options, chain) = ColaVariants.Apply(options.Variant, options, chain);
         this.model = model;
         this.options = options.Validate();
         this.lora = lora.Validate();
@@ -54,6 +58,8 @@ public sealed class ChainTrainer
             throw new ArgumentException("full fine-tuning has no chain: use chain length 1");
         // The recomputation must draw the forward's dropout masks again; only the CPU generator's
         // state can be saved and restored through TorchSharp 0.107.
+        if (options.GradientInit && (options.Method != TrainingMethod.Cola || chain.Auto is not null || options.GradientCheckpointing))
+            throw new ArgumentException("gradient init starts each new link of a cola chain with fixed knots, without gradient checkpointing");
         if (options.GradientCheckpointing && options.Method != TrainingMethod.Full && lora.Dropout > 0 && model.Device.type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException(
                 $"gradient checkpointing with LoRA dropout {lora.Dropout} needs the CPU: on {model.Device} the dropout masks cannot be replayed; use dropout 0");
@@ -68,7 +74,7 @@ public sealed class ChainTrainer
         if (stepsPerEpoch == 0)
             throw new ArgumentException(
                 $"gradient accumulation {options.GradientAccumulation} needs at least that many micro-batches per epoch; the data has {data.BatchesPerEpoch}");
-        Schedule = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
+        Schedule = layout = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
         if (options.Method == TrainingMethod.Full)
         {
             foreach (var p in model.parameters())
@@ -95,33 +101,51 @@ public sealed class ChainTrainer
         if (Schedule is null) Setup(data);
         using var run = Begin(data, resumeFrom);
         model.train();
-        foreach (var link in Schedule!.Links.Where(l => l.EndStep > run.State.Step))
+        // Automatic knots end a link early by cutting the schedule: read the links afresh each time.
+        for (var link = Schedule!.LinkAt(Math.Min(run.State.Step, Schedule.TotalSteps - 1)); ; link = Schedule.Links[link.Index + 1])
         {
-            TrainLink(link, run);
-            var next = link.Index + 1;
-            if (next == Schedule.Links.Count || run.State.Step < link.EndStep) break;
-            TieKnotAndExtend(Schedule.Links[next], run);
+            if (link.EndStep > run.State.Step) link = TrainLink(link, run);
+            if (link.Index + 1 == Schedule.Links.Count || run.State.Step < link.EndStep) break;
+            TieKnotAndExtend(Schedule.Links[link.Index + 1], run);
         }
         model.eval();
         return run.Result(Schedule);
     }
 
-    /// <summary>Tune LoRA: optimizer steps until the link's end (or the data's).</summary>
-    void TrainLink(Link link, RunInProgress run)
+    /// <summary>
+    /// Tune LoRA: optimizer steps until the link's end (or the data's); returns the link as it ended
+    /// (automatic knots may end it early).
+    /// </summary>
+    Link TrainLink(Link link, RunInProgress run)
     {
-        var links = Schedule!.Links.Count;
+        var links = Schedule!.IsAutomatic ? Schedule.MaxLinks : Schedule.Links.Count;
         while (run.State.Step < link.EndStep && run.Feed.StartStep())
         {
-            var loss = AccumulateGradients(link, run);
+            var beforeKnot = run.State.Step + 1 == link.EndStep && link.Index + 1 < Schedule.Links.Count;
+            var loss = AccumulateGradients(link, run, captureWeightGradients: beforeKnot && options.GradientInit);
             var rate = lr!.At(run.State.Step);
             OptimizerStep(rate);
             run.State.StepLosses.Add(loss);
             run.State.Step++;
             run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond());
             OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
-            var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < links;
+            if (chainConfig.Auto?.Decide(run.State.StepLosses, link, run.State.Step, Schedule) is { } reason)
+            {
+                CutChain(run.State.Step, reason);
+                run.State.AutoKnots.Add(new AutoKnot(run.State.Step, reason));
+                return Schedule.Links[link.Index];
+            }
+            var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < Schedule.Links.Count;
             if (!knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0) SaveCheckpoint(run);
         }
+        return link;
+    }
+
+    /// <summary>Ends the current link at <paramref name="step"/> (automatic knots); the LR schedule follows the new layout.</summary>
+    void CutChain(int step, string reason)
+    {
+        Schedule = Schedule!.CutAt(step, reason);
+        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, Schedule);
     }
 
     /// <summary>Tie a knot, extend the chain at the next link's rank, start a fresh optimizer; then checkpoint.</summary>
@@ -130,17 +154,24 @@ public sealed class ChainTrainer
         var clock = Stopwatch.StartNew();
         Adapters!.TieKnot();
         Adapters.ExtendChain(next.Rank, next.Alpha);
+        if (options.GradientInit) InitializeFromWeightGradients();
         optimizer!.Dispose();
         trainable = Trainable();
         optimizer = NewOptimizer(trainable);
         run.State.KnotSeconds += clock.Elapsed.TotalSeconds;
-        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank);
+        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank, next.Reason);
         SaveCheckpoint(run);
     }
 
-    /// <summary>The gradients of one optimizer step, summed over its micro-batches; returns the step's loss.</summary>
-    double AccumulateGradients(Link link, RunInProgress run)
+    /// <summary>
+    /// The gradients of one optimizer step, summed over its micro-batches; returns the step's loss.
+    /// With <paramref name="captureWeightGradients"/> the adapted layers' frozen weights also collect
+    /// their gradient (for <see cref="TrainerOptions.GradientInit"/>); the optimizer never sees them.
+    /// </summary>
+    double AccumulateGradients(Link link, RunInProgress run, bool captureWeightGradients = false)
     {
+        if (captureWeightGradients)
+            foreach (var layer in Adapters!.Layers.Values) layer.Base.Weight.requires_grad = true;
         var micro = options.GradientAccumulation;
         double loss = 0;
         for (var i = 0; i < micro; i++)
@@ -151,6 +182,29 @@ public sealed class ChainTrainer
             run.CountTokens(link.Index, batch);
         }
         return loss;
+    }
+
+    /// <summary>
+    /// A of every new link along the top right singular vectors of its layer's weight gradient G (out, in)
+    /// captured at the link's last step: with B = 0 the first update of B is then along -U_r S_r, so B A
+    /// starts in the span of the best rank-r descent direction (Algorithm 2's oracle). Rows keep the
+    /// norm of the random init they replace.
+    /// </summary>
+    void InitializeFromWeightGradients()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var layer in Adapters!.Layers.Values)
+        {
+            var weight = layer.Base.Weight;
+            var gradient = weight.grad ?? throw new InvalidOperationException("gradient init: no weight gradient was captured before the knot");
+            var rank = layer.Rank;
+            var (_, _, vh) = linalg.svd(gradient.to(ScalarType.Float32), fullMatrices: false);
+            var rowNorm = layer.A.norm().item<float>() / Math.Sqrt(rank);
+            layer.A.copy_(vh.narrow(0, 0, rank).mul(rowNorm));
+            weight.grad = null;
+            weight.requires_grad = false;
+        }
     }
 
     void OptimizerStep(double rate)
@@ -173,8 +227,10 @@ public sealed class ChainTrainer
     /// <summary>A fresh run, or one restored exactly from a checkpoint, with its optimizer, log, data feed and LR schedule.</summary>
     RunInProgress Begin(ITrainingData data, string? resumeFrom)
     {
-        var schedule = Schedule!;
-        var state = new RunState { LinkFlops = new double[schedule.Links.Count] };
+        // A run starts from the planned layout; automatic knots cut it again as they are (re)placed.
+        var schedule = Schedule = layout!;
+        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
+        var state = new RunState { LinkFlops = new double[schedule.MaxLinks] };
         trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer?.Dispose();
@@ -182,12 +238,12 @@ public sealed class ChainTrainer
         if (resumeFrom is not null)
         {
             state = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
+            foreach (var knot in state.AutoKnots) CutChain(knot.Step, knot.Reason);
             trainable = Trainable();
             optimizer.Dispose();
             optimizer = NewOptimizer(trainable);
             Checkpoint.RestoreOptimizer(resumeFrom, optimizer);
         }
-        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
         return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step),
             new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));
     }
@@ -224,9 +280,9 @@ public sealed class ChainTrainer
         public TrainingResult Result(ChainSchedule schedule)
         {
             var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
-                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList())).ToList();
+                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList(), l.Reason)).ToList();
             return new TrainingResult(links, state.StepLosses, trainableCount, state.Tokens, Elapsed,
-                TimeSpan.FromSeconds(state.KnotSeconds), state.LinkFlops);
+                TimeSpan.FromSeconds(state.KnotSeconds), state.LinkFlops.Take(links.Count).ToList());
         }
 
         public void Dispose()

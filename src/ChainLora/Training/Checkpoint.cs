@@ -29,7 +29,12 @@ public sealed class RunState
     public List<double> StepLosses { get; set; } = [];
     public double[] LinkFlops { get; set; } = [];
     public List<LinkFactors> TiedScalings { get; set; } = [];
+    /// <summary>Knots placed during training (automatic knots), in order.</summary>
+    public List<AutoKnot> AutoKnots { get; set; } = [];
 }
+
+/// <summary>Where an automatic knot was tied and why.</summary>
+public sealed record AutoKnot(int Step, string Reason);
 
 /// <summary>Rank, alpha and the scalings of tied links, per adapted layer (the tensors live in weights.safetensors).</summary>
 public sealed record LinkFactors(string Layer, int Rank, double Alpha, List<double> TiedScalings);
@@ -94,9 +99,9 @@ public static class Checkpoint
         RunState run;
         try { run = JsonSerializer.Deserialize<RunState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty"); }
         catch (JsonException e) { throw new InvalidDataException($"{statePath}: {e.Message}", e); }
-        if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.Links.Count)
+        if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.MaxLinks)
             throw new InvalidDataException(
-                $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.Links.Count} links); same options as the interrupted run?");
+                $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.MaxLinks} links); same options as the interrupted run?");
 
         var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
         using var _ = no_grad();

@@ -38,6 +38,13 @@ public sealed record TrainerOptions
     /// third more compute. FLOP counts stay those of the model (recomputation is not counted).
     /// </summary>
     public bool GradientCheckpointing { get; init; }
+    /// <summary>
+    /// Start each link after the first with A along the top right singular vectors of the full weight
+    /// gradient of the link's last step (Algorithm 2's oracle direction) instead of a random A.
+    /// </summary>
+    public bool GradientInit { get; init; }
+    /// <summary>The named variant these options came from, for the record (<see cref="ColaVariants.Apply"/> sets the options).</summary>
+    public ColaVariant Variant { get; init; } = ColaVariant.Paper;
 
     public TrainerOptions Validate()
     {

@@ -5,7 +5,7 @@ namespace ChainLora.Training;
 
 /// <summary>
 /// The per-run JSONL metrics log: one line per optimizer step {step, link, loss, lr, tokens_per_s}
-/// and one per knot {event: "knot", step, link, rank}. On resume, lines past the checkpoint's step
+/// and one per knot {event: "knot", step, link, rank, reason}. On resume, lines past the checkpoint's step
 /// (written before the interruption) are dropped so the log reads as one uninterrupted run.
 /// </summary>
 public sealed class TrainingLog : IDisposable
@@ -30,8 +30,8 @@ public sealed class TrainingLog : IDisposable
     public void Step(int step, int link, double loss, double lr, double tokensPerSecond) =>
         writer.WriteLine(JsonSerializer.Serialize(new { step, link, loss, lr, tokens_per_s = tokensPerSecond }));
 
-    public void Knot(int step, int link, int rank) =>
-        writer.WriteLine(JsonSerializer.Serialize(new { @event = "knot", step, link, rank }));
+    public void Knot(int step, int link, int rank, string? reason) =>
+        writer.WriteLine(JsonSerializer.Serialize(new { @event = "knot", step, link, rank, reason }));
 
     public void Flush() => writer.Flush();
 

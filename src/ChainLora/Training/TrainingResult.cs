@@ -4,7 +4,8 @@ namespace ChainLora.Training;
 /// <summary>What one optimizer step reports.</summary>
 public sealed record StepReport(int Step, int TotalSteps, int Link, int Links, double Loss, double LearningRate, TimeSpan Elapsed);
 
-public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses)
+/// <summary>One link's training; <paramref name="Reason"/> says why the knot before it sits where it does (null for the first).</summary>
+public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses, string? Reason = null)
 {
     public double MeanLoss => Losses.Count == 0 ? double.NaN : Losses.Average();
 }
