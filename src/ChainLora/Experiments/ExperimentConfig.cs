@@ -3,6 +3,7 @@
 // mean ± std over seeds at that learning rate.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Training;
 
@@ -49,6 +50,12 @@ public sealed record MethodSpec
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     /// <summary>Overrides the grid's learning rates for this method.</summary>
     public IReadOnlyList<double>? LearningRates { get; init; }
+    /// <summary>The chain variant (cola only; `--cola-variant`).</summary>
+    public ColaVariant Variant { get; init; } = ColaVariant.Paper;
+    /// <summary>Where the knots sit (cola only; `--knots`).</summary>
+    public KnotPlacement Knots { get; init; } = KnotPlacement.Fixed;
+    /// <summary>Overrides the grid's num_train for this method (low-data rows).</summary>
+    public int? NumTrain { get; init; }
 
     /// <summary>The chain length this row runs.</summary>
     [JsonIgnore]
@@ -125,6 +132,9 @@ public sealed record ExperimentConfig
             Require(m.Name.Length > 0, "every method needs a 'name'");
             Require(m.Kind == MethodKind.Cola || m.Links == 1, $"method '{m.Name}': chain_length {m.ChainLength} needs kind cola");
             Require(m.Kind != MethodKind.Icl || m.Icl > 0, $"method '{m.Name}': kind icl needs icl > 0");
+            Require(m.Kind == MethodKind.Cola || (m.Variant == ColaVariant.Paper && m.Knots == KnotPlacement.Fixed),
+                $"method '{m.Name}': variant and knots need kind cola");
+            Require(m.NumTrain is null or >= 1, $"method '{m.Name}': num_train {m.NumTrain} must be at least 1");
         }
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");

@@ -20,8 +20,8 @@ public static class Grid
                             Method = method.Name, Kind = method.Kind, ChainLength = method.Links, Ranks = method.Ranks,
                             Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = config.Alpha, Icl = method.Icl,
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
-                            NumTrain = config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
-                            BatchSize = config.BatchSize, BaseDtype = config.BaseDtype,
+                            NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
+                            BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,
                         };
                         jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
                     }

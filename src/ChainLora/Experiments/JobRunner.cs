@@ -37,9 +37,14 @@ public static class JobRunner
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
+            Variant = job.Variant,
         },
         Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha },
-        Chain = new ChainConfig { Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null },
+        Chain = new ChainConfig
+        {
+            Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null,
+            Auto = job.Knots == KnotPlacement.Auto ? new AutoKnots() : null,
+        },
         OutDir = job.Out,
     };
 

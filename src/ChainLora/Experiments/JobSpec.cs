@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
+using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Recipes;
 using ChainLora.Training;
@@ -33,6 +34,11 @@ public sealed record JobSpec
     public int NumEval { get; init; }
     public int BatchSize { get; init; }
     public string BaseDtype { get; init; } = "fp32";
+    // Written only when not the default, so the ids of cells from before these fields existed stay the same.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public ColaVariant Variant { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public KnotPlacement Knots { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 
