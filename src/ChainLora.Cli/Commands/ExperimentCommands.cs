@@ -14,11 +14,16 @@ static class ExperimentCommands
         var config = new Option<FileInfo>("--config") { Description = "Experiment grid (JSON; see experiments/)", Required = true };
         var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder: jobs/<id>/ per cell and report/", DefaultValueFactory = _ => new DirectoryInfo("runs/experiment") };
         var jobs = new Option<int>("--jobs") { Description = "Local worker processes", DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var threads = new Option<int>("--threads")
+        {
+            Description = "Torch threads per worker (0 = the cores shared out among --jobs; fewer leave cores for other work)",
+            DefaultValueFactory = _ => 0,
+        };
         var dryRun = new Option<bool>("--dry-run") { Description = "Only write the job specs (to fan out on a scheduler with run-job)" };
         var command = new Command("experiment",
             "Run a grid of tasks x methods x learning rates x seeds; finished cells (result.json) are skipped; then write the report")
         {
-            config, outDir, jobs, dryRun,
+            config, outDir, jobs, threads, dryRun,
         };
         command.SetAction(r =>
         {
@@ -38,7 +43,7 @@ static class ExperimentCommands
             {
                 if (o.ExitCode != 0) lock (failed) failed.Add(o);
                 onDone(o);
-            });
+            }, threadsPerWorker: r.GetValue(threads));
             if (Console.IsErrorRedirected) RunAll(_ => { });
             else progress.Start(ctx =>
             {

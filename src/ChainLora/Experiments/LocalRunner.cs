@@ -13,9 +13,11 @@ public static class LocalRunner
     /// <paramref name="onDone"/> is called as each job ends.
     /// </summary>
     public static List<JobOutcome> Run(IReadOnlyList<JobSpec> jobs, IReadOnlyList<string> command, int workers,
-        Action<JobOutcome>? onDone = null, CancellationToken cancel = default)
+        Action<JobOutcome>? onDone = null, CancellationToken cancel = default, int threadsPerWorker = 0)
     {
         if (workers < 1) throw new ArgumentException($"--jobs {workers}: must be at least 1");
+        if (threadsPerWorker < 0) throw new ArgumentException($"--threads {threadsPerWorker}: must be >= 0 (0 = the cores shared out)");
+        var threadsEach = threadsPerWorker > 0 ? threadsPerWorker : Math.Max(1, Environment.ProcessorCount / workers);
         var pending = new Queue<JobSpec>(jobs.Where(j => !j.IsFinished));
         var outcomes = new List<JobOutcome>();
         var gate = new object();
@@ -29,7 +31,7 @@ public static class LocalRunner
                     if (pending.Count == 0) return;
                     job = pending.Dequeue();
                 }
-                var outcome = RunOne(job, command, workers);
+                var outcome = RunOne(job, command, threadsEach);
                 lock (gate) outcomes.Add(outcome);
                 onDone?.Invoke(outcome);
             }
@@ -39,7 +41,7 @@ public static class LocalRunner
         return outcomes;
     }
 
-    static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int workers)
+    static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int threads)
     {
         var spec = Path.Combine(job.Out, "spec.json");
         var info = new ProcessStartInfo(command[0])
@@ -52,7 +54,7 @@ public static class LocalRunner
         info.ArgumentList.Add("run-job");
         info.ArgumentList.Add(spec);
         // Share the cores between the workers instead of oversubscribing them.
-        info.Environment["CHAINLORA_THREADS"] = Math.Max(1, Environment.ProcessorCount / workers).ToString();
+        info.Environment["CHAINLORA_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {command[0]}");
         var stderr = process.StandardError.ReadToEndAsync();
         process.StandardOutput.ReadToEnd();

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the lm-task grids of issue 12 into runs/lm (finished cells are skipped, so rerun it each
+# session until the reports are complete), then writes docs/results/lm. THREADS torch threads per
+# worker (default 1, leaving a core for other work; 2 when the machine is otherwise idle).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads="${THREADS:-1}"
+dotnet build src/ChainLora.Cli -c Release -v q >/dev/null
+cli=(dotnet src/ChainLora.Cli/bin/Release/net10.0/ChainLora.Cli.dll)
+for config in experiments/lm-converged.json experiments/lm-ablations.json; do
+  "${cli[@]}" experiment --config "$config" --out runs/lm --jobs 1 --threads "$threads" || true
+done
+"${cli[@]}" report runs/lm --out docs/results/lm
