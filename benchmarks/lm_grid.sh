@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${THREADS:-1}"
 dotnet build src/ChainLora.Cli -c Release -v q >/dev/null
-cli=(dotnet src/ChainLora.Cli/bin/Release/net10.0/ChainLora.Cli.dll)
+# The grid runs from its own copy of the build, so rebuilding the repository meanwhile cannot change
+# (or break) the program its workers start.
+rm -rf runs/.grid-bin && mkdir -p runs && cp -r src/ChainLora.Cli/bin/Release/net10.0 runs/.grid-bin
+cli=(dotnet runs/.grid-bin/ChainLora.Cli.dll)
 for config in experiments/lm-converged.json experiments/lm-ablations.json; do
   "${cli[@]}" experiment --config "$config" --out runs/lm --jobs 1 --threads "$threads" || true
 done

@@ -11,18 +11,24 @@ static class DemoCommand
     {
         var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate };
+        var variants = new Option<bool>("--variants")
+        {
+            Description = "Also run the chain variants at chain length 3: automatic knots, per-link LR rewarm, gradient-initialised links",
+        };
         var seed = CommonOptions.Seed();
         var json = CommonOptions.Json();
         var command = new Command("demo",
             "Built-in residual-learning benchmark: fine-tune a random Llama toward the same model plus a rank-24 update of q_proj/v_proj " +
             "with LoRA r=8, COLA (chain length 2 and 3), COLA rank step-down (8,4) and LoRA r=24 under one step budget")
         {
-            steps, lr, seed, json,
+            steps, lr, variants, seed, json,
         };
         command.SetAction(r =>
         {
             var options = new DemoOptions { Steps = r.GetValue(steps), LearningRate = r.GetValue(lr), Seed = r.GetValue(seed) };
-            var methods = ResidualLearningDemo.DefaultMethods(options);
+            IReadOnlyList<DemoMethod> methods = r.GetValue(variants)
+                ? [.. ResidualLearningDemo.DefaultMethods(options), .. ResidualLearningDemo.VariantMethods(options)]
+                : ResidualLearningDemo.DefaultMethods(options);
             var runs = TrainingProgress.Run(methods.Select(m => m.Name).ToList(), options.Steps / 6 * 6,
                 report => ResidualLearningDemo.Run(options, methods, (m, s) => report(m.Name, s)));
             if (r.GetValue(json))

@@ -43,8 +43,8 @@ public sealed record DemoOptions
     }
 }
 
-/// <summary>One method of the comparison: LoRA is a chain of length 1.</summary>
-public sealed record DemoMethod(string Name, int ChainLength, IReadOnlyList<int> Ranks);
+/// <summary>One method of the comparison: LoRA is a chain of length 1; a variant other than paper changes how the chain is run.</summary>
+public sealed record DemoMethod(string Name, int ChainLength, IReadOnlyList<int> Ranks, ColaVariant Variant = ColaVariant.Paper);
 
 /// <summary>
 /// <paramref name="BestSingleLinkError"/>: the smallest relative error any one update of the
@@ -64,6 +64,14 @@ public static class ResidualLearningDemo
         new("COLA M=3", 3, [o.Rank]),
         new($"COLA ({o.Rank},{o.Rank / 2})", 2, [o.Rank, o.Rank / 2]),
         new($"LoRA r={o.TargetRank}", 1, [o.TargetRank]),
+    ];
+
+    /// <summary>The chain variants at chain length 3 (auto knots: at most 3), to set beside <see cref="DefaultMethods"/>.</summary>
+    public static IReadOnlyList<DemoMethod> VariantMethods(DemoOptions o) =>
+    [
+        new("COLA M<=3 auto knots", 3, [o.Rank], ColaVariant.AutoKnots),
+        new("COLA M=3 rewarm", 3, [o.Rank], ColaVariant.Rewarm),
+        new("COLA M=3 gradient init", 3, [o.Rank], ColaVariant.GradientInit),
     ];
 
     /// <summary>Runs every method on the same target and data; <paramref name="onStep"/> reports progress.</summary>
@@ -107,7 +115,7 @@ public static class ResidualLearningDemo
                 new TrainerOptions
                 {
                     Method = method.ChainLength == 1 ? TrainingMethod.Lora : TrainingMethod.Cola,
-                    LearningRate = o.LearningRate, Epochs = epochs, Seed = o.Seed,
+                    LearningRate = o.LearningRate, Epochs = epochs, Seed = o.Seed, Variant = method.Variant,
                 },
                 new LoraConfig { Rank = method.Ranks[0], Alpha = 2.0 * method.Ranks[0] },
                 new ChainConfig { Length = method.ChainLength, Ranks = method.Ranks })
@@ -118,7 +126,7 @@ public static class ResidualLearningDemo
             var heldout = Mse(student, heldoutIds, heldoutLogits, o.BatchSize);
             var error = RelativeError(targetDelta, trainer.Adapters!.TotalDeltas());
             var final = result.StepLosses.TakeLast(Math.Max(1, o.Steps / epochs)).Average();
-            runs.Add(new DemoRun(method.Name, method.ChainLength, result.Links.Select(l => l.Rank).ToList(),
+            runs.Add(new DemoRun(method.Name, result.Links.Count, result.Links.Select(l => l.Rank).ToList(),
                 result.TrainableParameters, final, heldout, error, BestRankError(singularValues, method.Ranks.Max()), result.TotalFlops,
                 clock.Elapsed.TotalSeconds));
         }

@@ -19,7 +19,12 @@ public static class JobRunner
         if (job.Out.Length == 0) throw new InvalidDataException($"job {job.Id}: field 'out' is required");
         Directory.CreateDirectory(job.Out);
         if (job.Kind.Trains())
-            TrainRecipe.Run(TrainOptions(job), onStep);
+        {
+            // A cell stopped part-way (a scheduler's time limit, a session's end) continues from its checkpoint.
+            var options = TrainOptions(job);
+            var interrupted = File.Exists(Path.Combine(job.Out, Checkpoint.FolderName, "state.json"));
+            TrainRecipe.Run(options with { ResumeFrom = interrupted ? job.Out : null }, onStep);
+        }
         else
             ResultFile.Write(job.ResultPath, EvalRecipe.Run(EvalOptions(job)));
         return true;
@@ -46,7 +51,11 @@ public static class JobRunner
             Auto = job.Knots == KnotPlacement.Auto ? new AutoKnots() : null,
         },
         OutDir = job.Out,
+        CheckpointEvery = CheckpointEvery,
     };
+
+    /// <summary>Optimizer steps between a cell's checkpoints (link ends always checkpoint).</summary>
+    public const int CheckpointEvery = 100;
 
     public static EvalRecipeOptions EvalOptions(JobSpec job) => new()
     {
