@@ -94,7 +94,7 @@ static class ExperimentCommands
     {
         var results = ResultTable.Load(dir);
         if (results.Count == 0) throw new InvalidDataException($"{dir}: no finished jobs (no jobs/*/result.json) to report");
-        return Reports.Write(ResultTable.Summarize(results), results, outDir);
+        return Reports.Write(ResultTable.Summarize(results), outDir);
     }
 
     /// <summary>How to start this CLI again: the apphost, or `dotnet ChainLora.Cli.dll`.</summary>

@@ -8,13 +8,17 @@ namespace ChainLora.Experiments;
 
 public static class Plots
 {
-    public static List<string> Write(IReadOnlyList<CellSummary> cells, IReadOnlyList<JobResult> results, string outDir)
+    public static List<string> Write(IReadOnlyList<CellSummary> cells, IReadOnlyList<Study> studies, string outDir)
     {
         var files = new List<string>();
         foreach (var task in cells.Select(c => c.Task).Distinct())
             if (LossCurves(cells.Where(c => c.Task == task).ToList(), Path.Combine(outDir, $"loss-{task}.png")) is { } f) files.Add(f);
-        if (ByChainLength(cells, Path.Combine(outDir, "chain-length.png")) is { } g) files.Add(g);
-        if (BySecondRank(cells, Path.Combine(outDir, "second-rank.png")) is { } h) files.Add(h);
+        foreach (var study in studies)
+        {
+            var suffix = studies.Count == 1 ? "" : $"-{study.Epochs}ep";
+            if (ByChainLength(study, Path.Combine(outDir, $"chain-length{suffix}.png")) is { } g) files.Add(g);
+            if (BySecondRank(study, Path.Combine(outDir, $"second-rank{suffix}.png")) is { } h) files.Add(h);
+        }
         return files;
     }
 
@@ -59,9 +63,9 @@ public static class Plots
     static double[] Smooth(IReadOnlyList<double> xs, int window) => xs
         .Select((_, i) => xs.Skip(Math.Max(0, i - window + 1)).Take(Math.Min(window, i + 1)).Average()).ToArray();
 
-    static string? ByChainLength(IReadOnlyList<CellSummary> cells, string path)
+    static string? ByChainLength(Study study, string path)
     {
-        var points = Reports.ChainLengthCells(cells);
+        var points = Reports.ChainLengthCells(study);
         if (points.Select(p => p.Length).Distinct().Count() < 2) return null;
         var plot = new Plot();
         foreach (var task in points.Select(p => p.Cell.Task).Distinct())
@@ -77,9 +81,9 @@ public static class Plots
         return path;
     }
 
-    static string? BySecondRank(IReadOnlyList<CellSummary> cells, string path)
+    static string? BySecondRank(Study study, string path)
     {
-        var points = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Ranks is { Count: 2 } && c.Example.Optimizer == OptimizerKind.AdamW)
+        var points = study.Cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Ranks is { Count: 2 } && study.IsStandard(c))
             .Select(c => (Rank: c.Example.Ranks![1], Cell: c)).ToList();
         if (points.Select(p => p.Rank).Distinct().Count() < 2) return null;
         var plot = new Plot();

@@ -3,6 +3,7 @@
 // (optimizers). Scores are shown as percentages (accuracy, F1) or as NLL per token (lm).
 using System.Globalization;
 using System.Text;
+using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Training;
 
@@ -21,6 +22,34 @@ public sealed record ReportTable(string Title, IReadOnlyList<string> Header, IRe
     {
         static string Q(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
         return string.Join("\n", new[] { Header }.Concat(Rows).Select(r => string.Join(",", r.Select(Q)))) + "\n";
+    }
+}
+
+/// <summary>
+/// Trained cells that share a budget (epochs and batch size): the paper's ablation tables compare
+/// within one. Its standard cells use AdamW, Algorithm 1 as published with fixed knots, the study's
+/// largest train set and the rank of its LoRA at that size.
+/// </summary>
+public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IReadOnlyList<CellSummary> Cells, bool Several)
+{
+    public string Suffix => Several ? $" ({Epochs} epochs)" : "";
+
+    /// <summary>The budget and data of the study, any method.</summary>
+    public bool IsStandardBudget(CellSummary c) =>
+        c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed } && c.Example.NumTrain == NumTrain;
+
+    public bool IsStandard(CellSummary c) => IsStandardBudget(c) && c.Example.Rank == Rank;
+
+    public static List<Study> Of(IReadOnlyList<CellSummary> cells)
+    {
+        var groups = cells.Where(c => c.Example.Kind.Trains()).GroupBy(c => (c.Example.Epochs, c.Example.BatchSize)).OrderByDescending(g => g.Count()).ToList();
+        return groups.Select(g =>
+        {
+            var numTrain = g.Max(c => c.Example.NumTrain);
+            var loras = g.Where(c => c.Example.Kind == MethodKind.Lora && c.Example.NumTrain == numTrain).ToList();
+            var rank = (loras.Count > 0 ? loras : g.Where(c => c.Example.NumTrain == numTrain)).Min(c => c.Example.Rank);
+            return new Study(g.Key.Epochs, g.Key.BatchSize, numTrain, rank, g.ToList(), groups.Count > 1);
+        }).ToList();
     }
 }
 
@@ -57,54 +86,123 @@ public static class Reports
         return new ReportTable("Table 1: test scores (mean ± std over seeds, best learning rate on dev)", ["method", .. tasks], rows);
     }
 
-    public static ReportTable Table3(IReadOnlyList<CellSummary> cells)
+    public static ReportTable Table3(Study study)
     {
-        var byLength = ChainLengthCells(cells);
+        var byLength = ChainLengthCells(study);
         var lengths = byLength.Select(c => c.Length).Distinct().Order().ToList();
-        var rows = TasksOf(cells).Select(t => (IReadOnlyList<string>)[t, .. lengths.Select(l =>
+        var rows = TasksOf(study.Cells).Select(t => (IReadOnlyList<string>)[t, .. lengths.Select(l =>
             byLength.FirstOrDefault(c => c.Cell.Task == t && c.Length == l).Cell is { } c ? Score(c) : "")]).ToList();
-        return new ReportTable("Table 3: chain length (1 = LoRA)", ["task", .. lengths.Select(l => $"chain length {l}")], rows);
+        return new ReportTable($"Table 3: chain length (1 = LoRA){study.Suffix}", ["task", .. lengths.Select(l => $"chain length {l}")], rows);
     }
 
-    /// <summary>LoRA and COLA cells with one rank for every link and AdamW, by chain length.</summary>
-    public static List<(int Length, CellSummary Cell)> ChainLengthCells(IReadOnlyList<CellSummary> cells) => cells
-        .Where(c => c.Example.Kind.HasChain() && c.Example.Optimizer == OptimizerKind.AdamW && (c.Example.Ranks is null || c.Example.Ranks.Distinct().Count() == 1))
+    /// <summary>The study's standard LoRA and COLA cells with one rank for every link, by chain length.</summary>
+    public static List<(int Length, CellSummary Cell)> ChainLengthCells(Study study) => study.Cells
+        .Where(c => study.IsStandard(c) && Uniform(c.Example))
         .Select(c => (c.Example.ChainLength, c)).ToList();
 
-    public static ReportTable Table4(IReadOnlyList<CellSummary> cells)
+    static bool Uniform(JobSpec spec) => spec.Ranks is null || spec.Ranks.Distinct().Count() == 1;
+
+    static string LinkRanks(JobSpec spec) => spec.Ranks is { Count: > 0 } r ? string.Join(",", r) : $"{spec.Rank}";
+
+    public static ReportTable Table4(Study study)
     {
-        var lora = LoraMethod(cells);
         var rows = new List<IReadOnlyList<string>>();
-        foreach (var t in TasksOf(cells))
+        foreach (var t in TasksOf(study.Cells))
         {
-            var baseline = lora is null ? null : Find(cells, t, lora);
-            foreach (var c in cells.Where(c => c.Task == t && c.Example.Kind.HasChain() && c.Example.Optimizer == OptimizerKind.AdamW))
+            var baseline = study.Cells.FirstOrDefault(c => c.Task == t && study.IsStandard(c) && c.Example.Kind == MethodKind.Lora);
+            var stepDown = study.Cells.Where(c => c.Task == t && study.IsStandardBudget(c) && c.Example.Kind.HasChain() && c.Example.Rank == study.Rank
+                && (c.Example.Kind == MethodKind.Lora || c.Example.ChainLength == 2));
+            foreach (var c in stepDown)
             {
-                var ranks = c.Example.Ranks is { Count: > 0 } r ? string.Join(",", r) : $"{c.Example.Rank}";
                 var saved = baseline is { Flops: > 0 } ? string.Format(Inv, "{0:+0.0;-0.0}%", 100 * (baseline.Flops - c.Flops) / baseline.Flops) : "";
-                rows.Add([t, c.Method, ranks, Score(c), string.Format(Inv, "{0:F2}", c.Flops / 1e12), saved]);
+                rows.Add([t, c.Method, LinkRanks(c.Example), Score(c), string.Format(Inv, "{0:F2}", c.Flops / 1e12), saved]);
             }
         }
-        return new ReportTable("Table 4: rank step-down (training FLOPs saved against LoRA)",
+        return new ReportTable($"Table 4: rank step-down (training FLOPs saved against LoRA){study.Suffix}",
             ["task", "method", "ranks", "test", "training TFLOPs", "FLOPs saved"], rows);
     }
 
-    public static ReportTable Table5(IReadOnlyList<CellSummary> cells)
+    public static ReportTable Table5(Study study)
     {
-        var trained = cells.Where(c => c.Example.Kind.HasChain()).ToList();
-        var optimizers = trained.Select(c => c.Example.Optimizer).Distinct().ToList();
+        var trained = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
+            && c.Example.NumTrain == study.NumTrain && c.Example.Rank == study.Rank && Uniform(c.Example)).ToList();
         var rows = new List<IReadOnlyList<string>>();
-        foreach (var opt in optimizers)
+        foreach (var opt in trained.Select(c => c.Example.Optimizer).Distinct())
             foreach (var m in trained.Where(c => c.Example.Optimizer == opt).Select(c => c.Method).Distinct())
-                rows.Add([EnumNames.Name(opt), m, .. TasksOf(cells).Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]);
-        return new ReportTable("Table 5: optimizers", ["optimizer", "method", .. TasksOf(cells)], rows);
+                rows.Add([EnumNames.Name(opt), m, .. TasksOf(study.Cells).Select(t => trained.FirstOrDefault(c => c.Task == t && c.Method == m) is { } c ? Score(c) : "")]);
+        return new ReportTable($"Table 5: optimizers{study.Suffix}", ["optimizer", "method", .. TasksOf(study.Cells)], rows);
+    }
+
+    /// <summary>Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain length.</summary>
+    static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis)
+    {
+        var cells = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
+            && Uniform(c.Example) && keep(c)).ToList();
+        var values = cells.Select(c => axis(c.Example)).Distinct().Order().ToList();
+        if (values.Count < 2) return null;
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var t in TasksOf(cells))
+            foreach (var length in cells.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order())
+                rows.Add([t, length == 1 ? "LoRA" : $"COLA M={length}", .. values.Select(v =>
+                    cells.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v) is { } c ? Score(c) : "")]);
+        return new ReportTable(title + study.Suffix, ["task", "method", .. values.Select(v => $"{column} {v}")], rows);
+    }
+
+    public static ReportTable? Table6(Study study) =>
+        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank, s => s.NumTrain);
+
+    public static ReportTable? Table8(Study study) =>
+        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank);
+
+    /// <summary>
+    /// Beyond the paper: every run at the reference rank's memory (links of rank at most the study's
+    /// rank) against LoRA at that rank and LoRA at four times it (else the largest LoRA rank run):
+    /// share closed = (NLL_LoRA_r - NLL_run) / (NLL_LoRA_r - NLL_LoRA_4r), per seed, then mean ± std.
+    /// The best on dev is marked: a variant is chosen on dev, never on test.
+    /// </summary>
+    public static ReportTable? ShareClosed(Study study)
+    {
+        var loras = study.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example is { Optimizer: OptimizerKind.AdamW }
+            && c.Example.NumTrain == study.NumTrain).ToList();
+        var small = loras.FirstOrDefault(c => c.Example.Rank == study.Rank);
+        var large = loras.FirstOrDefault(c => c.Example.Rank == 4 * study.Rank) ?? loras.Where(c => c.Example.Rank > study.Rank).MaxBy(c => c.Example.Rank);
+        if (small is null || large is null) return null;
+        var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind.HasChain() && c != small && c.Example.NumTrain == study.NumTrain
+            && (c.Example.Ranks is { Count: > 0 } r ? r.Max() : c.Example.Rank) <= study.Rank).ToList();
+        if (candidates.Count == 0) return null;
+        static Dictionary<long, JobResult> BySeed(CellSummary c) => c.Runs.GroupBy(r => r.Spec.Seed).ToDictionary(g => g.Key, g => g.First());
+        var (a, b) = (BySeed(small), BySeed(large));
+        var bestOnDev = candidates.Where(c => c.Runs.All(r => r.Dev is not null)).MaxBy(c => c.Runs.Average(r => r.Dev!.Value));
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var c in candidates)
+        {
+            var shares = BySeed(c).Where(kv => a.ContainsKey(kv.Key) && b.ContainsKey(kv.Key) && b[kv.Key].Test != a[kv.Key].Test)
+                .Select(kv => (kv.Value.Test - a[kv.Key].Test) / (b[kv.Key].Test - a[kv.Key].Test)).ToList();
+            var mean = shares.Count > 0 ? shares.Average() : double.NaN;
+            var std = shares.Count > 1 ? Math.Sqrt(shares.Sum(x => (x - mean) * (x - mean)) / (shares.Count - 1)) : 0;
+            var dev = c.Runs.All(r => r.Dev is not null) ? string.Format(Inv, "{0:F4}", -c.Runs.Average(r => r.Dev!.Value)) : "";
+            rows.Add([c.Method + (c == bestOnDev ? " (best on dev)" : ""), LinkRanks(c.Example), EnumNames.Name(c.Example.Variant), dev, Score(c),
+                shares.Count == 0 ? "" : string.Format(Inv, "{0:F2} ± {1:F2}", mean, std), $"{shares.Count}"]);
+        }
+        return new ReportTable($"Share of the gap from {small.Method} to {large.Method} closed at rank-{study.Rank} memory{study.Suffix}",
+            ["method", "ranks", "variant", "dev NLL (mean)", "test", "share closed (mean ± std over seeds)", "seeds"], rows);
     }
 
     /// <summary>Writes tables (markdown, one CSV each) and plots into <paramref name="outDir"/>; returns the files written.</summary>
-    public static List<string> Write(IReadOnlyList<CellSummary> cells, IReadOnlyList<JobResult> results, string outDir)
+    public static List<string> Write(IReadOnlyList<CellSummary> cells, string outDir)
     {
         Directory.CreateDirectory(outDir);
-        var tables = new[] { ("table1", Table1(cells)), ("table3", Table3(cells)), ("table4", Table4(cells)), ("table5", Table5(cells)) };
+        var studies = Study.Of(cells);
+        var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)) };
+        foreach (var study in studies)
+        {
+            var suffix = studies.Count == 1 ? "" : $"-{study.Epochs}ep";
+            tables.AddRange(new (string, ReportTable?)[]
+            {
+                ("table3", Table3(study)), ("table4", Table4(study)), ("table5", Table5(study)), ("table6", Table6(study)),
+                ("table8", Table8(study)), ("share-closed", ShareClosed(study)),
+            }.Where(t => t.Item2 is not null).Select(t => (t.Item1 + suffix, t.Item2!)));
+        }
         var files = new List<string>();
         var md = new StringBuilder("# Results\n\nGenerated by `chainlora report`; scores are accuracy / F1 in percent, lm is NLL per token.\n\n");
         foreach (var (name, table) in tables)
@@ -114,7 +212,7 @@ public static class Reports
             AtomicFile.WriteAllText(csv, table.Csv());
             files.Add(csv);
         }
-        files.AddRange(Plots.Write(cells, results, outDir));
+        files.AddRange(Plots.Write(cells, studies, outDir));
         foreach (var png in files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)))
             md.Append($"![{Path.GetFileNameWithoutExtension(png)}]({Path.GetFileName(png)})\n\n");
         var mdPath = Path.Combine(outDir, "results.md");

@@ -101,11 +101,12 @@ public class GridAndReportTests
             var table1 = Reports.Table1(cells).Markdown();
             Assert.Contains("| LoRA | 71.0 ± 1.0 | 71.0 ± 1.0 |", table1);
             Assert.Contains("relative gain of COLA M=2 over LoRA | +7.04% |", table1);
-            var table4 = Reports.Table4(cells).Csv();
+            var study = Study.Of(cells).Single();
+            var table4 = Reports.Table4(study).Csv();
             Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0,0.90,+10.0%"), table4);
-            Assert.Contains("chain length 2", Reports.Table3(cells).Markdown());
+            Assert.Contains("chain length 2", Reports.Table3(study).Markdown());
 
-            var files = Reports.Write(cells, ResultTable.Load(dir), Path.Combine(dir, "report"));
+            var files = Reports.Write(cells, Path.Combine(dir, "report"));
             Assert.Contains(files, f => f.EndsWith("loss-sst2.png"));
             Assert.Contains(files, f => f.EndsWith("chain-length.png"));
             Assert.All(files.Where(f => f.EndsWith(".png")), f => Assert.True(new FileInfo(f).Length > 1000));
@@ -125,6 +126,53 @@ public class GridAndReportTests
             File.Delete(Path.Combine(one, "result.json"));
             Assert.Equal(all - 1, ResultTable.Load(dir).Count);
             Assert.Throws<DirectoryNotFoundException>(() => ResultTable.Load(Path.Combine(dir, "nothing")));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Lm_ablations_are_tabled_per_budget_with_the_share_of_the_gap_closed()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "LoRA r32", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "COLA M=3 rewarm", Kind = MethodKind.Cola, ChainLength = 3, Variant = ColaVariant.Rewarm },
+                new MethodSpec { Name = "LoRA n=50", Kind = MethodKind.Lora, NumTrain = 50 },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2], NumTrain = 200,
+        }.Validate("test");
+        var dir = Directory.CreateTempSubdirectory("lm-report").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                // NLL: LoRA r8 3.5, r32 3.3, rewarm 3.4 (half the gap), paper COLA 3.45, low data 3.6; + 0.01 per seed (mean +0.01).
+                var nll = j.Method switch { "LoRA" => 3.5, "LoRA r32" => 3.3, "COLA M=3 rewarm" => 3.4, "COLA M=3" => 3.45, _ => 3.6 } + 0.01 * j.Seed;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
+                {
+                    dev = new { nll_per_token = nll - 0.1 }, test = new { nll_per_token = nll }, training_flops = 1e12,
+                }));
+            }
+            var cells = ResultTable.Summarize(ResultTable.Load(dir));
+            var study = Study.Of(cells).Single();
+            Assert.Equal((200, 8), (study.NumTrain, study.Rank));
+            var share = Reports.ShareClosed(study)!.Csv();
+            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,3.410 ± 0.010,0.50 ± 0.00,3", share);
+            Assert.Contains("COLA M=3,8,paper,3.3600,3.460 ± 0.010,0.25 ± 0.00,3", share);
+            Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
+            var table3 = Reports.Table3(study).Markdown();
+            Assert.Contains("| lm | 3.510 ± 0.010 | 3.460 ± 0.010 |", table3); // the rewarm variant stays out of Table 3
+            Assert.Contains("n = 50", Reports.Table6(study)!.Markdown());
+            Assert.Contains("| lm | LoRA | 3.510 ± 0.010 | 3.310 ± 0.010 |", Reports.Table8(study)!.Markdown());
+            var files = Reports.Write(cells, Path.Combine(dir, "report"));
+            Assert.Contains(files, f => f.EndsWith("share-closed.csv", StringComparison.Ordinal));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
