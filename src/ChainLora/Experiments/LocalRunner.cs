@@ -1,5 +1,6 @@
-// Runs job specs as child processes (`chainlora run-job SPEC`), N at a time. Finished jobs
-// (result.json present) are skipped, so re-running a grid resumes it.
+// Runs job specs as child processes (`chainlora run-job SPEC`), N at a time, seed by seed. Finished
+// jobs (result.json present) are skipped and interrupted ones continue from their checkpoint, so
+// re-running a grid resumes it.
 using System.Diagnostics;
 
 namespace ChainLora.Experiments;
@@ -18,7 +19,8 @@ public static class LocalRunner
         if (workers < 1) throw new ArgumentException($"--jobs {workers}: must be at least 1");
         if (threadsPerWorker < 0) throw new ArgumentException($"--threads {threadsPerWorker}: must be >= 0 (0 = the cores shared out)");
         var threadsEach = threadsPerWorker > 0 ? threadsPerWorker : Math.Max(1, Environment.ProcessorCount / workers);
-        var pending = new Queue<JobSpec>(jobs.Where(j => !j.IsFinished));
+        // Seed by seed: a grid stopped part-way has compared every method on its first seeds.
+        var pending = new Queue<JobSpec>(jobs.Where(j => !j.IsFinished).OrderBy(j => j.Seed));
         var outcomes = new List<JobOutcome>();
         var gate = new object();
         var threads = Enumerable.Range(0, Math.Min(workers, Math.Max(1, pending.Count))).Select(_ => new Thread(() =>
