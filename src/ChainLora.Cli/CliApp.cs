@@ -1,5 +1,6 @@
 // The `chainlora` executable: parses, then delegates to the library. Exit codes: 0 success,
-// 2 bad usage or bad input (one line on stderr naming the option, file or value), 1 failure.
+// 2 bad usage or bad input (one line on stderr naming the option, file or value), 3 training
+// diverged (result.json records where), 1 any other failure.
 using System.CommandLine;
 using ChainLora.Cli.Commands;
 
@@ -9,7 +10,8 @@ public static class CliApp
 {
     public static RootCommand Build(TextWriter output)
     {
-        var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models.");
+        var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models. " +
+            "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training diverged (OUT/result.json has \"status\": \"diverged\").");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(PerplexityCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
@@ -43,6 +45,11 @@ public static class CliApp
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Training.TrainingDivergedException e)
+        {
+            error.WriteLine($"error: {e.Message}; the last checkpoint is from before it");
+            return 3;
         }
         catch (Exception e) when (IsUserError(e))
         {

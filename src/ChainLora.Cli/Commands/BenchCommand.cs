@@ -1,6 +1,6 @@
 using System.CommandLine;
-using System.Text.Json;
 using ChainLora.Benchmarking;
+using ChainLora.IO;
 using ChainLora.Models;
 using ChainLora.Training;
 
@@ -55,7 +55,7 @@ static class BenchCommand
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });
             output.WriteLine(r.GetValue(json)
-                ? JsonSerializer.Serialize(new
+                ? JsonLines.Serialize(new
                 {
                     shape = result.Shape, method = result.Method, base_dtype = result.BaseDtype, batch = result.Batch, seq = result.Sequence,
                     steps = result.Steps, median_step_s = result.MedianStepSeconds, tokens_per_s = result.TokensPerSecond,

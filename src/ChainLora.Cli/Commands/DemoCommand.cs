@@ -1,6 +1,6 @@
 using System.CommandLine;
-using System.Text.Json;
 using ChainLora.Demo;
+using ChainLora.IO;
 using Spectre.Console;
 
 namespace ChainLora.Cli.Commands;
@@ -33,7 +33,7 @@ static class DemoCommand
                 report => ResidualLearningDemo.Run(options, methods, (m, s) => report(m.Name, s)));
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new
+                output.WriteLine(JsonLines.Serialize(new
                 {
                     runs = runs.Select(x => new
                     {

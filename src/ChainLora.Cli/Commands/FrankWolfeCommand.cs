@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using ChainLora.IO;
 using ChainLora.Theory;
 
@@ -43,7 +42,7 @@ static class FrankWolfeCommand
             if (r.GetValue(plot) is { } png) FrankWolfePlot.Save(result, png);
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new
+                output.WriteLine(JsonLines.Serialize(new
                 {
                     problem = EnumNames.Name(result.Problem), iterations = result.Iterations, average_gap = result.AverageGap,
                     bound = result.Bound, bound_holds = result.BoundHolds, final_rank = result.FinalRank, epsilon = result.Epsilon,

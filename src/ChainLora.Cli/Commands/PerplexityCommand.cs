@@ -1,6 +1,6 @@
 using System.CommandLine;
-using System.Text.Json;
 using ChainLora.Evaluation;
+using ChainLora.IO;
 using ChainLora.Loading;
 using ChainLora.Models;
 
@@ -29,7 +29,7 @@ static class PerplexityCommand
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch));
             output.WriteLine(r.GetValue(json)
-                ? JsonSerializer.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })
+                ? JsonLines.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })
                 : $"{result.Tokens} tokens  NLL/token {result.NllPerToken:F4}  perplexity {result.Perplexity:F3}");
             return 0;
         });

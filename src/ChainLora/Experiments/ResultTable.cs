@@ -28,8 +28,10 @@ public static class ResultTable
             JsonNode root;
             try { root = JsonNode.Parse(File.ReadAllText(resultPath)) ?? throw new InvalidDataException($"{resultPath}: empty"); }
             catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{resultPath}: {e.Message}", e); }
-            var (metric, test) = Primary(root["test"], resultPath);
-            double? dev = root["dev"] is JsonObject d && d.Count > 0 ? Primary(d, resultPath).Value : null;
+            var diverged = root["status"]?.GetValue<string>() == "diverged";
+            // A diverged run scores -infinity: the learning rate that made it is never the best.
+            var (metric, test) = diverged ? (MetricOf(spec), double.NegativeInfinity) : Primary(root["test"], resultPath);
+            double? dev = diverged ? double.NegativeInfinity : root["dev"] is JsonObject d && d.Count > 0 ? Primary(d, resultPath).Value : null;
             var flops = root["training_flops"]?.GetValue<double>() ?? 0;
             results.Add(new JobResult(spec, dev, test, metric, flops, jobDir));
         }
@@ -47,6 +49,10 @@ public static class ResultTable
         if (metrics?["nll_per_token"] is { } n) return ("-nll", -n.GetValue<double>());
         throw new InvalidDataException($"{source}: no accuracy, f1 or nll_per_token in its metrics");
     }
+
+    /// <summary>The metric a diverged run of <paramref name="spec"/>'s task would have reported.</summary>
+    static string MetricOf(JobSpec spec) => spec.Task.Equals("lm", StringComparison.OrdinalIgnoreCase) ? "-nll"
+        : spec.Task.Equals("squad", StringComparison.OrdinalIgnoreCase) || spec.Task.Equals("drop", StringComparison.OrdinalIgnoreCase) ? "f1" : "accuracy";
 
     public static List<CellSummary> Summarize(IEnumerable<JobResult> results) => results
         .GroupBy(r => (r.Spec.Task, r.Spec.Method))

@@ -71,8 +71,8 @@ public sealed class LoraAdapters
     {
         // Check every layer first so that a refusal leaves all weights untouched.
         foreach (var (name, layer) in Layers)
-            if (!layer.DeltaIsFinite())
-                throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of '{name}' is not finite");
+            if (layer.KnotRefusal() is { } why)
+                throw new KnotRefusedException($"refusing to tie a knot: '{name}': {why}");
         foreach (var layer in Layers.Values) layer.TieKnot();
     }
 

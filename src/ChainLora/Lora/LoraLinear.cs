@@ -23,6 +23,9 @@ public sealed record LoraFactors(Tensor A, Tensor B, double Scaling)
     public Tensor Delta() => B.matmul(A) * Scaling;
 }
 
+/// <summary>A knot that would merge a non-finite or absurdly large delta; every weight is left as it was.</summary>
+public sealed class KnotRefusedException(string message) : InvalidOperationException(message);
+
 public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 {
     // Parameter names follow PEFT's lora_A / lora_B (their .weight suffix is added on export).
@@ -80,8 +83,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public void TieKnot()
     {
         using var _ = no_grad();
-        if (!DeltaIsFinite())
-            throw new InvalidOperationException($"refusing to tie a knot: the LoRA delta of a {Base.OutFeatures}x{Base.InFeatures} layer is not finite");
+        if (KnotRefusal() is { } why)
+            throw new KnotRefusedException($"refusing to tie a knot on a {Base.OutFeatures}x{Base.InFeatures} layer: {why}");
         WeightMerge.AddInPlace(Base.Weight, lora_A, lora_B, Scaling);
         tied.Add(new LoraFactors(lora_A.detach().cpu().clone().DetachFromDisposeScope(),
             lora_B.detach().cpu().clone().DetachFromDisposeScope(), Scaling));
@@ -90,6 +93,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>Whether scaling * B A is finite (<see cref="WeightMerge.IsFinite"/>).</summary>
     public bool DeltaIsFinite() => WeightMerge.IsFinite(lora_A, lora_B, Scaling);
+
+    /// <summary>Why this link must not be tied into the weight (<see cref="WeightMerge.Refusal"/>), or null.</summary>
+    public string? KnotRefusal() => WeightMerge.Refusal(Base.Weight, lora_A, lora_B, Scaling);
 
     /// <summary>
     /// Starts a new link at <paramref name="rank"/> with <paramref name="alpha"/>: A freshly

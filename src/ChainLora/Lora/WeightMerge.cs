@@ -33,6 +33,35 @@ public static class WeightMerge
     }
 
     /// <summary>
+    /// A knot refuses a delta whose Frobenius norm exceeds this multiple of max(||W||_F, 1): a
+    /// finite but absurd link (a learning rate of 1e37) would otherwise be merged for good. Trained
+    /// links are orders of magnitude smaller than their weight.
+    /// </summary>
+    public const double MaxRelativeDelta = 10;
+
+    /// <summary>||scaling B A||_F from r x r products, never forming (out, in): ||B A||_F^2 = tr((B^T B)(A A^T)).</summary>
+    public static double DeltaNorm(Tensor a, Tensor b, double scaling)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (a32, b32) = (a.to(ScalarType.Float64), b.to(ScalarType.Float64));
+        var squared = b32.t().matmul(b32).mul(a32.matmul(a32.t())).sum().item<double>();
+        return Math.Abs(scaling) * Math.Sqrt(Math.Max(0, squared));
+    }
+
+    /// <summary>Why scaling * B A must not be merged into <paramref name="weight"/> (not finite, or absurdly large), or null.</summary>
+    public static string? Refusal(Tensor weight, Tensor a, Tensor b, double scaling)
+    {
+        if (!IsFinite(a, b, scaling)) return "the delta is not finite";
+        var delta = DeltaNorm(a, b, scaling);
+        double norm;
+        using (no_grad()) using (var w = weight.to(ScalarType.Float32).norm()) norm = w.item<float>();
+        var bound = MaxRelativeDelta * Math.Max(norm, 1);
+        return double.IsFinite(delta) && delta <= bound ? null
+            : $"the delta's norm {delta:G3} exceeds {MaxRelativeDelta} x max(||W||, 1) = {bound:G3}";
+    }
+
+    /// <summary>
     /// <paramref name="weight"/> (out, in), any dtype and device, += <paramref name="scaling"/> *
     /// <paramref name="b"/> (out, r) <paramref name="a"/> (r, in), in fp32 row blocks on the
     /// weight's device, each rounded once into the weight. Check <see cref="IsFinite"/> first.

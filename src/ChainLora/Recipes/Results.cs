@@ -35,7 +35,10 @@ public sealed record TrainingSummary(int Steps, IReadOnlyList<LinkSummary> Links
 /// </summary>
 public sealed record TaskRunResult(string Task, TrainingMethod Method, long Seed, string Model, HyperParameters Hyperparameters, DataSummary Data,
     TrainingSummary Training, IReadOnlyDictionary<string, double>? Dev, IReadOnlyDictionary<string, double> Test, double TrainingFlops,
-    double WallSeconds);
+    double WallSeconds, RunStatus Status = RunStatus.Finished, string? Divergence = null);
+
+/// <summary>How a train run ended: finished, or stopped at a diverging step (no dev or test metrics then).</summary>
+public enum RunStatus { Finished, Diverged }
 
 /// <summary>A zero-shot or in-context evaluation (`chainlora eval`).</summary>
 public sealed record TaskEvalResult(string Task, long Seed, string Model, string? Adapter, int Demonstrations, DataSummary Data,
@@ -50,7 +53,7 @@ public static class ResultFile
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = null,
-        Converters = { new NanAsNull(), new EnumNames.Converter() },
+        Converters = { new JsonLines.NonFiniteAsNull(), new EnumNames.Converter() },
     };
 
     static readonly JsonSerializerOptions Indented = new(Compact) { WriteIndented = true };
@@ -65,18 +68,5 @@ public static class ResultFile
     public static void Write<T>(string path, T result)
     {
         IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, Indented) + "\n");
-    }
-
-    /// <summary>JSON has no NaN: a diverged loss or an undefined metric is written as null.</summary>
-    sealed class NanAsNull : JsonConverter<double>
-    {
-        public override double Read(ref Utf8JsonReader reader, Type type, JsonSerializerOptions options) =>
-            reader.TokenType == JsonTokenType.Null ? double.NaN : reader.GetDouble();
-
-        public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options)
-        {
-            if (double.IsFinite(value)) writer.WriteNumberValue(value);
-            else writer.WriteNullValue();
-        }
     }
 }

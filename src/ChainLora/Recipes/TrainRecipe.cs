@@ -175,7 +175,20 @@ public sealed class TrainRecipe : IDisposable
     public TaskRunResult Run(Action<StepReport>? onStep = null)
     {
         this.onStep = onStep;
-        var training = trainer.Train(data, options.ResumeFrom);
+        TrainingResult training;
+        try
+        {
+            training = trainer.Train(data, options.ResumeFrom);
+        }
+        catch (TrainingDivergedException e)
+        {
+            // The record of a diverged run: how far it got and why it stopped; no metrics to report.
+            var diverged = new TaskRunResult(Prepared.Task.Name, options.Trainer.Method, options.Seed, model.Directory, Hyperparameters(),
+                Prepared.Data, TrainingSummary.Of(e.Partial, options.Trainer.Method == TrainingMethod.Full), null, new Dictionary<string, double>(), e.Partial.TotalFlops,
+                clock.Elapsed.TotalSeconds, RunStatus.Diverged, e.Message);
+            if (options.OutDir is not null) ResultFile.Write(Path.Combine(options.OutDir, ResultFile.Name), diverged);
+            throw;
+        }
         var eval = new EvalOptions { Seed = options.Seed };
         var dev = Prepared.Evaluate(model.Model, model.Tokenizer, eval, dev: true);
         var test = Prepared.Evaluate(model.Model, model.Tokenizer, eval)!;

@@ -124,6 +124,13 @@ public sealed class ChainTrainer
             var beforeKnot = run.State.Step + 1 == link.EndStep && link.Index + 1 < Schedule.Links.Count;
             var loss = AccumulateGradients(link, run, captureWeightGradients: beforeKnot && options.GradientInit);
             var rate = lr!.At(run.State.Step);
+            var gradientNorm = ClipGradients();
+            if (!double.IsFinite(loss) || !double.IsFinite(gradientNorm))
+            {
+                optimizer!.zero_grad();
+                throw Diverged(run, run.State.Step + 1, link.Index + 1,
+                    double.IsFinite(loss) ? $"the gradient norm is {gradientNorm}" : $"the loss is {loss}");
+            }
             OptimizerStep(rate);
             run.State.StepLosses.Add(loss);
             run.State.Step++;
@@ -152,7 +159,14 @@ public sealed class ChainTrainer
     void TieKnotAndExtend(Link next, RunInProgress run)
     {
         var clock = Stopwatch.StartNew();
-        Adapters!.TieKnot();
+        try
+        {
+            Adapters!.TieKnot();
+        }
+        catch (KnotRefusedException e)
+        {
+            throw Diverged(run, run.State.Step, next.Index, e.Message);
+        }
         Adapters.ExtendChain(next.Rank, next.Alpha);
         if (options.GradientInit) InitializeFromWeightGradients();
         optimizer!.Dispose();
@@ -207,13 +221,32 @@ public sealed class ChainTrainer
         }
     }
 
+    /// <summary>Clips the gradients to MaxGradNorm (when set) and returns their norm before clipping.</summary>
+    double ClipGradients()
+    {
+        using var scope = NewDisposeScope();
+        // An infinite bound clips nothing (the scale is clamped to 1) and still measures the norm.
+        return nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm > 0 ? options.MaxGradNorm : double.PositiveInfinity);
+    }
+
     void OptimizerStep(double rate)
     {
         using var scope = NewDisposeScope();
         foreach (var group in optimizer!.ParamGroups) group.LearningRate = rate;
-        if (options.MaxGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
         StepWithoutCollection(optimizer);
         optimizer.zero_grad();
+    }
+
+    /// <summary>The divergence at <paramref name="step"/>, with the run so far.</summary>
+    TrainingDivergedException Diverged(RunInProgress run, int step, int link, string reason)
+    {
+        foreach (var layer in Adapters?.Layers.Values ?? [])
+        {
+            layer.Base.Weight.grad = null;
+            layer.Base.Weight.requires_grad = false;
+        }
+        model.eval();
+        return new TrainingDivergedException(step, link, reason, run.Result(Schedule!));
     }
 
     void SaveCheckpoint(RunInProgress run)

@@ -48,14 +48,14 @@ public sealed record TrainerOptions
 
     public TrainerOptions Validate()
     {
-        if (!(LearningRate > 0)) throw new ArgumentException($"learning rate {LearningRate}: must be positive");
-        if (WeightDecay < 0) throw new ArgumentException($"weight decay {WeightDecay}: must be >= 0");
-        if (Momentum is < 0 or >= 1) throw new ArgumentException($"momentum {Momentum}: must be in [0, 1)");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"learning rate {LearningRate}: must be a positive number");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new ArgumentException($"weight decay {WeightDecay}: must be a number >= 0");
+        if (!(Momentum is >= 0 and < 1)) throw new ArgumentException($"momentum {Momentum}: must be in [0, 1)");
         if (Epochs < 1) throw new ArgumentException($"epochs {Epochs}: must be at least 1");
         if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation {GradientAccumulation}: must be at least 1");
-        if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be >= 0 (0 turns clipping off)");
+        if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm)) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be a number >= 0 (0 turns clipping off)");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
-        if (WarmupRatio is < 0 or >= 1) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
+        if (!(WarmupRatio is >= 0 and < 1)) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
         return this;
     }
 

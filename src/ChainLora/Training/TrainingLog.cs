@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ChainLora.IO;
 
 namespace ChainLora.Training;
 
@@ -23,15 +24,15 @@ public sealed class TrainingLog : IDisposable
             try { return (JsonNode.Parse(line)?["step"]?.GetValue<int>() ?? int.MaxValue) <= resumedAtStep; }
             catch (JsonException) { return false; } // a line cut by the interruption
         }).ToList();
-        IO.AtomicFile.WriteAllLines(path, kept);
+        AtomicFile.WriteAllLines(path, kept);
         return new TrainingLog(new StreamWriter(path, append: true) { AutoFlush = true });
     }
 
     public void Step(int step, int link, double loss, double lr, double tokensPerSecond) =>
-        writer.WriteLine(JsonSerializer.Serialize(new { step, link, loss, lr, tokens_per_s = tokensPerSecond }));
+        writer.WriteLine(JsonLines.Serialize(new { step, link, loss, lr, tokens_per_s = tokensPerSecond }));
 
     public void Knot(int step, int link, int rank, string? reason) =>
-        writer.WriteLine(JsonSerializer.Serialize(new { @event = "knot", step, link, rank, reason }));
+        writer.WriteLine(JsonLines.Serialize(new { @event = "knot", step, link, rank, reason }));
 
     public void Flush() => writer.Flush();
 

@@ -18,3 +18,19 @@ public sealed record TrainingResult(IReadOnlyList<LinkResult> Links, IReadOnlyLi
 
     public double FinalLoss => StepLosses.Count == 0 ? double.NaN : StepLosses[^1];
 }
+
+/// <summary>
+/// Training stopped at the first non-finite loss or gradient, or at a knot that refused its delta,
+/// before the optimizer applied it: the weights and the last checkpoint are those of the step before.
+/// </summary>
+public sealed class TrainingDivergedException(int step, int link, string reason, TrainingResult partial)
+    : Exception($"loss diverged at step {step} (link {link}): {reason}")
+{
+    /// <summary>The optimizer step (1-based) that diverged.</summary>
+    public int Step { get; } = step;
+    /// <summary>The link (1-based) it belonged to.</summary>
+    public int Link { get; } = link;
+    public string Reason { get; } = reason;
+    /// <summary>The run up to the last good step.</summary>
+    public TrainingResult Partial { get; } = partial;
+}

@@ -149,6 +149,25 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
+    public void A_diverging_train_exits_3_and_records_where_in_result_json()
+    {
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var outDir = Path.Combine(temp.FullName, "diverged");
+        // AdamW at lr 1e3 grows B far beyond the weights within a link: the knot refuses the delta.
+        var (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--method", "cola",
+            "--num-train", "16", "--num-dev", "4", "--num-eval", "4", "--epochs", "2", "--batch-size", "4", "--lr", "1e3");
+        Assert.Equal(3, exit);
+        Assert.Matches(@"error: loss diverged at step \d+ \(link 1\): refusing to tie a knot: .* exceeds 10 x max", error);
+        var result = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
+        Assert.Equal("diverged", (string)result["status"]!);
+        Assert.StartsWith("loss diverged at step", (string)result["divergence"]!);
+        Assert.Empty(result["test"]!.AsObject());
+        (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--lr", "Infinity");
+        Assert.Equal(2, exit);
+        Assert.Contains("learning rate", error);
+    }
+
+    [Fact]
     public void Lm_trains_on_a_text_file_and_reports_held_out_perplexity()
     {
         var text = Path.Combine(temp.FullName, "story.txt");

@@ -160,6 +160,12 @@ public class GridAndReportTests
                     dev = new { nll_per_token = nll - 0.1 }, test = new { nll_per_token = nll }, training_flops = 1e12,
                 }));
             }
+            // A diverged run scores -infinity: its learning rate can never be the best.
+            var divergedJob = jobs.First(j => j.Method == "COLA M=3" && j.Seed == 1);
+            File.WriteAllText(divergedJob.ResultPath, """{"status": "diverged", "dev": null, "test": {}, "training_flops": 1e12}""");
+            Assert.Equal(double.NegativeInfinity, ResultTable.Load(dir).Single(r => r.Spec.Id == divergedJob.Id).Test);
+            File.WriteAllText(divergedJob.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = 3.36 }, test = new { nll_per_token = 3.46 }, training_flops = 1e12 }));
+
             var cells = ResultTable.Summarize(ResultTable.Load(dir));
             var study = Study.Of(cells).Single();
             Assert.Equal((200, 8), (study.NumTrain, study.Rank));

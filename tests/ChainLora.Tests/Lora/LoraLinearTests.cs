@@ -129,7 +129,7 @@ public class LoraLinearTests
         }
         var before = layer.Base.Weight.detach().clone();
         Assert.False(layer.DeltaIsFinite());
-        Assert.Throws<InvalidOperationException>(adapters.TieKnot);
+        Assert.Throws<KnotRefusedException>(adapters.TieKnot);
         Assert.True(layer.Base.Weight.equal(before).all().item<bool>());
     }
 
@@ -160,8 +160,27 @@ public class LoraLinearTests
         var adapters = InjectWithRandomB(model);
         var snapshot = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         using (no_grad()) adapters.Layers.Values.Last().B[0, 0] = float.NaN;
-        var e = Assert.Throws<InvalidOperationException>(adapters.TieKnot);
+        var e = Assert.Throws<KnotRefusedException>(adapters.TieKnot);
         Assert.Contains("not finite", e.Message);
+        foreach (var (name, p) in model.named_parameters().Where(p => !p.name.Contains(".lora.")))
+            Assert.True(p.detach().allclose(snapshot[name], 0, 0), $"{name} changed");
+    }
+
+    [Fact]
+    public void A_finite_but_absurd_delta_is_refused_relative_to_its_weight()
+    {
+        using var model = TinyModels.Llama();
+        var adapters = InjectWithRandomB(model);
+        var layer = adapters.Layers.Values.First();
+        var weightNorm = layer.Base.Weight.norm().item<float>();
+        // ||B A|| from r x r products equals the norm of the formed product.
+        Assert.Equal(layer.DeltaWeight().norm().item<float>(), WeightMerge.DeltaNorm(layer.A, layer.B, layer.Scaling), 3);
+        Assert.Null(layer.KnotRefusal());
+        // Scale B so that the delta is 20x the weight: finite, but past the documented bound of 10x.
+        using (no_grad()) layer.B.mul_(20 * Math.Max(weightNorm, 1) / WeightMerge.DeltaNorm(layer.A, layer.B, layer.Scaling));
+        var snapshot = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var e = Assert.Throws<KnotRefusedException>(adapters.TieKnot);
+        Assert.Contains($"exceeds {WeightMerge.MaxRelativeDelta} x max(||W||, 1)", e.Message);
         foreach (var (name, p) in model.named_parameters().Where(p => !p.name.Contains(".lora.")))
             Assert.True(p.detach().allclose(snapshot[name], 0, 0), $"{name} changed");
     }

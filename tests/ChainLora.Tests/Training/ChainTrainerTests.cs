@@ -153,6 +153,43 @@ public class ChainTrainerTests
     }
 
     [Fact]
+    public void A_diverging_run_stops_before_the_bad_step_with_its_weights_and_checkpoint_intact()
+    {
+        var dir = Directory.CreateTempSubdirectory("diverge").FullName;
+        try
+        {
+            using var model = TinyModels.Llama();
+            Dictionary<string, Tensor>? lastGood = null;
+            var trainer = new ChainTrainer(model, Base with { LearningRate = 1e10, Optimizer = OptimizerKind.Sgd, CheckpointDir = dir, CheckpointEvery = 1 },
+                new LoraConfig(), new ChainConfig())
+            {
+                OnStep = _ => lastGood = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()),
+            };
+            var e = Assert.Throws<TrainingDivergedException>(() => trainer.Train(new RandomLmData(6)));
+            Assert.Matches(@"^loss diverged at step \d+ \(link 1\): the (loss|gradient norm) is", e.Message);
+            Assert.True(e.Step >= 2, $"diverged at step {e.Step}: the first step cannot see a bad gradient yet");
+            Assert.Equal(e.Step - 1, e.Partial.StepLosses.Count);
+            Assert.All(e.Partial.StepLosses, l => Assert.True(double.IsFinite(l)));
+            foreach (var (name, p) in model.named_parameters())
+                Assert.True(p.detach().equal(lastGood![name]).all().item<bool>(), $"{name} moved after the last good step");
+            var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "state.json")))!;
+            Assert.Equal(e.Step - 1, state["Step"]!.GetValue<int>());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Infinite_settings_are_refused_by_name()
+    {
+        Assert.Contains("learning rate", Assert.Throws<ArgumentException>(() => (Base with { LearningRate = double.PositiveInfinity }).Validate()).Message);
+        Assert.Contains("weight decay", Assert.Throws<ArgumentException>(() => (Base with { WeightDecay = double.PositiveInfinity }).Validate()).Message);
+        Assert.Contains("max grad norm", Assert.Throws<ArgumentException>(() => (Base with { MaxGradNorm = double.NaN }).Validate()).Message);
+    }
+
+    [Fact]
     public void Full_fine_tuning_trains_every_parameter_and_refuses_bf16()
     {
         var full = Train(Base with { Method = TrainingMethod.Full, Epochs = 1 }, new ChainConfig());
