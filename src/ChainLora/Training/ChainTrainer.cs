@@ -271,6 +271,10 @@ public sealed class ChainTrainer
         if (resumeFrom is not null)
         {
             state = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
+            var expected = state.Epoch * MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation) + state.BatchInEpoch / options.GradientAccumulation;
+            if (state.Step != expected)
+                throw new InvalidDataException(
+                    $"{resumeFrom}: step {state.Step} does not match epoch {state.Epoch}, micro-batch {state.BatchInEpoch} (expected step {expected}); same data and options as the interrupted run?");
             foreach (var knot in state.AutoKnots) CutChain(knot.Step, knot.Reason);
             trainable = Trainable();
             optimizer.Dispose();

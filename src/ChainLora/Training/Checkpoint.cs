@@ -102,8 +102,17 @@ public static class Checkpoint
         if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.MaxLinks)
             throw new InvalidDataException(
                 $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.MaxLinks} links); same options as the interrupted run?");
+        CheckRanges(statePath, run, schedule, adapters is not null);
+
+        var rngPath = Path.Combine(dir, RngFile);
+        var rng = File.Exists(rngPath) ? File.ReadAllBytes(rngPath) : throw new FileNotFoundException($"{rngPath}: missing", rngPath);
+        using (var current = get_rng_state())
+            if (rng.Length != current.numel())
+                throw new InvalidDataException($"{rngPath}: {rng.Length} bytes, a CPU generator state has {current.numel()}; the checkpoint is damaged");
 
         var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
+        Tensor Stored(string name) => tensors.TryGetValue(name, out var t) ? t
+            : throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' is missing");
         using var _ = no_grad();
         if (adapters is not null)
         {
@@ -113,22 +122,49 @@ public static class Checkpoint
                     throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
                 layer.ExtendChain(f.Rank, f.Alpha);
                 layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
-                    new LoraFactors(tensors[$"{f.Layer}.tied{i}.A"], tensors[$"{f.Layer}.tied{i}.B"], s)));
-                layer.A.copy_(tensors[$"{f.Layer}.lora_A"]);
-                layer.B.copy_(tensors[$"{f.Layer}.lora_B"]);
-                layer.Base.Weight.copy_(tensors[$"{f.Layer}.weight"]);
+                    new LoraFactors(Stored($"{f.Layer}.tied{i}.A"), Stored($"{f.Layer}.tied{i}.B"), s)));
+                layer.A.copy_(Stored($"{f.Layer}.lora_A"));
+                layer.B.copy_(Stored($"{f.Layer}.lora_B"));
+                layer.Base.Weight.copy_(Stored($"{f.Layer}.weight"));
             }
         }
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, t) in tensors)
             if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) p.copy_(t);
-        var rng = File.ReadAllBytes(Path.Combine(dir, RngFile));
         set_rng_state(tensor(rng, ScalarType.Byte, CPU));
         return run;
     }
 
-    public static void RestoreOptimizer(string dir, Optimizer optimizer) =>
-        Helper(optimizer).load_state_dict(Path.Combine(dir, OptimizerFile));
+    /// <summary>state.json's numbers against each other and the schedule: a hand-edited or damaged file is refused, naming the field.</summary>
+    static void CheckRanges(string path, RunState run, ChainSchedule schedule, bool chain)
+    {
+        void Require(bool ok, string message) { if (!ok) throw new InvalidDataException($"{path}: {message}"); }
+        Require(run.Step >= 0, $"Step {run.Step} must be >= 0");
+        Require(run.Epoch >= 0 && run.BatchInEpoch >= 0, $"Epoch {run.Epoch} and BatchInEpoch {run.BatchInEpoch} must be >= 0");
+        Require(run.StepLosses.Count == run.Step, $"{run.StepLosses.Count} StepLosses for Step {run.Step}");
+        Require(run.Tokens >= 0 && run.ElapsedSeconds >= 0 && run.KnotSeconds >= 0, "Tokens, ElapsedSeconds and KnotSeconds must be >= 0");
+        var knots = run.AutoKnots.Count > 0 ? run.AutoKnots.Count : schedule.Links.Count(l => l.Index > 0 && l.StartStep <= run.Step);
+        Require(!chain || run.TiedScalings.All(f => f.TiedScalings.Count == knots),
+            $"the layers record {string.Join("/", run.TiedScalings.Select(f => f.TiedScalings.Count).Distinct())} tied links where step {run.Step} follows {knots} knots");
+    }
+
+    /// <summary>
+    /// The optimizer's moments and step counts; a damaged file is named. The caller checks the data
+    /// position against its data (<see cref="MicroBatchFeed"/>).
+    /// </summary>
+    public static void RestoreOptimizer(string dir, Optimizer optimizer)
+    {
+        var path = Path.Combine(dir, OptimizerFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: missing", path);
+        try
+        {
+            Helper(optimizer).load_state_dict(path);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path}: not this run's optimizer state ({e.Message}); the checkpoint is damaged or from other options", e);
+        }
+    }
 
     // TorchSharp's AdamW, SGD and Adagrad share OptimizerHelper, which carries the state I/O.
     static TorchSharp.Modules.OptimizerHelper Helper(Optimizer optimizer) =>

@@ -17,6 +17,9 @@ public sealed class MicroBatchFeed : IDisposable
     public MicroBatchFeed(ITrainingData data, int accumulation, int epochs, RunState run)
     {
         if (accumulation < 1) throw new ArgumentException($"gradient accumulation {accumulation}: must be at least 1");
+        if (run.BatchInEpoch > data.BatchesPerEpoch || run.Epoch > epochs)
+            throw new InvalidDataException(
+                $"checkpoint at epoch {run.Epoch}, micro-batch {run.BatchInEpoch}: the run has {epochs} epochs of {data.BatchesPerEpoch} micro-batches");
         this.data = data;
         this.accumulation = accumulation;
         this.epochs = epochs;

@@ -67,4 +67,65 @@ public class CheckpointTests
         var e = Assert.Throws<FileNotFoundException>(() => trainer.Train(new RandomLmData(4), resumeFrom: "/nonexistent/ckpt"));
         Assert.Contains("/nonexistent/ckpt", e.Message);
     }
+
+    public static TheoryData<string, string> Damages => new()
+    {
+        { "rng.bin", "truncate" },
+        { "optimizer.bin", "truncate" },
+        { "state.json", "step-past-knot" },
+        { "state.json", "batch-9999" },
+        { "state.json", "step-negative" },
+        { "weights.safetensors", "truncate" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public void A_damaged_checkpoint_is_refused_naming_the_file(string file, string damage)
+    {
+        var dir = Directory.CreateTempSubdirectory("ckpt-damage").FullName;
+        try
+        {
+            using (var model = TinyModels.Opt())
+            {
+                var trainer = new ChainTrainer(model, Options with { CheckpointDir = dir }, Lora, Chain)
+                {
+                    OnStep = r => { if (r.Step == 4) throw new Interrupted(); },
+                };
+                Assert.Throws<Interrupted>(() => trainer.Train(new RandomLmData(8)));
+            }
+            var path = Path.Combine(dir, file);
+            var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "state.json")))!;
+            switch (damage)
+            {
+                case "truncate":
+                    var bytes = File.ReadAllBytes(path);
+                    File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+                    break;
+                case "step-past-knot":
+                    // Step 7 lies past the first knot (step 6), but the weights hold no tied link.
+                    state["Step"] = 7;
+                    state["StepLosses"]!.AsArray().Add(1.0);
+                    state["StepLosses"]!.AsArray().Add(1.0);
+                    state["StepLosses"]!.AsArray().Add(1.0);
+                    File.WriteAllText(path, state.ToJsonString());
+                    break;
+                case "batch-9999":
+                    state["BatchInEpoch"] = 9999;
+                    File.WriteAllText(path, state.ToJsonString());
+                    break;
+                case "step-negative":
+                    state["Step"] = -3;
+                    File.WriteAllText(path, state.ToJsonString());
+                    break;
+            }
+            using var resumed = TinyModels.Opt();
+            var again = new ChainTrainer(resumed, Options with { CheckpointDir = Path.Combine(dir, "next") }, Lora, Chain);
+            var e = Assert.Throws<InvalidDataException>(() => again.Train(new RandomLmData(8), resumeFrom: dir));
+            Assert.Contains(file == "state.json" && damage == "batch-9999" ? "micro-batch 9999" : file, e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
