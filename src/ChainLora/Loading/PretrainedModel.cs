@@ -68,13 +68,38 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
         {
             using var weights = CheckpointFiles.Open(dir);
             CheckpointLayout.Load(model, weights);
+            CheckFinite(model, dir);
+            var tokenizer = TokenizerLoader.FromDirectory(dir);
+            // OPT pads its embedding past the tokenizer (50272 rows for 50265 tokens); the reverse
+            // would index past the embedding with the tokenizer's last ids.
+            if (tokenizer.VocabSize > model.VocabSize)
+                throw new InvalidDataException(
+                    $"{dir}: the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {model.VocabSize}; ids from {model.VocabSize} up have no embedding");
+            return new PretrainedModel(model, tokenizer, dir, CheckpointFormat.HuggingFace);
         }
         catch
         {
             model.Dispose();
             throw;
         }
-        return new PretrainedModel(model, TokenizerLoader.FromDirectory(dir), dir, CheckpointFormat.HuggingFace);
+    }
+
+    /// <summary>Weights with a NaN or an infinity are refused, naming the first such tensor: a model that computes NaN tells nothing.</summary>
+    static void CheckFinite(CausalLM model, string source)
+    {
+        using var _ = no_grad();
+        // In slices of 1M elements: a mask of a whole embedding would add its size to the load's peak memory.
+        const long slice = 1 << 20;
+        foreach (var (name, p) in model.named_parameters())
+        {
+            using var flat = p.detach().reshape(-1);
+            for (long start = 0; start < flat.numel(); start += slice)
+            {
+                using var scope = NewDisposeScope();
+                if (!flat.narrow(0, start, Math.Min(slice, flat.numel() - start)).isfinite().all().item<bool>())
+                    throw new InvalidDataException($"{source}: weight '{name}' holds NaN or infinite values");
+            }
+        }
     }
 
     static PretrainedModel LoadLlama2c(string dir, ScalarType dtype, Device? device)
@@ -93,6 +118,12 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
         try
         {
             StateDict.LoadStrict(model, tensors, checkpoints[0]);
+            CheckFinite(model, checkpoints[0]);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
         finally
         {

@@ -141,4 +141,30 @@ public class CheckpointLayoutTests : TempFolderTest
         Assert.Equal(stored.Where(k => k != "lm_head.weight" || fixture == "llama-gqa").Order(), written.Tensors.Keys.Order());
         Assert.Equal("pt", written.Metadata["format"]);
     }
+
+    [Fact]
+    public void Weights_holding_nan_are_refused_naming_the_tensor()
+    {
+        var dir = Variant("opt-preln", k => k, t =>
+        {
+            var name = t.Keys.First(k => k.EndsWith("fc1.weight", StringComparison.Ordinal));
+            var poisoned = t[name].clone();
+            poisoned[0, 0] = float.NaN;
+            t[name] = poisoned;
+            return t;
+        });
+        var e = Assert.Throws<InvalidDataException>(() => PretrainedModel.Load(dir));
+        Assert.Contains("fc1.weight' holds NaN or infinite values", e.Message);
+    }
+
+    [Fact]
+    public void A_tokenizer_with_more_ids_than_the_embedding_is_refused()
+    {
+        var dir = Variant("opt-preln", k => k);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        var vocab = Enumerable.Range(0, (int)config["vocab_size"]! + 5).ToDictionary(i => i < 7 ? new[] { "<s>", "<pad>", "</s>", "<unk>", "a", "b", "ab" }[i] : $"t{i}", i => i);
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), System.Text.Json.JsonSerializer.Serialize(vocab));
+        var e = Assert.Throws<InvalidDataException>(() => PretrainedModel.Load(dir));
+        Assert.True(e.Message.Contains($"the tokenizer has {(int)config["vocab_size"]! + 5} tokens but config.json's vocab_size is {(int)config["vocab_size"]!}"), e.Message);
+    }
 }
