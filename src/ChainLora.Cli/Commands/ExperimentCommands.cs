@@ -30,6 +30,8 @@ static class ExperimentCommands
             var cfg = ExperimentConfig.Load(r.GetValue(config)!.FullName);
             var dir = r.GetValue(outDir)!.FullName;
             var specs = Grid.Expand(cfg, dir);
+            // Every cell checked as run-job would check it, before any spec is written.
+            foreach (var spec in specs) JobRunner.Check(spec);
             Grid.WriteSpecs(specs);
             AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(cfg));
             var todo = specs.Count(s => !s.IsFinished);
@@ -92,7 +94,9 @@ static class ExperimentCommands
 
     static List<string> WriteReport(string dir, string outDir)
     {
-        var results = ResultTable.Load(dir);
+        var skipped = new List<string>();
+        var results = ResultTable.Load(dir, skipped);
+        foreach (var s in skipped) Console.Error.WriteLine($"skipped {s}");
         if (results.Count == 0) throw new InvalidDataException($"{dir}: no finished jobs (no jobs/*/result.json) to report");
         return Reports.Write(ResultTable.Summarize(results), outDir);
     }

@@ -30,6 +30,24 @@ public static class JobRunner
         return true;
     }
 
+    /// <summary>The job's settings validated as its recipe will, and its model and data present; an error names the job.</summary>
+    public static void Check(JobSpec job)
+    {
+        try
+        {
+            if (job.Kind.Trains()) TrainOptions(job).Validate();
+            else EvalOptions(job).Validate();
+            if (job.Kind == MethodKind.Icl && job.Icl < 1) throw new ArgumentException($"icl {job.Icl}: in-context learning needs at least one demonstration");
+            if (!Directory.Exists(job.Model) && !IO.Hub.HubModelResolver.LooksLikeRepoId(job.Model))
+                throw new ArgumentException($"model '{job.Model}' is neither a folder nor a Hub id");
+            if (!Directory.Exists(job.Data) && !File.Exists(job.Data)) throw new ArgumentException($"data '{job.Data}' not found");
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"job {job.Id} ({job.Task}, {job.Method}): {e.Message}", e);
+        }
+    }
+
     public static TrainRecipeOptions TrainOptions(JobSpec job) => new()
     {
         Model = job.Model,

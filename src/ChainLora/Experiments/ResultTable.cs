@@ -13,8 +13,12 @@ public sealed record CellSummary(string Task, string Method, JobSpec Example, do
 
 public static class ResultTable
 {
-    /// <summary>Every job under <c>DIR/jobs</c> that has a result.json; others are ignored.</summary>
-    public static List<JobResult> Load(string dir)
+    /// <summary>
+    /// Every job under <c>DIR/jobs</c> that has a result.json; others are ignored. A job whose spec
+    /// or result cannot be read is left out too, its reason added to <paramref name="skipped"/>
+    /// when given (and thrown when not).
+    /// </summary>
+    public static List<JobResult> Load(string dir, List<string>? skipped = null)
     {
         var jobs = Path.Combine(dir, "jobs");
         if (!System.IO.Directory.Exists(jobs)) throw new DirectoryNotFoundException($"no jobs folder in {dir}");
@@ -24,18 +28,37 @@ public static class ResultTable
             var specPath = Path.Combine(jobDir, "spec.json");
             var resultPath = Path.Combine(jobDir, "result.json");
             if (!File.Exists(specPath) || !File.Exists(resultPath)) continue;
-            var spec = JobSpec.Load(specPath);
-            JsonNode root;
-            try { root = JsonNode.Parse(File.ReadAllText(resultPath)) ?? throw new InvalidDataException($"{resultPath}: empty"); }
-            catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{resultPath}: {e.Message}", e); }
+            try
+            {
+                results.Add(Read(specPath, resultPath, jobDir));
+            }
+            catch (Exception e) when (skipped is not null && e is InvalidDataException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
+            {
+                skipped.Add($"{jobDir}: {e.Message}");
+            }
+        }
+        return results;
+    }
+
+    static JobResult Read(string specPath, string resultPath, string jobDir)
+    {
+        var spec = JobSpec.Load(specPath);
+        JsonNode root;
+        try { root = JsonNode.Parse(File.ReadAllText(resultPath)) ?? throw new InvalidDataException($"{resultPath}: empty"); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{resultPath}: {e.Message}", e); }
+        try
+        {
             var diverged = root["status"]?.GetValue<string>() == "diverged";
             // A diverged run scores -infinity: the learning rate that made it is never the best.
             var (metric, test) = diverged ? (MetricOf(spec), double.NegativeInfinity) : Primary(root["test"], resultPath);
             double? dev = diverged ? double.NegativeInfinity : root["dev"] is JsonObject d && d.Count > 0 ? Primary(d, resultPath).Value : null;
             var flops = root["training_flops"]?.GetValue<double>() ?? 0;
-            results.Add(new JobResult(spec, dev, test, metric, flops, jobDir));
+            return new JobResult(spec, dev, test, metric, flops, jobDir);
         }
-        return results;
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{resultPath}: {e.Message}", e);  // a field of the wrong type
+        }
     }
 
     /// <summary>

@@ -37,6 +37,11 @@ public sealed partial class PeftAdapter
             tensors[KeyB(module)] = f.B;
         }
         foreach (var (name, bias) in Biases) tensors[BiasKey(name)] = bias;
+        // An adapter that computes NaN is no export: refuse it, as the merged export does.
+        using (no_grad())
+            foreach (var (key, t) in tensors)
+                if (!t.isfinite().all().item<bool>())
+                    throw new InvalidDataException($"refusing to export: adapter tensor '{key}' holds NaN or infinite values");
         ExportDirectory.Write(dir, overwrite, temp =>
         {
             File.WriteAllText(Path.Combine(temp, PeftAdapterConfig.FileName), config.ToJson());

@@ -57,6 +57,8 @@ public static partial class RunArtifacts
     public const string ChainJson = "chain.json";
     public const string LinksFile = "links.safetensors";
     const string FormatTag = "chainlora-chain";
+    /// <summary>The chain.json layout this code writes and reads.</summary>
+    const int FormatVersion = 1;
 
     static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
 
@@ -100,7 +102,7 @@ public static partial class RunArtifacts
         foreach (var (name, bias) in PeftAdapter.TrainedBiases(adapters, initialAdapter?.Biases.Keys)) tensors[name] = bias;
 
         var c = adapters.Config;
-        var file = new ChainFile(FormatTag, 1, Path.GetFullPath(baseModelDir), model.ModelType,
+        var file = new ChainFile(FormatTag, FormatVersion, Path.GetFullPath(baseModelDir), model.ModelType,
             new LoraFile([.. c.TargetModules], EnumNames.Name(c.Bias), c.Dropout,
                 c.Init == LoraInit.Gaussian ? "gaussian" : "kaiming", c.UseRsLora, c.Rank, c.Alpha),
             infos);
@@ -134,6 +136,8 @@ public static partial class RunArtifacts
         }
         if (file.Format != FormatTag || file.Links is not { Count: > 0 } || file.Lora is null || file.BaseModel is null || file.ModelType is null)
             throw new InvalidDataException($"{jsonPath}: not a {FormatTag} file, or fields format, base_model, model_type, lora, links are missing");
+        if (file.Version != FormatVersion)
+            throw new InvalidDataException($"{jsonPath}: field 'version' = {file.Version}; this ChainLora reads version {FormatVersion}");
 
         var linksPath = Path.Combine(folder, LinksFile);
         var tensors = SafeTensors.Load(linksPath, castTo: ScalarType.Float32);

@@ -77,4 +77,54 @@ public sealed class JobRunnerTests : TempFolderTest
         Assert.Equal(2, exit);
         Assert.Contains("field 'out' is required", error);
     }
+
+    [Theory]
+    [InlineData("\"tasks\": [{ \"name\": \"sst3\", \"data\": \"d\" }]", "sst3")]
+    [InlineData("\"epochs\": 0", "epochs 0")]
+    [InlineData("\"num_train\": -1", "num_train -1")]
+    [InlineData("\"methods\": [{ \"name\": \"a\", \"kind\": \"lora\", \"ranks\": [0] }]", "rank")]
+    [InlineData("\"model\": \"no/such/dir/here\"", "neither a folder nor a Hub id")]
+    [InlineData("\"tasks\": [{ \"name\": \"sst2\", \"data\": \"missing\" }]", "not found")]
+    public void Experiment_dry_run_refuses_cells_every_job_would_reject_and_writes_nothing(string field, string expected)
+    {
+        Directory.CreateDirectory(PathIn("model"));
+        Directory.CreateDirectory(PathIn("d"));
+        var fields = new Dictionary<string, string>
+        {
+            ["model"] = "\"model\": \"model\"", ["tasks"] = "\"tasks\": [{ \"name\": \"sst2\", \"data\": \"d\" }]",
+            ["methods"] = "\"methods\": [{ \"name\": \"a\", \"kind\": \"lora\" }]", ["epochs"] = "\"epochs\": 1", ["num_train"] = "\"num_train\": 8",
+        };
+        var key = field[1..field.IndexOf('"', 1)];
+        fields[key] = field;
+        var config = PathIn("grid.json");
+        File.WriteAllText(config, "{ \"data_root\": \".\", " + string.Join(", ", fields.Values) + " }");
+        var (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", PathIn("grid"), "--dry-run");
+        Assert.Equal(2, exit);
+        Assert.Contains(expected, error);
+        Assert.False(Directory.Exists(Path.Combine(PathIn("grid"), "jobs")), "no spec is written for a grid that cannot run");
+    }
+
+    [Fact]
+    public void Report_leaves_out_a_corrupt_result_and_says_so()
+    {
+        Directory.CreateDirectory(PathIn("model"));
+        Directory.CreateDirectory(PathIn("d"));
+        var config = PathIn("grid.json");
+        File.WriteAllText(config, """
+        { "model": "model", "data_root": ".", "tasks": [{ "name": "sst2", "data": "d" }],
+          "methods": [{ "name": "LoRA", "kind": "lora" }], "seeds": [0, 1] }
+        """);
+        var grid = PathIn("grid");
+        var (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
+        Assert.True(exit == 0, error);
+        var jobs = Directory.GetDirectories(Path.Combine(grid, "jobs")).Order(StringComparer.Ordinal).ToList();
+        File.WriteAllText(Path.Combine(jobs[0], "result.json"), """{ "dev": { "accuracy": 0.6 }, "test": { "accuracy": 0.7 } }""");
+        File.WriteAllText(Path.Combine(jobs[1], "result.json"), """{ "test": { "accuracy": "high" } """);
+        var skipped = new List<string>();
+        Assert.Single(ChainLora.Experiments.ResultTable.Load(grid, skipped));
+        Assert.Contains(jobs[1], Assert.Single(skipped));
+        Assert.Throws<InvalidDataException>(() => ChainLora.Experiments.ResultTable.Load(grid));
+        (exit, _, error) = CliHarness.Run("report", grid);
+        Assert.True(exit == 0, error);
+    }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ChainLora.Chain;
 using ChainLora.Export;
+using ChainLora.IO;
 using ChainLora.Loading;
 using ChainLora.Lora;
 using ChainLora.Tests.Cli;
@@ -152,5 +153,32 @@ public class ExportRecipeTests : TempFolderTest
 
         (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "onnx", "--out", outDir);
         Assert.Equal(2, exit);
+    }
+
+    [Fact]
+    public void Export_refuses_a_chain_of_another_version_and_a_peft_adapter_holding_nan()
+    {
+        var baseDir = WriteBaseModel();
+        var (runDir, _, _, model) = TrainRun(baseDir);
+        model.Dispose();
+        var chainJson = Path.Combine(runDir, RunArtifacts.FolderName, RunArtifacts.ChainJson);
+        var original = File.ReadAllText(chainJson);
+        File.WriteAllText(chainJson, original.Replace("\"version\": 1", "\"version\": 99"));
+        var (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "peft", "--out", PathIn("v99"));
+        Assert.Equal(2, exit);
+        Assert.Contains("field 'version' = 99", error);
+        Assert.False(Directory.Exists(PathIn("v99")));
+
+        File.WriteAllText(chainJson, original);
+        var links = Path.Combine(runDir, RunArtifacts.FolderName, RunArtifacts.LinksFile);
+        var tensors = SafeTensors.Load(links);
+        var key = tensors.Keys.First(k => k.EndsWith(".B", StringComparison.Ordinal));
+        tensors[key] = tensors[key].clone();
+        tensors[key][0, 0] = float.NaN;
+        SafeTensors.Save(links, tensors);
+        (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "peft", "--out", PathIn("nan"));
+        Assert.Equal(2, exit);
+        Assert.Contains("NaN or infinite", error);
+        Assert.False(Directory.Exists(PathIn("nan")));
     }
 }
