@@ -73,6 +73,7 @@ static class TrainCommand
         {
             Description = "Continue an interrupted run exactly from its checkpoint (a checkpoint folder or a run folder holding checkpoint/); pass the same options",
         };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace a run already in --out (its log, checkpoint and result.json)" };
         var checkpointing = CommonOptions.GradientCheckpointing();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
@@ -82,7 +83,7 @@ static class TrainCommand
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
-            checkpointing, json, device, dtype,
+            overwrite, checkpointing, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -124,6 +125,7 @@ static class TrainCommand
                 Adapter = r.GetValue(adapter),
                 CheckpointEvery = r.GetValue(checkpointEvery),
                 ResumeFrom = r.GetValue(resume),
+                Overwrite = r.GetValue(overwrite),
             };
             // Checked before a Hub model is downloaded or anything is loaded.
             options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model) };

@@ -23,7 +23,8 @@ public static class JobRunner
             // A cell stopped part-way (a scheduler's time limit, a session's end) continues from its checkpoint.
             var options = TrainOptions(job);
             var interrupted = File.Exists(Path.Combine(job.Out, Checkpoint.FolderName, "state.json"));
-            TrainRecipe.Run(options with { ResumeFrom = interrupted ? job.Out : null }, onStep);
+            // Without a checkpoint, whatever a stopped attempt left is replaced: a cell is only ever its spec.
+            TrainRecipe.Run(options with { ResumeFrom = interrupted ? job.Out : null, Overwrite = !interrupted }, onStep);
         }
         else
             ResultFile.Write(job.ResultPath, EvalRecipe.Run(EvalOptions(job)));

@@ -18,6 +18,7 @@ using System.Diagnostics;
 using ChainLora.Chain;
 using ChainLora.Evaluation;
 using ChainLora.Export;
+using ChainLora.IO;
 using ChainLora.IO.Hub;
 using ChainLora.Loading;
 using ChainLora.Lora;
@@ -57,6 +58,8 @@ public sealed record TrainRecipeOptions
     public int CheckpointEvery { get; init; }
     /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
     public string? ResumeFrom { get; init; }
+    /// <summary>Replace a run already in <see cref="OutDir"/> (its log, checkpoint and result); otherwise such a folder is refused.</summary>
+    public bool Overwrite { get; init; }
 
     /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
     public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, Checkpoint.FolderName);
@@ -85,6 +88,7 @@ public sealed class TrainRecipe : IDisposable
     readonly ITrainingData data;
     readonly Stopwatch clock;
     readonly PeftAdapter? initialAdapter;
+    readonly FolderLock? folderLock;
     Action<StepReport>? onStep;
 
     public PreparedTask Prepared { get; }
@@ -92,8 +96,9 @@ public sealed class TrainRecipe : IDisposable
     public int TotalSteps => trainer.Schedule!.TotalSteps;
 
     TrainRecipe(PretrainedModel model, bool ownsModel, TrainRecipeOptions options, PreparedTask prepared, Stopwatch clock,
-        PeftAdapter? initialAdapter)
+        PeftAdapter? initialAdapter, FolderLock? folderLock)
     {
+        this.folderLock = folderLock;
         this.model = model;
         this.ownsModel = ownsModel;
         this.options = options;
@@ -148,17 +153,22 @@ public sealed class TrainRecipe : IDisposable
         var task = TaskRegistry.Find(options.Task);
         var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
-        var adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
+        var folderLock = options.OutDir is null ? null : FolderLock.Acquire(options.OutDir, "train run");
+        PeftAdapter? adapter = null;
         try
         {
+            if (options.OutDir is not null && resume is null && !options.Overwrite && PreviousRun(options.OutDir) is { } previous)
+                throw new ArgumentException(
+                    $"{options.OutDir} holds a run ({previous}); continue it with --resume {options.OutDir} or replace it with --overwrite");
+            adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
             // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
             adapter?.MergeInto(model.Model);
-            if (options.OutDir is not null) Directory.CreateDirectory(options.OutDir);
-            return new TrainRecipe(model, ownsModel, options with { ResumeFrom = resume }, prepared, clock, adapter);
+            return new TrainRecipe(model, ownsModel, options with { ResumeFrom = resume }, prepared, clock, adapter, folderLock);
         }
         catch
         {
             adapter?.Dispose();
+            folderLock?.Dispose();
             throw;
         }
     }
@@ -208,6 +218,15 @@ public sealed class TrainRecipe : IDisposable
     {
         initialAdapter?.Dispose();
         if (ownsModel) model.Dispose();
+        folderLock?.Dispose();
+    }
+
+    /// <summary>What of an earlier run <paramref name="dir"/> holds (its log, checkpoint or result), or null.</summary>
+    static string? PreviousRun(string dir)
+    {
+        var found = new[] { "train_log.jsonl", Checkpoint.FolderName, ResultFile.Name }
+            .Where(n => File.Exists(Path.Combine(dir, n)) || Directory.Exists(Path.Combine(dir, n))).ToList();
+        return found.Count == 0 ? null : string.Join(", ", found);
     }
 
     HyperParameters Hyperparameters()

@@ -168,6 +168,30 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
+    public void A_run_folder_is_locked_while_in_use_and_an_earlier_run_is_not_replaced_silently()
+    {
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var outDir = Path.Combine(temp.FullName, "shared-out");
+        string[] args = ["train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--num-train", "4", "--num-dev", "1",
+            "--num-eval", "2", "--epochs", "1", "--batch-size", "2", "--json"];
+        using (ChainLora.IO.FolderLock.Acquire(outDir))
+        {
+            var (busy, _, busyError) = CliHarness.Run(args);
+            Assert.Equal(2, busy);
+            Assert.Contains("in use by another", busyError);
+        }
+        var (exit, _, error) = CliHarness.Run(args);
+        Assert.True(exit == 0, error);
+        var first = File.ReadAllText(Path.Combine(outDir, "result.json"));
+        (exit, _, error) = CliHarness.Run(args);
+        Assert.Equal(2, exit);
+        Assert.Contains("holds a run (train_log.jsonl, result.json)", error);
+        Assert.Equal(first, File.ReadAllText(Path.Combine(outDir, "result.json")));
+        (exit, _, error) = CliHarness.Run([.. args, "--overwrite"]);
+        Assert.True(exit == 0, error);
+    }
+
+    [Fact]
     public void Lm_trains_on_a_text_file_and_reports_held_out_perplexity()
     {
         var text = Path.Combine(temp.FullName, "story.txt");
