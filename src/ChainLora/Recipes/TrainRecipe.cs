@@ -114,6 +114,7 @@ public sealed class TrainRecipe : IDisposable
             LogPath = logPath,
             CheckpointDir = options.CheckpointDir,
             CheckpointEvery = options.CheckpointEvery,
+            Fingerprint = RunFingerprint.Of(options, model.Directory, prepared.Data),
         };
         trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
         {

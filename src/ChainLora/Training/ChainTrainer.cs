@@ -263,7 +263,7 @@ public sealed class ChainTrainer
         // A run starts from the planned layout; automatic knots cut it again as they are (re)placed.
         var schedule = Schedule = layout!;
         lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
-        var state = new RunState { LinkFlops = new double[schedule.MaxLinks] };
+        var state = new RunState { LinkFlops = new double[schedule.MaxLinks], Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>()) };
         trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer?.Dispose();
@@ -271,6 +271,7 @@ public sealed class ChainTrainer
         if (resumeFrom is not null)
         {
             state = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
+            state.Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>());
             var expected = state.Epoch * MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation) + state.BatchInEpoch / options.GradientAccumulation;
             if (state.Step != expected)
                 throw new InvalidDataException(

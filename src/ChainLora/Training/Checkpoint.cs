@@ -31,6 +31,8 @@ public sealed class RunState
     public List<LinkFactors> TiedScalings { get; set; } = [];
     /// <summary>Knots placed during training (automatic knots), in order.</summary>
     public List<AutoKnot> AutoKnots { get; set; } = [];
+    /// <summary>What defines the run (<see cref="TrainerOptions.Fingerprint"/>); a resume must match it.</summary>
+    public Dictionary<string, string> Fingerprint { get; set; } = [];
 }
 
 /// <summary>Where an automatic knot was tied and why.</summary>
@@ -103,6 +105,7 @@ public static class Checkpoint
             throw new InvalidDataException(
                 $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.MaxLinks} links); same options as the interrupted run?");
         CheckRanges(statePath, run, schedule, adapters is not null);
+        CheckFingerprint(dir, run.Fingerprint, options.Fingerprint);
 
         var rngPath = Path.Combine(dir, RngFile);
         var rng = File.Exists(rngPath) ? File.ReadAllBytes(rngPath) : throw new FileNotFoundException($"{rngPath}: missing", rngPath);
@@ -133,6 +136,19 @@ public static class Checkpoint
             if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) p.copy_(t);
         set_rng_state(tensor(rng, ScalarType.Byte, CPU));
         return run;
+    }
+
+    /// <summary>Every value that defined the interrupted run must be the same now (a checkpoint without one, from before, is not checked).</summary>
+    static void CheckFingerprint(string dir, IReadOnlyDictionary<string, string> saved, IReadOnlyDictionary<string, string>? now)
+    {
+        if (saved.Count == 0 || now is null) return;
+        foreach (var key in saved.Keys.Union(now.Keys).Order(StringComparer.Ordinal))
+        {
+            var (before, after) = (saved.GetValueOrDefault(key, "(none)"), now.GetValueOrDefault(key, "(none)"));
+            if (before != after)
+                throw new InvalidDataException(
+                    $"--resume {dir}: {key} was {before} in the interrupted run and is {after} now; resume with the same options and data");
+        }
     }
 
     /// <summary>state.json's numbers against each other and the schedule: a hand-edited or damaged file is refused, naming the field.</summary>

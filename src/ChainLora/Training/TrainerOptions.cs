@@ -43,6 +43,11 @@ public sealed record TrainerOptions
     /// gradient of the link's last step (Algorithm 2's oracle direction) instead of a random A.
     /// </summary>
     public bool GradientInit { get; init; }
+    /// <summary>
+    /// What defines the run beyond these options (model, task, data files' hashes, ...), by name:
+    /// recorded in checkpoints, and a resume whose values differ is refused naming the first.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Fingerprint { get; init; }
     /// <summary>The named variant these options came from, for the record (<see cref="ColaVariants.Apply"/> sets the options).</summary>
     public ColaVariant Variant { get; init; } = ColaVariant.Paper;
 

@@ -192,6 +192,28 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
+    public void Resume_refuses_other_options_or_changed_data_naming_them()
+    {
+        var text = Path.Combine(temp.FullName, "story.txt");
+        File.WriteAllLines(text, Enumerable.Range(0, 300).Select(i => $"Once upon a time, a little cat named Tom {i % 7} went to play."));
+        var outDir = Path.Combine(temp.FullName, "resume-check");
+        string[] args = ["train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--num-train", "4", "--num-dev", "1",
+            "--num-eval", "2", "--epochs", "2", "--batch-size", "2", "--checkpoint-every", "1", "--json"];
+        var (exit, _, error) = CliHarness.Run(args);
+        Assert.True(exit == 0, error);
+        (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--seed", "5"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("seed was 0 in the interrupted run and is 5 now", error);
+        (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--rank", "4"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("lora was rank 8", error);
+        File.AppendAllText(text, "A new line changes the data.\n");
+        (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir]);
+        Assert.Equal(2, exit);
+        Assert.Contains("data was story.txt sha256:", error);
+    }
+
+    [Fact]
     public void Lm_trains_on_a_text_file_and_reports_held_out_perplexity()
     {
         var text = Path.Combine(temp.FullName, "story.txt");
