@@ -61,12 +61,21 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
             "opt" => OptConfig.FromFile(configPath),
             _ => throw new InvalidDataException($"{configPath}: model_type '{type}' is not supported (llama, opt)"),
         };
-        // Weights are allocated once, in their final dtype, and filled tensor by tensor from the
-        // files: loading holds no second copy of the model (no fp32 staging of a bf16 model).
+        // The weight files are opened (their headers only) before anything is allocated, and the
+        // config's sizes checked against them: a config that asks for 2e9 layers is an error, not an
+        // out-of-memory kill. Weights are then allocated once, in their final dtype, and filled
+        // tensor by tensor: loading holds no second copy of the model.
+        using var weights = CheckpointFiles.Open(dir);
+        var (layers, vocab, width) = config switch
+        {
+            LlamaConfig c => (c.NumHiddenLayers, c.VocabSize, c.HiddenSize),
+            OptConfig c => (c.NumHiddenLayers, c.VocabSize, c.EmbedDim),
+            _ => throw new ArgumentException($"unsupported config type {config.GetType().Name}"),
+        };
+        CheckSizes(configPath, weights, layers, vocab, width);
         var model = Create(config, dtype, device, initialize: false);
         try
         {
-            using var weights = CheckpointFiles.Open(dir);
             CheckpointLayout.Load(model, weights);
             CheckFinite(model, dir);
             var tokenizer = TokenizerLoader.FromDirectory(dir);
@@ -82,6 +91,24 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// config.json's layer count and embedding size against the stored tensors' names and shapes,
+    /// before the model is built: decoder layers numbered 0..n-1 and an embed_tokens of (vocab_size, width).
+    /// </summary>
+    static void CheckSizes(string configPath, ITensorSource weights, int layers, int vocab, int width)
+    {
+        var stored = weights.Tensors.Keys
+            .Select(k => System.Text.RegularExpressions.Regex.Match(k, @"(^|\.)layers\.(\d+)\."))
+            .Where(m => m.Success).Select(m => long.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)).Distinct().Count();
+        if (stored != layers)
+            throw new InvalidDataException(
+                $"{configPath}: num_hidden_layers = {layers} but {weights.Source} holds {stored} decoder layers");
+        var embedding = weights.Tensors.Values.FirstOrDefault(t => t.Name.EndsWith("embed_tokens.weight", StringComparison.Ordinal));
+        if (embedding is not null && (embedding.Shape.Count != 2 || embedding.Shape[0] != vocab || embedding.Shape[1] != width))
+            throw new InvalidDataException(
+                $"{configPath}: vocab_size {vocab} and width {width} do not match {embedding.Name} ({string.Join(" x ", embedding.Shape)}) in {weights.Source}");
     }
 
     /// <summary>Weights with a NaN or an infinity are refused, naming the first such tensor: a model that computes NaN tells nothing.</summary>

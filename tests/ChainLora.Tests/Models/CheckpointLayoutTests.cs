@@ -167,4 +167,22 @@ public class CheckpointLayoutTests : TempFolderTest
         var e = Assert.Throws<InvalidDataException>(() => PretrainedModel.Load(dir));
         Assert.True(e.Message.Contains($"the tokenizer has {(int)config["vocab_size"]! + 5} tokens but config.json's vocab_size is {(int)config["vocab_size"]!}"), e.Message);
     }
+
+    [Theory]
+    [InlineData("num_hidden_layers", 2000000000, "num_hidden_layers = 2000000000 but")]
+    [InlineData("vocab_size", 1000000000, "vocab_size 1000000000 and width")]
+    [InlineData("hidden_size", 1 << 30, "do not match")]
+    public void Config_sizes_are_checked_against_the_weight_files_before_anything_is_allocated(string field, int value, string expected)
+    {
+        var dir = Variant("llama-gqa", k => k);
+        var path = Path.Combine(dir, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        config[field] = value;
+        File.WriteAllText(path, config.ToJsonString());
+        var before = ChainLora.Runtime.ProcessMemory.CurrentRssMb();
+        var e = Assert.ThrowsAny<Exception>(() => PretrainedModel.Load(dir));
+        Assert.True(e is InvalidDataException, $"{e.GetType().Name}: {e.Message}");
+        Assert.Contains(expected, e.Message);
+        Assert.True(ChainLora.Runtime.ProcessMemory.CurrentRssMb() - before < 200, "the refusal allocated the model first");
+    }
 }
