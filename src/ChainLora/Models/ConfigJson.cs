@@ -34,6 +34,20 @@ public static class ConfigJson
         }
     }
 
+    /// <summary><see cref="Read{T}"/> then <paramref name="validate"/>; a bad value is an error naming the file and the field.</summary>
+    public static T ReadValid<T>(string path, Func<T, T> validate) where T : class
+    {
+        var config = Read<T>(path);
+        try
+        {
+            return validate(config);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+    }
+
     public static string Write<T>(T config) => JsonSerializer.Serialize(config, Options);
 
     static JsonDocument Parse(string path)

@@ -45,7 +45,7 @@ public sealed record LlamaConfig
         return this;
     }
 
-    public static LlamaConfig FromFile(string path) => ConfigJson.Read<LlamaConfig>(path).Validate();
+    public static LlamaConfig FromFile(string path) => ConfigJson.ReadValid<LlamaConfig>(path, c => c.Validate());
 
     /// <summary>The config llama2.c's model.py implies (RMSNorm eps 1e-5, theta 10000).</summary>
     public static LlamaConfig FromLlama2c(IO.Llama2cHeader h) => new LlamaConfig

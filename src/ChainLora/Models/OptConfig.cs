@@ -48,7 +48,7 @@ public sealed record OptConfig
         return this;
     }
 
-    public static OptConfig FromFile(string path) => ConfigJson.Read<OptConfig>(path).Validate();
+    public static OptConfig FromFile(string path) => ConfigJson.ReadValid<OptConfig>(path, c => c.Validate());
 
     public static OptConfig Opt125m => new();
     public static OptConfig Opt350m => new()

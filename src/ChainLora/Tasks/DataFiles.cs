@@ -95,6 +95,9 @@ public static partial class DataFiles
         _ => throw new InvalidDataException($"{path}: unsupported data file (expected {string.Join(", ", Extensions)})"),
     };
 
+    /// <summary>A key given twice in one object is an error (not the last one silently winning).</summary>
+    static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false };
+
     public static IEnumerable<JsonRow> ReadJsonLines(string path)
     {
         var lineNumber = 0;
@@ -103,7 +106,7 @@ public static partial class DataFiles
             lineNumber++;
             if (line.Trim().Length == 0) continue;
             JsonNode? node;
-            try { node = JsonNode.Parse(line); }
+            try { node = JsonNode.Parse(line, documentOptions: Strict); }
             catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNumber}: not valid JSON: {e.Message}", e); }
             if (node is not JsonObject o) throw new InvalidDataException($"{path}:{lineNumber}: expected a JSON object per line");
             yield return new JsonRow(o, $"{path}:{lineNumber}");
@@ -201,7 +204,7 @@ public static partial class DataFiles
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+            return JsonNode.Parse(File.ReadAllText(path), documentOptions: Strict) as JsonObject
                 ?? throw new InvalidDataException($"{path}: expected a JSON object at the top level");
         }
         catch (JsonException e)

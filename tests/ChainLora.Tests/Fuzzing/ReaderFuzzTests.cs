@@ -1,0 +1,117 @@
+using System.Text;
+using ChainLora.Experiments;
+using ChainLora.IO;
+using ChainLora.Models;
+using ChainLora.Tasks;
+using static TorchSharp.torch;
+
+namespace ChainLora.Tests.Fuzzing;
+
+/// <summary>
+/// Every reader of user files, fed mutations of a valid file (see <see cref="Fuzz"/>): each input is
+/// accepted or refused with InvalidDataException, never another exception type, a crash or a hang.
+/// </summary>
+public class ReaderFuzzTests
+{
+    static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
+
+    [Fact]
+    public void Safetensors()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"seed-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SafeTensors.Save(path, new Dictionary<string, Tensor>
+            {
+                ["a"] = arange(12, ScalarType.Float32).view(3, 4),
+                ["b"] = ones(5, ScalarType.BFloat16),
+                ["c"] = tensor(new long[] { 7, 8 }),
+            });
+            var seed = File.ReadAllBytes(path);
+            Fuzz.Reader(seed, "model.safetensors", p => { foreach (var t in SafeTensors.Load(p).Values) t.Dispose(); });
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Llama2c_checkpoint() =>
+        Fuzz.Reader(File.ReadAllBytes(Path.Combine(Fixtures.Reference("llama2c-tiny"), "model.bin")), "model.bin",
+            p => { foreach (var t in Llama2cCheckpoint.Load(p).Tensors.Values) t.Dispose(); });
+
+    [Fact]
+    public void Config_json() =>
+        Fuzz.Reader(Utf8(ConfigJson.Write(TinyModels.LlamaConfig)), "config.json", p => LlamaConfig.FromFile(p));
+
+    [Fact]
+    public void Experiment_config() =>
+        Fuzz.Reader(Utf8("""
+            { "model": "m", "data_root": ".", "tasks": [{ "name": "sst2", "data": "d" }],
+              "methods": [{ "name": "LoRA", "kind": "lora" }, { "name": "COLA", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }],
+              "learning_rates": [1e-3], "seeds": [0, 1], "epochs": 5, "num_train": 1000 }
+            """), "grid.json", p => ExperimentConfig.Load(p));
+
+    [Fact]
+    public void Job_spec() =>
+        Fuzz.Reader(Utf8(ExperimentConfig.Serialize(new JobSpec
+        {
+            Task = "sst2", Data = "/d", Model = "/m", Method = "COLA", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4],
+            LearningRate = 1e-3, Epochs = 5, NumTrain = 100, NumDev = 10, NumEval = 10, BatchSize = 8, Out = "/o",
+        })), "spec.json", p => JobSpec.Load(p));
+
+    [Fact]
+    public void SuperGlue_jsonl() =>
+        Fuzz.Reader(Utf8(string.Join("\n", Enumerable.Range(0, 4).Select(i =>
+                $$"""{"premise": "The man fell {{i}}.", "choice1": "He slipped.", "choice2": "He sang.", "question": "cause", "label": {{i % 2}}, "idx": {{i}}}"""))),
+            "train.jsonl", p => TaskData.Load(TaskRegistry.Find("copa"), Path.GetDirectoryName(p)!),
+            companions: new Dictionary<string, byte[]>
+            {
+                ["val.jsonl"] = Utf8("""{"premise": "It rained.", "choice1": "We stayed in.", "choice2": "We swam.", "question": "effect", "label": 0, "idx": 9}"""),
+            });
+
+    [Fact]
+    public void Glue_tsv() =>
+        Fuzz.Reader(Utf8("sentence\tlabel\nit is great\t1\nit is bad\t0\nso so\t1\n"), "train.tsv",
+            p => TaskData.Load(TaskRegistry.Find("sst2"), Path.GetDirectoryName(p)!),
+            companions: new Dictionary<string, byte[]> { ["dev.tsv"] = Utf8("sentence\tlabel\nfine\t1\n") });
+
+    [Fact]
+    public void Pytorch_model_bin() =>
+        Fuzz.Reader(File.ReadAllBytes(Path.Combine(Fixtures.PyTorch("views"), "pytorch_model.bin")), "pytorch_model.bin", p =>
+        {
+            using var checkpoint = PyTorchCheckpoint.Open(p);
+            foreach (var t in checkpoint.Tensors.Values)
+            {
+                using var destination = empty([.. t.Shape], ScalarType.Float32);
+                checkpoint.CopyTo(t.Name, destination);
+            }
+        }, seconds: 20);
+
+    [Fact]
+    public void Squad_json() =>
+        Fuzz.Reader(Utf8("""
+            {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "The cat sat on the mat.",
+              "qas": [{"id": "1", "question": "Where?", "answers": [{"answer_start": 15, "text": "the mat"}]},
+                      {"id": "2", "question": "Who?", "answers": [{"answer_start": 4, "text": "cat"}]}]}]}]}
+            """), "train-v1.1.json", p => TaskData.Load(TaskRegistry.Find("squad"), Path.GetDirectoryName(p)!),
+            companions: new Dictionary<string, byte[]>
+            {
+                ["dev-v1.1.json"] = Utf8("""{"version": "1.1", "data": [{"title": "D", "paragraphs": [{"context": "A dog.", "qas": [{"id": "3", "question": "What?", "answers": [{"answer_start": 2, "text": "dog"}]}]}]}]}"""),
+            });
+
+    [Fact]
+    public void Peft_adapter_config() =>
+        Fuzz.Reader(Utf8("""
+            { "peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
+              "bias": "none", "use_rslora": false, "rank_pattern": {"layers.0.q_proj": 4}, "alpha_pattern": {},
+              "base_model_name_or_path": "facebook/opt-125m", "task_type": "CAUSAL_LM", "fan_in_fan_out": false }
+            """), "adapter_config.json", p => ChainLora.Export.PeftAdapterConfig.Read(p));
+
+    [Fact]
+    public void Gpt2_bpe_tokenizer_files() =>
+        Fuzz.Reader(Utf8("""{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "ab": 6, "Ġa": 7}"""), "vocab.json",
+            p => ChainLora.Tokenization.TokenizerLoader.FromDirectory(Path.GetDirectoryName(p)!),
+            companions: new Dictionary<string, byte[]> { ["merges.txt"] = Utf8("#version: 0.2\na b\n") });
+}
