@@ -1,6 +1,7 @@
 // The `chainlora` executable: parses, then delegates to the library. Exit codes: 0 success,
 // 2 bad usage or bad input (one line on stderr naming the option, file or value), 3 training
-// diverged (result.json records where), 1 any other failure.
+// diverged (result.json records where), 130 stopped by Ctrl+C or SIGTERM after checkpointing, 1 any
+// other failure.
 using System.CommandLine;
 using ChainLora.Cli.Commands;
 
@@ -11,7 +12,8 @@ public static class CliApp
     public static RootCommand Build(TextWriter output)
     {
         var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models. " +
-            "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training diverged (OUT/result.json has \"status\": \"diverged\").");
+            "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training diverged (OUT/result.json has \"status\": \"diverged\"), " +
+            "130 train stopped by Ctrl+C or SIGTERM after saving a checkpoint (continue with --resume).");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(PerplexityCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
@@ -45,6 +47,11 @@ public static class CliApp
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Training.TrainingStoppedException e)
+        {
+            error.WriteLine($"interrupted: {e.Message}{(e.Checkpoint is null ? "" : "; continue with --resume")}");
+            return 130;
         }
         catch (Training.TrainingDivergedException e)
         {

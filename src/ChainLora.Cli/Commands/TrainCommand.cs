@@ -127,8 +127,14 @@ static class TrainCommand
                 ResumeFrom = r.GetValue(resume),
                 Overwrite = r.GetValue(overwrite),
             };
+            // Ctrl+C or SIGTERM: finish the step in progress, checkpoint, exit 130 (resume with --resume OUT).
+            using var stop = new CancellationTokenSource();
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT,
+                c => { c.Cancel = true; stop.Cancel(); });
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM,
+                c => { c.Cancel = true; stop.Cancel(); });
             // Checked before a Hub model is downloaded or anything is loaded.
-            options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model) };
+            options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model), Stop = stop.Token };
             using var recipe = TrainRecipe.Setup(options);
             var label = $"{recipe.Prepared.Task.Name} {EnumNames.Name(trainingMethod)}";
             var result = r.GetValue(json)

@@ -58,6 +58,8 @@ public sealed record TrainRecipeOptions
     public int CheckpointEvery { get; init; }
     /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
     public string? ResumeFrom { get; init; }
+    /// <summary>Cancelled to stop after the current step with a checkpoint (<see cref="TrainerOptions.Stop"/>).</summary>
+    public CancellationToken Stop { get; init; }
     /// <summary>Replace a run already in <see cref="OutDir"/> (its log, checkpoint and result); otherwise such a folder is refused.</summary>
     public bool Overwrite { get; init; }
 
@@ -115,6 +117,7 @@ public sealed class TrainRecipe : IDisposable
             CheckpointDir = options.CheckpointDir,
             CheckpointEvery = options.CheckpointEvery,
             Fingerprint = RunFingerprint.Of(options, model.Directory, prepared.Data),
+            Stop = options.Stop,
         };
         trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
         {

@@ -143,7 +143,9 @@ public sealed class ChainTrainer
                 return Schedule.Links[link.Index];
             }
             var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < Schedule.Links.Count;
-            if (!knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0) SaveCheckpoint(run);
+            var saved = !knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0;
+            if (saved) SaveCheckpoint(run);
+            if (options.Stop.IsCancellationRequested) Stop(run, checkpointed: saved);
         }
         return link;
     }
@@ -235,6 +237,21 @@ public sealed class ChainTrainer
         foreach (var group in optimizer!.ParamGroups) group.LearningRate = rate;
         StepWithoutCollection(optimizer);
         optimizer.zero_grad();
+    }
+
+    /// <summary>
+    /// A requested stop between steps: the state after the last whole step is checkpointed (a knot
+    /// that is due is tied first, so the checkpoint resumes into the next link).
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    void Stop(RunInProgress run, bool checkpointed)
+    {
+        var link = Schedule!.LinkAt(Math.Min(run.State.Step, Schedule.TotalSteps - 1));
+        if (run.State.Step == link.StartStep && link.Index > 0 && Adapters!.Layers.Values.First().TiedLinks.Count < link.Index)
+            TieKnotAndExtend(link, run);                     // saves the checkpoint itself
+        else if (!checkpointed) SaveCheckpoint(run);
+        model.eval();
+        throw new TrainingStoppedException(run.State.Step, options.CheckpointDir);
     }
 
     /// <summary>The divergence at <paramref name="step"/>, with the run so far.</summary>

@@ -44,6 +44,11 @@ public sealed record TrainerOptions
     /// </summary>
     public bool GradientInit { get; init; }
     /// <summary>
+    /// Stops the run cleanly when cancelled (Ctrl+C, SIGTERM): after the step in progress, a
+    /// checkpoint is saved and <see cref="TrainingStoppedException"/> thrown.
+    /// </summary>
+    public CancellationToken Stop { get; init; }
+    /// <summary>
     /// What defines the run beyond these options (model, task, data files' hashes, ...), by name:
     /// recorded in checkpoints, and a resume whose values differ is refused naming the first.
     /// </summary>

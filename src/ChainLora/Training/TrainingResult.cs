@@ -34,3 +34,13 @@ public sealed class TrainingDivergedException(int step, int link, string reason,
     /// <summary>The run up to the last good step.</summary>
     public TrainingResult Partial { get; } = partial;
 }
+
+/// <summary>A run stopped on request after <paramref name="step"/> steps, its checkpoint saved when it has a folder.</summary>
+public sealed class TrainingStoppedException(int step, string? checkpoint)
+    : OperationCanceledException(checkpoint is null
+        ? $"stopped after step {step} (no checkpoint folder, so nothing to resume)"
+        : $"stopped after step {step}; checkpoint saved in {checkpoint}")
+{
+    public int Step { get; } = step;
+    public string? Checkpoint { get; } = checkpoint;
+}

@@ -119,6 +119,36 @@ public sealed class ResumeAndAdapterTests : IDisposable
         Assert.Equal(Enumerable.Range(1, 30), steps);
     }
 
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task A_signalled_train_process_checkpoints_exits_130_and_resumes_exactly(string signal)
+    {
+        var expected = RunToEnd(With(ColaRun, "--out", PathIn("whole-" + signal)));
+        var stopped = PathIn("stopped-" + signal);
+        var log = Path.Combine(stopped, "train_log.jsonl");
+        using (var process = Start(With(ColaRun, "--out", stopped)))
+        {
+            var error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            var deadline = Stopwatch.StartNew();
+            while (LoggedSteps(log) < 5 && !process.HasExited && deadline.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(5);
+            Assert.False(process.HasExited, "the run ended before it could be signalled");
+            using (var kill = Process.Start("kill", ["-s", signal, $"{process.Id}"])) kill.WaitForExit();
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the run did not stop");
+            Assert.Equal(130, process.ExitCode);
+            Assert.Contains("checkpoint saved in", await error);
+        }
+        Assert.False(File.Exists(Path.Combine(stopped, "result.json")));
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(stopped, "checkpoint", "state.json")))!;
+        Assert.Equal(LoggedSteps(log), (int)state["Step"]!);          // the checkpoint is the last logged step
+        var resumed = RunToEnd(With(ColaRun, "--out", stopped, "--resume", stopped));
+        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
+        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        Assert.Equal(lossesA, lossesB);
+    }
+
     [Fact]
     public void Resume_names_a_folder_without_a_checkpoint()
     {
