@@ -17,12 +17,16 @@ public static class AtomicFolder
         var parent = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
         var name = Path.GetFileName(full);
+        Recover(full);
+        // What a killed process left: its half-written folders and, beside a complete target, old copies.
+        foreach (var stale in Directory.GetDirectories(parent, $".{name}.tmp-*")) Directory.Delete(stale, recursive: true);
+        foreach (var stale in Directory.GetDirectories(parent, $".{name}.old-*")) Directory.Delete(stale, recursive: true);
         var temp = Path.Combine(parent, $".{name}.tmp-{Environment.ProcessId}");
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
         Directory.CreateDirectory(temp);
         try
         {
             write(temp);
+            Runtime.FaultInjection.Point("checkpoint-write");
         }
         catch
         {
@@ -37,7 +41,22 @@ public static class AtomicFolder
         var old = Path.Combine(parent, $".{name}.old-{Environment.ProcessId}");
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         Directory.Move(full, old);
+        Runtime.FaultInjection.Point("checkpoint-swap");
         Directory.Move(temp, full);
         Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>
+    /// A process killed between moving the old folder aside and the new one in leaves no
+    /// <paramref name="target"/> but a complete <c>.NAME.old-PID</c>: put it back. Readers call this
+    /// before looking, so the swap is atomic even across a crash.
+    /// </summary>
+    public static void Recover(string target)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
+        var parent = Path.GetDirectoryName(full)!;
+        if (Directory.Exists(full) || !Directory.Exists(parent)) return;
+        var old = Directory.GetDirectories(parent, $".{Path.GetFileName(full)}.old-*").FirstOrDefault();
+        if (old is not null) Directory.Move(old, full);
     }
 }

@@ -73,7 +73,11 @@ public sealed class LoraAdapters
         foreach (var (name, layer) in Layers)
             if (layer.KnotRefusal() is { } why)
                 throw new KnotRefusedException($"refusing to tie a knot: '{name}': {why}");
-        foreach (var layer in Layers.Values) layer.TieKnot();
+        foreach (var layer in Layers.Values)
+        {
+            layer.TieKnot();
+            Runtime.FaultInjection.Point("knot");
+        }
     }
 
     /// <summary>Extend the chain (paper, step 3): fresh A, B = 0 at <paramref name="rank"/>.</summary>

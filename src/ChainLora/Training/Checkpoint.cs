@@ -52,6 +52,8 @@ public static class Checkpoint
     /// <summary><paramref name="path"/> when it is a checkpoint, or the checkpoint inside a run folder; an error naming both otherwise.</summary>
     public static string Locate(string path)
     {
+        AtomicFolder.Recover(Path.Combine(path, FolderName));
+        AtomicFolder.Recover(path);
         if (File.Exists(Path.Combine(path, StateFile))) return path;
         var inside = Path.Combine(path, FolderName);
         if (File.Exists(Path.Combine(inside, StateFile))) return inside;

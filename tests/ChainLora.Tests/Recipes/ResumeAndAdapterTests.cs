@@ -31,7 +31,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
     static string[] With(string[] args, params string[] extra) => [.. args, "--model", Model, "--data", Text, .. extra];
 
     /// <summary>Starts the CLI as a child process with one torch thread (so two runs do the same arithmetic).</summary>
-    static Process Start(IEnumerable<string> args)
+    static Process Start(IEnumerable<string> args, string? fault = null)
     {
         var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
         var info = new ProcessStartInfo(host)
@@ -43,6 +43,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ChainLora.Cli.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["CHAINLORA_THREADS"] = "1";
+        if (fault is not null) info.Environment[ChainLora.Runtime.FaultInjection.Variable] = fault;
         return Process.Start(info) ?? throw new InvalidOperationException($"could not start {host}");
     }
 
@@ -147,6 +148,31 @@ public sealed class ResumeAndAdapterTests : IDisposable
         var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
         var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
         Assert.Equal(lossesA, lossesB);
+    }
+
+    [Theory]
+    [InlineData("knot:1")]             // killed after the first layer of the first knot merged, the others not
+    [InlineData("checkpoint-write:3")] // killed with a checkpoint half-written in its temporary folder
+    [InlineData("checkpoint-swap:3")]  // killed with the old checkpoint moved aside and the new one not yet in
+    public async Task A_process_killed_at_a_fault_point_resumes_exactly(string fault)
+    {
+        var expected = RunToEnd(With(ColaRun, "--out", PathIn("whole-" + fault.Replace(':', '-'))));
+        var killed = PathIn("fault-" + fault.Replace(':', '-'));
+        using (var process = Start(With(ColaRun, "--out", killed), fault))
+        {
+            var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            _ = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)), "the run did not stop");
+            await output;
+            Assert.Equal(137, process.ExitCode);                        // SIGKILL, as kill -9
+        }
+        Assert.False(File.Exists(Path.Combine(killed, "result.json")));
+        var resumed = RunToEnd(With(ColaRun, "--out", killed, "--resume", killed));
+        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
+        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        Assert.Equal(lossesA, lossesB);
+        Assert.Empty(Directory.GetDirectories(killed, ".checkpoint.*"));  // nothing half-written left behind
     }
 
     [Fact]
