@@ -73,6 +73,8 @@ public sealed class ChainSchedule
 
     public IReadOnlyList<Link> Links { get; }
     public int TotalSteps { get; }
+    /// <summary>The automatic knots' settings, or null when the knots are fixed here.</summary>
+    public AutoKnots? Auto => chain.Auto;
     /// <summary>Whether knots are placed during training (<see cref="CutAt"/>) rather than fixed here.</summary>
     public bool IsAutomatic => chain.Auto is not null;
     /// <summary>The most links this chain may have.</summary>

@@ -1,6 +1,7 @@
 // Collects finished jobs and applies the paper's protocol (Appendix A.1): per task and method,
 // the learning rate with the best mean dev score over seeds, then test mean ± std over seeds.
 using System.Text.Json.Nodes;
+using ChainLora.Tasks;
 
 namespace ChainLora.Experiments;
 
@@ -74,8 +75,14 @@ public static class ResultTable
     }
 
     /// <summary>The metric a diverged run of <paramref name="spec"/>'s task would have reported.</summary>
-    static string MetricOf(JobSpec spec) => spec.Task.Equals("lm", StringComparison.OrdinalIgnoreCase) ? "-nll"
-        : spec.Task.Equals("squad", StringComparison.OrdinalIgnoreCase) || spec.Task.Equals("drop", StringComparison.OrdinalIgnoreCase) ? "f1" : "accuracy";
+    static string MetricOf(JobSpec spec) =>
+        TaskRegistry.All.FirstOrDefault(t => t.Name.Equals(spec.Task, StringComparison.OrdinalIgnoreCase))?.Kind switch
+        {
+            TaskKind.LanguageModelling => "-nll",
+            TaskKind.Generation => "f1",
+            null => throw new InvalidDataException($"job {spec.Id}: unknown task '{spec.Task}'"),
+            _ => "accuracy",
+        };
 
     public static List<CellSummary> Summarize(IEnumerable<JobResult> results) => results
         .GroupBy(r => (r.Spec.Task, r.Spec.Method))

@@ -245,7 +245,7 @@ public sealed class TrainRecipe : IDisposable
             full ? null : options.Lora.Bias, options.Sizes.Train, options.Sizes.Dev, options.Sizes.Eval,
             StorageDtype.Name(model.Model.StorageDtype), model.Model.Device.ToString(),
             options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing,
-            full ? null : ColaVariants.Apply(t.Variant, t, options.Chain).Chain.Auto is { } auto
+            full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
             t.Variant);
     }

@@ -145,7 +145,7 @@ public sealed class ChainTrainer
             var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < Schedule.Links.Count;
             var saved = !knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0;
             if (saved) SaveCheckpoint(run);
-            if (options.Stop.IsCancellationRequested) Stop(run, checkpointed: saved);
+            if (options.Stop.IsCancellationRequested) Stop(run, knotFollows ? Schedule.Links[link.Index + 1] : null, checkpointed: saved);
         }
         return link;
     }
@@ -218,8 +218,17 @@ public sealed class ChainTrainer
             var (_, _, vh) = linalg.svd(gradient.to(ScalarType.Float32), fullMatrices: false);
             var rowNorm = layer.A.norm().item<float>() / Math.Sqrt(rank);
             layer.A.copy_(vh.narrow(0, 0, rank).mul(rowNorm));
-            weight.grad = null;
-            weight.requires_grad = false;
+        }
+        ReleaseWeightGradients();
+    }
+
+    /// <summary>The frozen weights stop collecting gradients and drop the one captured for gradient init.</summary>
+    void ReleaseWeightGradients()
+    {
+        foreach (var layer in Adapters?.Layers.Values ?? [])
+        {
+            layer.Base.Weight.grad = null;
+            layer.Base.Weight.requires_grad = false;
         }
     }
 
@@ -240,15 +249,13 @@ public sealed class ChainTrainer
     }
 
     /// <summary>
-    /// A requested stop between steps: the state after the last whole step is checkpointed (a knot
-    /// that is due is tied first, so the checkpoint resumes into the next link).
+    /// A requested stop between steps: the state after the last whole step is checkpointed. A knot
+    /// that is due (<paramref name="next"/>) is tied first, so the checkpoint resumes into the next link.
     /// </summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    void Stop(RunInProgress run, bool checkpointed)
+    void Stop(RunInProgress run, Link? next, bool checkpointed)
     {
-        var link = Schedule!.LinkAt(Math.Min(run.State.Step, Schedule.TotalSteps - 1));
-        if (run.State.Step == link.StartStep && link.Index > 0 && Adapters!.Layers.Values.First().TiedLinks.Count < link.Index)
-            TieKnotAndExtend(link, run);                     // saves the checkpoint itself
+        if (next is not null) TieKnotAndExtend(next, run);  // saves the checkpoint itself
         else if (!checkpointed) SaveCheckpoint(run);
         model.eval();
         throw new TrainingStoppedException(run.State.Step, options.CheckpointDir);
@@ -257,11 +264,7 @@ public sealed class ChainTrainer
     /// <summary>The divergence at <paramref name="step"/>, with the run so far.</summary>
     TrainingDivergedException Diverged(RunInProgress run, int step, int link, string reason)
     {
-        foreach (var layer in Adapters?.Layers.Values ?? [])
-        {
-            layer.Base.Weight.grad = null;
-            layer.Base.Weight.requires_grad = false;
-        }
+        ReleaseWeightGradients();
         model.eval();
         return new TrainingDivergedException(step, link, reason, run.Result(Schedule!));
     }

@@ -57,6 +57,16 @@ public sealed class ResumeAndAdapterTests : IDisposable
         return JsonNode.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!;
     }
 
+    static List<double> StepLosses(JsonNode result) =>
+        result["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+
+    /// <summary>A resumed run's test NLL and every step's loss equal the uninterrupted run's.</summary>
+    static void AssertSameRun(JsonNode expected, JsonNode resumed)
+    {
+        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
+        Assert.Equal(StepLosses(expected), StepLosses(resumed));
+    }
+
     static int LoggedSteps(string log)
     {
         try
@@ -98,8 +108,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
 
         Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
         Assert.Equal((double)expected["dev"]!["nll_per_token"]!, (double)resumed["dev"]!["nll_per_token"]!, 1e-9);
-        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
-        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
+        var (lossesA, lossesB) = (StepLosses(expected), StepLosses(resumed));
         Assert.Equal(30, lossesA.Count);
         Assert.Equal(lossesA, lossesB);
         Assert.Equal((double)expected["training_flops"]!, (double)resumed["training_flops"]!, 1e-3);
@@ -144,10 +153,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
         var state = JsonNode.Parse(File.ReadAllText(Path.Combine(stopped, "checkpoint", "state.json")))!;
         Assert.Equal(LoggedSteps(log), (int)state["Step"]!);          // the checkpoint is the last logged step
         var resumed = RunToEnd(With(ColaRun, "--out", stopped, "--resume", stopped));
-        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
-        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
-        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
-        Assert.Equal(lossesA, lossesB);
+        AssertSameRun(expected, resumed);
     }
 
     [Theory]
@@ -168,10 +174,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
         }
         Assert.False(File.Exists(Path.Combine(killed, "result.json")));
         var resumed = RunToEnd(With(ColaRun, "--out", killed, "--resume", killed));
-        Assert.Equal((double)expected["test"]!["nll_per_token"]!, (double)resumed["test"]!["nll_per_token"]!, 1e-9);
-        var lossesA = expected["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
-        var lossesB = resumed["training"]!["links"]!.AsArray().SelectMany(l => l!["losses"]!.AsArray().Select(x => (double)x!)).ToList();
-        Assert.Equal(lossesA, lossesB);
+        AssertSameRun(expected, resumed);
         Assert.Empty(Directory.GetDirectories(killed, ".checkpoint.*"));  // nothing half-written left behind
     }
 
