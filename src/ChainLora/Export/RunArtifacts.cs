@@ -40,7 +40,7 @@ public sealed class SavedChain(string baseModel, string modelType, LoraConfig lo
     public PeftAdapter ToAdapter(CausalLM baseModel)
     {
         if (baseModel.ModelType != ModelType)
-            throw new ArgumentException($"the chain was trained on a {ModelType} model, not {baseModel.ModelType}");
+            throw new InvalidDataException($"{Path.Combine(BaseModel, "config.json")}: a {baseModel.ModelType} model, but the chain was trained on a {ModelType} model");
         return PeftAdapter.FromLinks(baseModel, Factors, Biases, Lora.Dropout);
     }
 
@@ -134,7 +134,8 @@ public static partial class RunArtifacts
         {
             throw new InvalidDataException($"{jsonPath}: not a chain file ({e.Path}: {e.Message})", e);
         }
-        if (file.Format != FormatTag || file.Links is not { Count: > 0 } || file.Lora is null || file.BaseModel is null || file.ModelType is null)
+        if (file.Format != FormatTag || file.Links is not { Count: > 0 } || file.Links.Contains(null!) || file.Lora is not { TargetModules: not null, Bias: not null, Init: not null }
+            || file.BaseModel is null || file.ModelType is null)
             throw new InvalidDataException($"{jsonPath}: not a {FormatTag} file, or fields format, base_model, model_type, lora, links are missing");
         if (file.Version != FormatVersion)
             throw new InvalidDataException($"{jsonPath}: field 'version' = {file.Version}; this ChainLora reads version {FormatVersion}");
@@ -174,11 +175,20 @@ public static partial class RunArtifacts
                     return new LoraFactors(a, b, file.Links[i].Scaling);
                 }));
             }
-            var lora = new LoraConfig
+            LoraConfig lora;
+            try
             {
-                Rank = file.Lora.Rank, Alpha = file.Lora.Alpha, Dropout = file.Lora.Dropout, TargetModules = file.Lora.TargetModules,
-                Bias = LoraConfig.ParseBias(file.Lora.Bias), Init = LoraConfig.ParseInit(file.Lora.Init), UseRsLora = file.Lora.UseRsLora,
-            };
+                lora = new LoraConfig
+                {
+                    Rank = file.Lora.Rank, Alpha = file.Lora.Alpha, Dropout = file.Lora.Dropout, TargetModules = file.Lora.TargetModules,
+                    Bias = LoraConfig.ParseBias(file.Lora.Bias), Init = LoraConfig.ParseInit(file.Lora.Init), UseRsLora = file.Lora.UseRsLora,
+                };
+                lora.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"{jsonPath}: field 'lora': {e.Message}", e);
+            }
             return new SavedChain(file.BaseModel, file.ModelType, lora, file.Links, factors, biases);
         }
         catch

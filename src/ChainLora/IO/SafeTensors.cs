@@ -368,11 +368,12 @@ public static partial class SafeTensors
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            // Strings are only decoded when read; invalid UTF-8 in a name would surface later as .NET's own error.
+            doc = JsonDocument.Parse(StrictUtf8.GetString(File.ReadAllBytes(indexPath)));
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or DecoderFallbackException)
         {
-            throw new InvalidDataException($"{indexPath}: not valid JSON ({e.Message})", e);
+            throw new InvalidDataException($"{indexPath}: not valid UTF-8 JSON ({e.Message})", e);
         }
         using (doc)
         {

@@ -141,18 +141,35 @@ public static partial class DataFiles
         return (reader.ReadLine() ?? "").Split('\t').Any(c => c.Trim() == "label");
     }
 
+    /// <summary>
+    /// Rows of a parquet file. Parquet.Net 6.1 can loop forever on a damaged footer (it trusts the
+    /// footer's list lengths and reads past its end), so it reads on its own thread and a file that is
+    /// not read within 10 s plus 1 s per MB is refused as damaged; that thread is then left spinning
+    /// until the process exits, which the CLI does at once.
+    /// </summary>
     public static IEnumerable<JsonRow> ReadParquet(string path)
     {
-        IList<Dictionary<string, object>> rows;
-        try
+        var bytes = File.ReadAllBytes(path);
+        IList<Dictionary<string, object>>? rows = null;
+        Exception? error = null;
+        var reader = new Thread(() =>
         {
-            using var stream = File.OpenRead(path);
-            rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
-        }
-        catch (Exception e) when (e is not IOException)
-        {
-            throw new InvalidDataException($"{path}: not a readable parquet file: {e.Message}", e);
-        }
+            try
+            {
+                using var stream = new MemoryStream(bytes, writable: false);
+                rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        }) { IsBackground = true, Name = $"parquet {Path.GetFileName(path)}" };
+        reader.Start();
+        var limit = TimeSpan.FromSeconds(10 + bytes.Length / 1e6);
+        if (!reader.Join(limit))
+            throw new InvalidDataException($"{path}: not a readable parquet file: not read within {limit.TotalSeconds:F0} s (a damaged footer)");
+        if (error is not null || rows is null)
+            throw new InvalidDataException($"{path}: not a readable parquet file: {error?.Message}", error);
         for (var i = 0; i < rows.Count; i++)
             yield return new JsonRow((JsonObject)ToNode(rows[i])!, $"{path}: row {i + 1}");
     }

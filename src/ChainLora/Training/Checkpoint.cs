@@ -103,10 +103,10 @@ public static class Checkpoint
         RunState run;
         try { run = JsonSerializer.Deserialize<RunState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty"); }
         catch (JsonException e) { throw new InvalidDataException($"{statePath}: {e.Message}", e); }
+        CheckRanges(statePath, run, schedule, adapters is not null);
         if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.MaxLinks)
             throw new InvalidDataException(
                 $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.MaxLinks} links); same options as the interrupted run?");
-        CheckRanges(statePath, run, schedule, adapters is not null);
         CheckFingerprint(dir, run.Fingerprint, options.Fingerprint);
 
         var rngPath = Path.Combine(dir, RngFile);
@@ -116,6 +116,9 @@ public static class Checkpoint
                 throw new InvalidDataException($"{rngPath}: {rng.Length} bytes, a CPU generator state has {current.numel()}; the checkpoint is damaged");
 
         var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
+        foreach (var (name, t) in tensors)
+            if (!t.isfinite().all().item<bool>())
+                throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' holds NaN or infinite values; the checkpoint is damaged");
         Tensor Stored(string name) => tensors.TryGetValue(name, out var t) ? t
             : throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' is missing");
         using var _ = no_grad();
@@ -157,6 +160,13 @@ public static class Checkpoint
     static void CheckRanges(string path, RunState run, ChainSchedule schedule, bool chain)
     {
         void Require(bool ok, string message) { if (!ok) throw new InvalidDataException($"{path}: {message}"); }
+        // JSON null for a list or a name deserialises as null: every field must be present before its values are read.
+        if (run.StepLosses is null || run.LinkFlops is null || run.TiedScalings is null || run.AutoKnots is null || run.Fingerprint is null
+            || run.AutoKnots.Contains(null!) || run.Fingerprint.Values.Contains(null!))
+            throw new InvalidDataException($"{path}: StepLosses, LinkFlops, TiedScalings, AutoKnots and Fingerprint must be present, without nulls");
+        Require(run.TiedScalings.All(f => f is { Layer: not null, TiedScalings: not null } && f.Rank >= 1 && double.IsFinite(f.Alpha) && f.Alpha > 0
+                && f.TiedScalings.All(double.IsFinite)),
+            "each TiedScalings entry needs a Layer, a Rank >= 1, a finite Alpha > 0 and finite scalings");
         Require(run.Step >= 0, $"Step {run.Step} must be >= 0");
         Require(run.Epoch >= 0 && run.BatchInEpoch >= 0, $"Epoch {run.Epoch} and BatchInEpoch {run.BatchInEpoch} must be >= 0");
         Require(run.StepLosses.Count == run.Step, $"{run.StepLosses.Count} StepLosses for Step {run.Step}");

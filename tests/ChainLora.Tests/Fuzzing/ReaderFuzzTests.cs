@@ -11,6 +11,7 @@ namespace ChainLora.Tests.Fuzzing;
 /// Every reader of user files, fed mutations of a valid file (see <see cref="Fuzz"/>): each input is
 /// accepted or refused with InvalidDataException, never another exception type, a crash or a hang.
 /// </summary>
+[Collection(nameof(FuzzCollection))]
 public class ReaderFuzzTests
 {
     static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);

@@ -46,42 +46,87 @@ static class Fuzz
     /// <summary>
     /// Writes each mutation of <paramref name="seed"/> to a file named <paramref name="fileName"/> in a
     /// fresh folder (beside copies of <paramref name="companions"/>) and calls <paramref name="read"/>
-    /// on it: it must return or throw <see cref="InvalidDataException"/> (or a type in
-    /// <paramref name="alsoAllowed"/>), within <paramref name="seconds"/>.
+    /// on it: see <see cref="Folder"/> for what it must do.
     /// </summary>
     public static void Reader(byte[] seed, string fileName, Action<string> read, IReadOnlyDictionary<string, byte[]>? companions = null,
-        Type[]? alsoAllowed = null, int seconds = 10)
+        Type[]? alsoAllowed = null, int seconds = 10) =>
+        Folder(new Dictionary<string, byte[]>(companions ?? new Dictionary<string, byte[]>()) { [fileName] = seed }, [fileName],
+            dir => read(Path.Combine(dir, fileName)), alsoAllowed, seconds);
+
+    /// <summary>A copy of the failing input, kept for replaying it outside the test; its path.</summary>
+    static string Keep(string dir, string name)
+    {
+        var kept = Path.Combine(Path.GetTempPath(), "chainlora-fuzz-failures", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Path.GetFileName(name)}");
+        Directory.CreateDirectory(Path.GetDirectoryName(kept)!);
+        File.Copy(Path.Combine(dir, name), kept, overwrite: true);
+        return kept;
+    }
+
+    /// <summary>A resident-set growth per input above this is a failure: no input of a few KB deserves it.</summary>
+    public const double PeakMemoryBoundMb = 512;
+
+    /// <summary>
+    /// Writes <paramref name="files"/> to a fresh folder with one of <paramref name="mutated"/> mutated
+    /// (drawn per input) and calls <paramref name="read"/> on the folder. It must return, or throw
+    /// <see cref="InvalidDataException"/> (or a type in <paramref name="alsoAllowed"/>), within
+    /// <paramref name="seconds"/>, and the process's peak resident set must not grow by more than
+    /// <see cref="PeakMemoryBoundMb"/> while it runs (the fuzz classes run alone: see <see cref="FuzzCollection"/>).
+    /// </summary>
+    public static void Folder(IReadOnlyDictionary<string, byte[]> files, IReadOnlyList<string> mutated, Action<string> read,
+        Type[]? alsoAllowed = null, int seconds = 10, int? iterations = null)
     {
         var root = Directory.CreateTempSubdirectory("fuzz-").FullName;
         var count = 0;
+        var worstMb = 0.0;
         try
         {
-            Mutations(seed).Sample(bytes =>
+            Gen.Int[0, mutated.Count - 1].SelectMany(i => Mutations(files[mutated[i]]).Select(bytes => (Name: mutated[i], Bytes: bytes))).Sample(input =>
             {
                 var dir = Path.Combine(root, $"{count++}");
                 Directory.CreateDirectory(dir);
-                foreach (var (name, content) in companions ?? new Dictionary<string, byte[]>()) File.WriteAllBytes(Path.Combine(dir, name), content);
-                var path = Path.Combine(dir, fileName);
-                File.WriteAllBytes(path, bytes);
-                var work = Task.Run(() => read(path));
+                foreach (var (name, content) in files)
+                {
+                    var path = Path.Combine(dir, name);
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    File.WriteAllBytes(path, name == input.Name ? input.Bytes : content);
+                }
+                var measured = ChainLora.Runtime.ProcessMemory.ResetPeak();
+                var before = ChainLora.Runtime.ProcessMemory.CurrentRssMb();
+                var work = Task.Run(() => read(dir));
                 try
                 {
                     if (!work.Wait(TimeSpan.FromSeconds(seconds)))
-                        throw new TimeoutException($"{fileName}: the reader took more than {seconds} s on a {bytes.Length}-byte input");
+                        throw new TimeoutException($"{Keep(dir, input.Name)}: " +$"the reader took more than {seconds} s on a {input.Bytes.Length}-byte input");
                 }
                 catch (AggregateException e) when (e.InnerException is InvalidDataException
                     || (alsoAllowed ?? []).Any(t => t.IsInstanceOfType(e.InnerException)))
                 {
                 }
+                catch (AggregateException e) when (e.InnerException is { } inner)
+                {
+                    throw new InvalidOperationException($"{Keep(dir, input.Name)}: {inner.GetType().Name}: {inner.Message}", inner);
+                }
                 finally
                 {
                     Directory.Delete(dir, recursive: true);
                 }
-            }, iter: Iterations, threads: 1, print: b => $"{b.Length} bytes: {Convert.ToHexString(b[..Math.Min(64, b.Length)])}...");
+                if (measured)
+                {
+                    var grew = ChainLora.Runtime.ProcessMemory.PeakRssMb() - before;
+                    worstMb = Math.Max(worstMb, grew);
+                    if (grew > PeakMemoryBoundMb)
+                        throw new InsufficientMemoryException($"{input.Name}: the reader's peak resident set grew by {grew:F0} MB on a {input.Bytes.Length}-byte input");
+                }
+            }, iter: iterations ?? Iterations, threads: 1, print: input => $"{input.Name}, {input.Bytes.Length} bytes: {Convert.ToHexString(input.Bytes[..Math.Min(64, input.Bytes.Length)])}...");
         }
         finally
         {
             Directory.Delete(root, recursive: true);
         }
+        TestContext.Current.TestOutputHelper?.WriteLine($"fuzz: {iterations ?? Iterations} inputs, peak resident set grew by at most {worstMb:F0} MB per input");
     }
 }
+
+/// <summary>Fuzz classes run alone, one input at a time, so the peak resident set they measure is their own.</summary>
+[CollectionDefinition(nameof(FuzzCollection), DisableParallelization = true)]
+public sealed class FuzzCollection;
