@@ -72,7 +72,7 @@ public static class CliApp
 
     static bool IsUserError(Exception e) =>
         e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException
-            or IO.FolderInUseException
+            or IO.FolderInUseException or Runtime.MemoryBudgetExceededException
             // a gated or private Hub repository without (or with a wrong) HF_TOKEN; the Hub unreachable
             or UnauthorizedAccessException or System.Net.Http.HttpRequestException;
 }

@@ -24,7 +24,7 @@ static class ExportCommand
             DefaultValueFactory = _ => "2GB",
         }.Check(text =>
         {
-            try { MergedExportOptions.ParseSize(text); return null; }
+            try { ByteSize.Parse(text); return null; }
             catch (ArgumentException e) { return $"--max-shard-size {e.Message}"; }
         });
         var dtype = new Option<string>("--dtype")
@@ -49,7 +49,7 @@ static class ExportCommand
                 Merged = new MergedExportOptions
                 {
                     DType = StorageDtype.Parse(r.GetValue(dtype)!),
-                    MaxShardBytes = MergedExportOptions.ParseSize(r.GetValue(maxShard)!),
+                    MaxShardBytes = ByteSize.Parse(r.GetValue(maxShard)!),
                     Overwrite = r.GetValue(force),
                 },
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),

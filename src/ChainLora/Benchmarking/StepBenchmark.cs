@@ -99,6 +99,12 @@ public static class StepBenchmark
             throw new ArgumentException($"--seq {o.Sequence} exceeds the {o.ModelDir ?? o.Shape} context of {model.MaxPositions}");
 
         var total = o.Warmup + o.Steps;
+        if (device.type == TorchSharp.DeviceType.CPU)
+        {
+            var positions = (long)o.Batch * o.Sequence;
+            Runtime.MemoryBudget.Require(positions * 2 * sizeof(long) + ParameterCount.ActivationBytesLowerBound(positions, model),
+                $"--batch {o.Batch} --seq {o.Sequence} ({positions} tokens: their ids and the activations backward keeps, at least)");
+        }
         // COLA: two links with the knot in the middle of the timed steps (the memory claim is about
         // training across knots); LoRA and full: one link.
         var chain = o.Method == TrainingMethod.Cola

@@ -15,7 +15,7 @@ using Linear = ChainLora.Models.Linear;
 
 namespace ChainLora.Export;
 
-public sealed partial record MergedExportOptions
+public sealed record MergedExportOptions
 {
     /// <summary>fp32 or bf16; every tensor is written in it (as transformers saves a model loaded in that dtype).</summary>
     public ScalarType DType { get; init; } = ScalarType.Float32;
@@ -23,30 +23,6 @@ public sealed partial record MergedExportOptions
     public long MaxShardBytes { get; init; } = 2_000_000_000;
     /// <summary>Replace an output folder holding files no export writes.</summary>
     public bool Overwrite { get; init; }
-
-    [GeneratedRegex(@"^\s*(?<n>\d+(\.\d+)?)\s*(?<unit>[KMG]i?B|B)?\s*$", RegexOptions.IgnoreCase)]
-    private static partial Regex SizePattern();
-
-    /// <summary>"2GB" (10^9, as transformers' convert_file_size_to_int), "500MiB" (2^20), "123" bytes.</summary>
-    public static long ParseSize(string text)
-    {
-        var m = SizePattern().Match(text);
-        if (!m.Success) throw new ArgumentException($"size '{text}': expected a number of bytes or e.g. 2GB, 500MB, 1GiB");
-        var unit = m.Groups["unit"].Success ? m.Groups["unit"].Value.ToUpperInvariant() : "B";
-        var factor = unit switch
-        {
-            "B" => 1.0,
-            "KB" => 1e3,
-            "MB" => 1e6,
-            "GB" => 1e9,
-            "KIB" => 1L << 10,
-            "MIB" => 1L << 20,
-            "GIB" => 1L << 30,
-            _ => throw new ArgumentException($"size '{text}': unknown unit '{unit}'"),
-        };
-        var bytes = (long)(double.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture) * factor);
-        return bytes > 0 ? bytes : throw new ArgumentException($"size '{text}': must be positive");
-    }
 }
 
 public static class MergedExport

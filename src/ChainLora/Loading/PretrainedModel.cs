@@ -44,6 +44,11 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
     public static CausalLM Create(object config, ScalarType dtype = ScalarType.Float32, Device? device = null, bool initialize = true)
     {
         NativeRuntime.Ensure();
+        if (device is null || device.type == TorchSharp.DeviceType.CPU)
+        {
+            var count = ParameterCount.Of(config);
+            MemoryBudget.Require(count.Bytes(dtype), $"a model of {count.Total / 1e9:F2}B parameters in {StorageDtype.Name(dtype)}");
+        }
         return config switch
         {
             LlamaConfig c => new LlamaForCausalLM(c, dtype, device, initialize),
@@ -140,6 +145,9 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
             throw new FileNotFoundException(checkpoints.Count == 0
                 ? $"{dir}: not a model directory: no config.json (Hugging Face) and no llama2.c checkpoint .bin"
                 : $"{dir}: several llama2.c checkpoints ({string.Join(", ", checkpoints.Select(Path.GetFileName))}); keep one");
+        // The file's tensors are read whole, then copied into the model: both are held at once.
+        var fileBytes = new FileInfo(checkpoints[0]).Length;
+        MemoryBudget.Require(2 * fileBytes, $"{checkpoints[0]} ({ByteSize.Format(fileBytes)}, read and then copied into the model)");
         var (header, tensors) = Llama2cCheckpoint.Load(checkpoints[0]);
         var model = new LlamaForCausalLM(LlamaConfig.FromLlama2c(header), dtype, device);
         try

@@ -14,6 +14,8 @@ public abstract class CausalLM : nn.Module
     /// <summary>Longest sequence the position encoding supports.</summary>
     public abstract int MaxPositions { get; }
     public abstract int NumLayers { get; }
+    /// <summary>Width of the (fp32) residual stream.</summary>
+    public abstract int HiddenSize { get; }
     /// <summary>"llama" or "opt": the HF model_type.</summary>
     public abstract string ModelType { get; }
 

@@ -133,6 +133,7 @@ public sealed class LlamaForCausalLM : CausalLM
     public override int VocabSize => Config.VocabSize;
     public override int MaxPositions => Config.MaxPositionEmbeddings;
     public override int NumLayers => Config.NumHiddenLayers;
+    public override int HiddenSize => Config.HiddenSize;
     public override string ModelType => "llama";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>

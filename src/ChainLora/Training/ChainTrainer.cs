@@ -19,6 +19,7 @@ using System.Diagnostics;
 using ChainLora.Chain;
 using ChainLora.Lora;
 using ChainLora.Models;
+using ChainLora.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Optimizer = TorchSharp.torch.optim.Optimizer;
@@ -184,6 +185,17 @@ public sealed class ChainTrainer
     /// With <paramref name="captureWeightGradients"/> the adapted layers' frozen weights also collect
     /// their gradient (for <see cref="TrainerOptions.GradientInit"/>); the optimizer never sees them.
     /// </summary>
+    long tokensWithinBudget;
+
+    /// <summary>The first micro-batch of each larger size must leave room for its activations (host memory only).</summary>
+    void CheckActivationMemory(TrainingBatch batch)
+    {
+        if (batch.Tokens <= tokensWithinBudget || model.parameters().First().device_type != TorchSharp.DeviceType.CPU) return;
+        MemoryBudget.Require(ParameterCount.ActivationBytesLowerBound(batch.Tokens, model),
+            $"a micro-batch of {batch.Tokens} tokens (the activations backward keeps, at least)");
+        tokensWithinBudget = batch.Tokens;
+    }
+
     double AccumulateGradients(Link link, RunInProgress run, bool captureWeightGradients = false)
     {
         if (captureWeightGradients)
@@ -194,6 +206,7 @@ public sealed class ChainTrainer
         {
             using var scope = NewDisposeScope();
             var batch = run.Feed.Next();
+            CheckActivationMemory(batch);
             loss += batch.Backward(model, 1.0 / micro);
             run.CountTokens(link.Index, batch);
         }

@@ -30,22 +30,8 @@ public sealed class ResumeAndAdapterTests : IDisposable
 
     static string[] With(string[] args, params string[] extra) => [.. args, "--model", Model, "--data", Text, .. extra];
 
-    /// <summary>Starts the CLI as a child process with one torch thread (so two runs do the same arithmetic).</summary>
-    static Process Start(IEnumerable<string> args, string? fault = null)
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
-        var info = new ProcessStartInfo(host)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ChainLora.Cli.dll"));
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["CHAINLORA_THREADS"] = "1";
-        if (fault is not null) info.Environment[ChainLora.Runtime.FaultInjection.Variable] = fault;
-        return Process.Start(info) ?? throw new InvalidOperationException($"could not start {host}");
-    }
+    static Process Start(IEnumerable<string> args, string? fault = null) =>
+        CliProcess.Start(args, fault is null ? null : new Dictionary<string, string> { [ChainLora.Runtime.FaultInjection.Variable] = fault });
 
     static JsonNode RunToEnd(IEnumerable<string> args)
     {
