@@ -46,6 +46,18 @@ public static class AtomicFolder
         Directory.Delete(old, recursive: true);
     }
 
+    /// <summary><paramref name="target"/> and every copy a killed <see cref="Replace"/> left beside it, deleted.</summary>
+    public static void Delete(string target)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
+        var parent = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(parent)) return;
+        var name = Path.GetFileName(full);
+        foreach (var copy in Directory.GetDirectories(parent, $".{name}.tmp-*").Concat(Directory.GetDirectories(parent, $".{name}.old-*")))
+            Directory.Delete(copy, recursive: true);
+        if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+    }
+
     /// <summary>
     /// A process killed between moving the old folder aside and the new one in leaves no
     /// <paramref name="target"/> but a complete <c>.NAME.old-PID</c>: put it back. Readers call this

@@ -161,9 +161,18 @@ public sealed class TrainRecipe : IDisposable
         PeftAdapter? adapter = null;
         try
         {
-            if (options.OutDir is not null && resume is null && !options.Overwrite && PreviousRun(options.OutDir) is { } previous)
-                throw new ArgumentException(
-                    $"{options.OutDir} holds a run ({previous}); continue it with --resume {options.OutDir} or replace it with --overwrite");
+            if (options.OutDir is not null && resume is null)
+            {
+                // A checkpoint a killed swap left under its hidden name counts (and would come back at the next save).
+                AtomicFolder.Recover(Path.Combine(options.OutDir, Checkpoint.FolderName));
+                if (PreviousRun(options.OutDir) is { } previous)
+                {
+                    if (!options.Overwrite)
+                        throw new ArgumentException(
+                            $"{options.OutDir} holds a run ({previous}); continue it with --resume {options.OutDir} or replace it with --overwrite");
+                    ClearPreviousRun(options.OutDir);
+                }
+            }
             adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
             // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
             adapter?.MergeInto(model.Model);
@@ -226,6 +235,14 @@ public sealed class TrainRecipe : IDisposable
     }
 
     /// <summary>What of an earlier run <paramref name="dir"/> holds (its log, checkpoint or result), or null.</summary>
+    /// <summary>--overwrite: nothing of the earlier run may survive beside the new one (its log is truncated when the new one opens it).</summary>
+    static void ClearPreviousRun(string dir)
+    {
+        AtomicFolder.Delete(Path.Combine(dir, Checkpoint.FolderName));
+        AtomicFolder.Delete(Path.Combine(dir, RunArtifacts.FolderName));
+        File.Delete(Path.Combine(dir, ResultFile.Name));
+    }
+
     static string? PreviousRun(string dir)
     {
         var found = new[] { "train_log.jsonl", Checkpoint.FolderName, ResultFile.Name }

@@ -1,7 +1,9 @@
 // A test hook for crash safety: CHAINLORA_FAULT=<point>[:<n>] kills the process (SIGKILL, as
 // kill -9 does: no cleanup, no finally) the n-th time (default: the first) it passes <point>.
 // Points: "knot" (between two layers of a knot), "checkpoint-write" (inside a checkpoint's
-// temporary folder), "checkpoint-swap" (between moving the old checkpoint aside and the new one in).
+// temporary folder), "checkpoint-swap" (between moving the old checkpoint aside and the new one in),
+// "backward" (gradients computed, the optimizer step not taken), "step" (a step taken, neither
+// logged nor checkpointed).
 // Unset, it costs one comparison.
 using System.Diagnostics;
 

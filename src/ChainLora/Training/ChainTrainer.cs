@@ -135,6 +135,7 @@ public sealed class ChainTrainer
             OptimizerStep(rate);
             run.State.StepLosses.Add(loss);
             run.State.Step++;
+            FaultInjection.Point("step");
             run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond());
             OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
             if (chainConfig.Auto?.Decide(run.State.StepLosses, link, run.State.Step, Schedule) is { } reason)
@@ -208,6 +209,7 @@ public sealed class ChainTrainer
             var batch = run.Feed.Next();
             CheckActivationMemory(batch);
             loss += batch.Backward(model, 1.0 / micro);
+            FaultInjection.Point("backward");
             run.CountTokens(link.Index, batch);
         }
         return loss;

@@ -189,6 +189,22 @@ public sealed class TaskCliTests : IDisposable
         Assert.Equal(first, File.ReadAllText(Path.Combine(outDir, "result.json")));
         (exit, _, error) = CliHarness.Run([.. args, "--overwrite"]);
         Assert.True(exit == 0, error);
+
+        // A checkpoint only under the hidden name a swap killed midway leaves is still the earlier run's:
+        // refused without --overwrite, and deleted with it (it would otherwise come back at the next save).
+        var hidden = Path.Combine(outDir, ".checkpoint.old-4242");
+        Directory.CreateDirectory(hidden);
+        File.WriteAllText(Path.Combine(hidden, "state.json"), "{}");
+        File.Delete(Path.Combine(outDir, "train_log.jsonl"));
+        File.Delete(Path.Combine(outDir, "result.json"));
+        Directory.Delete(Path.Combine(outDir, "chain"), recursive: true);
+        (exit, _, error) = CliHarness.Run(args);
+        Assert.Equal(2, exit);
+        Assert.Contains("holds a run (checkpoint)", error);
+        (exit, _, error) = CliHarness.Run([.. args, "--overwrite"]);
+        Assert.True(exit == 0, error);
+        Assert.Empty(Directory.GetDirectories(outDir, ".checkpoint.*"));
+        Assert.False(Directory.Exists(Path.Combine(outDir, "checkpoint")), "the earlier run's checkpoint survived --overwrite");
     }
 
     [Fact]

@@ -10,11 +10,29 @@ namespace ChainLora.Tests.Recipes;
 /// `train --resume` after killing a real `chainlora train` process, and `--adapter` on eval and
 /// train, on stories260K's lm task (skip without ../shared).
 /// </summary>
-public sealed class ResumeAndAdapterTests : IDisposable
+public sealed class ResumeAndAdapterTests(ResumeAndAdapterTests.UninterruptedRun uninterrupted)
+    : IDisposable, IClassFixture<ResumeAndAdapterTests.UninterruptedRun>
 {
     readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-resume-");
 
     public void Dispose() => temp.Delete(recursive: true);
+
+    /// <summary>
+    /// <see cref="ColaRun"/> run once to its end, shared by the tests that interrupt it: its result
+    /// and its folder (for the saved chain). Run on first use, so a missing ../shared skips the test.
+    /// </summary>
+    public sealed class UninterruptedRun : IDisposable
+    {
+        readonly DirectoryInfo folder = Directory.CreateTempSubdirectory("chainlora-uninterrupted-");
+        readonly Lazy<JsonNode> result;
+
+        public UninterruptedRun() => result = new(() => RunToEnd(With(ColaRun, "--out", Folder)));
+
+        public string Folder => Path.Combine(folder.FullName, "run");
+        public JsonNode Result => result.Value;
+
+        public void Dispose() => folder.Delete(recursive: true);
+    }
 
     static string Model => SharedData.Require("models/stories260K");
     static string Text => SharedData.Require("corpus/tinystories-sample.txt");
@@ -70,8 +88,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
     [Fact]
     public void A_killed_train_process_resumes_to_the_same_weights_and_metrics()
     {
-        var whole = PathIn("whole");
-        var expected = RunToEnd(With(ColaRun, "--out", whole));
+        var (whole, expected) = (uninterrupted.Folder, uninterrupted.Result);
 
         var killed = PathIn("killed");
         var log = Path.Combine(killed, "train_log.jsonl");
@@ -120,7 +137,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
     [InlineData("TERM")]
     public async Task A_signalled_train_process_checkpoints_exits_130_and_resumes_exactly(string signal)
     {
-        var expected = RunToEnd(With(ColaRun, "--out", PathIn("whole-" + signal)));
+        var expected = uninterrupted.Result;
         var stopped = PathIn("stopped-" + signal);
         var log = Path.Combine(stopped, "train_log.jsonl");
         using (var process = Start(With(ColaRun, "--out", stopped)))
@@ -148,7 +165,7 @@ public sealed class ResumeAndAdapterTests : IDisposable
     [InlineData("checkpoint-swap:3")]  // killed with the old checkpoint moved aside and the new one not yet in
     public async Task A_process_killed_at_a_fault_point_resumes_exactly(string fault)
     {
-        var expected = RunToEnd(With(ColaRun, "--out", PathIn("whole-" + fault.Replace(':', '-'))));
+        var expected = uninterrupted.Result;
         var killed = PathIn("fault-" + fault.Replace(':', '-'));
         using (var process = Start(With(ColaRun, "--out", killed), fault))
         {
@@ -162,6 +179,54 @@ public sealed class ResumeAndAdapterTests : IDisposable
         var resumed = RunToEnd(With(ColaRun, "--out", killed, "--resume", killed));
         AssertSameRun(expected, resumed);
         Assert.Empty(Directory.GetDirectories(killed, ".checkpoint.*"));  // nothing half-written left behind
+    }
+
+    /// <summary>
+    /// Ten kills of one run, each followed by a resume: the kill points (a knot, a checkpoint write,
+    /// a checkpoint swap, and seven after a random number of backward passes or optimizer steps) are
+    /// drawn from a seed, so a failure replays. The run then ends with the uninterrupted run's
+    /// metrics, every step's loss, and byte-identical saved weights.
+    /// </summary>
+    [Fact]
+    public async Task Killed_at_ten_random_points_the_run_ends_exactly_as_if_uninterrupted()
+    {
+        var random = new Random(20261202);
+        string Drawn() => $"{(random.Next(2) == 0 ? "backward" : "step")}:{random.Next(1, 7)}";
+        // The first kill comes before step 7, so the knot at step 10 still lies ahead of the second.
+        var rest = new[] { "checkpoint-write:1", "checkpoint-swap:1" }.Concat(Enumerable.Range(0, 6).Select(_ => Drawn())).ToList();
+        var faults = new[] { Drawn(), "knot:1" }.Concat(rest.OrderBy(_ => random.Next())).ToList();
+        var dir = PathIn("ten-kills");
+        var checkpointSteps = new List<int>();
+        foreach (var drawn in faults)
+        {
+            // As a user would: resume when a checkpoint exists, under its name or the hidden one a killed swap left.
+            AtomicFolder.Recover(Path.Combine(dir, "checkpoint"));
+            var state = Path.Combine(dir, "checkpoint", "state.json");
+            var step = File.Exists(state) ? (int)JsonNode.Parse(await File.ReadAllTextAsync(state, TestContext.Current.CancellationToken))!["Step"]! : 0;
+            // A step or backward kill is kept inside the run (30 steps), so every process dies before its end.
+            var fault = drawn.Split(':') is [var point and ("step" or "backward"), var n] ? $"{point}:{Math.Min(int.Parse(n), 29 - step)}" : drawn;
+            string[] start = File.Exists(state) ? ["--resume", dir] : ["--overwrite"];
+            using var process = Start(With(ColaRun, ["--out", dir, .. start]), fault);
+            var error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)), $"{fault}: the run did not stop");
+            Assert.True(process.ExitCode == 137, $"{fault} from step {step}: exit {process.ExitCode}, not killed: {await error}");
+            checkpointSteps.Add(step);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{fault} from step {step}: log has {LoggedSteps(Path.Combine(dir, "train_log.jsonl"))} steps");
+            Assert.False(File.Exists(Path.Combine(dir, "result.json")), $"{fault}: the killed run wrote its result");
+        }
+        Assert.Equal(10, checkpointSteps.Count);
+        Assert.True(checkpointSteps.Distinct().Count() >= 4, $"the kills did not spread over the run: resumed from steps {string.Join(", ", checkpointSteps)}");
+
+        var resumed = RunToEnd(With(ColaRun, "--out", dir, "--resume", dir));
+        AssertSameRun(uninterrupted.Result, resumed);
+        Assert.Equal((double)uninterrupted.Result["dev"]!["nll_per_token"]!, (double)resumed["dev"]!["nll_per_token"]!, 1e-9);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(uninterrupted.Folder, "chain", "links.safetensors"), TestContext.Current.CancellationToken),
+            await File.ReadAllBytesAsync(Path.Combine(dir, "chain", "links.safetensors"), TestContext.Current.CancellationToken));
+        Assert.Empty(Directory.GetDirectories(dir, ".checkpoint.*"));
+        var steps = File.ReadAllLines(Path.Combine(dir, "train_log.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Where(n => n["loss"] is not null).Select(n => (int)n["step"]!).ToList();
+        Assert.Equal(Enumerable.Range(1, 30), steps);
     }
 
     [Fact]
