@@ -58,6 +58,12 @@ public static class CliApp
             error.WriteLine($"error: {e.Message}; the last checkpoint is from before it");
             return 3;
         }
+        catch (IOException e) when (e.HResult == 28 || e.Message.Contains("No space left on device", StringComparison.Ordinal))
+        {
+            // ENOSPC: every file ChainLora writes goes through a temporary that is removed, so what was there stays whole.
+            error.WriteLine($"failed: the disk is full ({e.Message}); files written before are intact, nothing half-written was kept");
+            return 1;
+        }
         catch (Exception e) when (IsUserError(e))
         {
             error.WriteLine($"error: {e.Message}");

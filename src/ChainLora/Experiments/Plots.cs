@@ -1,6 +1,7 @@
 // PNG plots with ScottPlot: training loss with knot markers, test score against chain length with
 // a std band (the paper's Figure 2), and test score against the second link's rank (Figure 3).
 using System.Text.Json.Nodes;
+using ChainLora.IO;
 using ChainLora.Training;
 using ScottPlot;
 
@@ -56,7 +57,7 @@ public static class Plots
         plot.XLabel("optimizer step");
         plot.YLabel("loss (moving average of 5)");
         plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png));
         return path;
     }
 
@@ -77,7 +78,7 @@ public static class Plots
         plot.XLabel("chain length");
         plot.YLabel("test score");
         plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png));
         return path;
     }
 
@@ -96,7 +97,7 @@ public static class Plots
         plot.XLabel("rank of link 2");
         plot.YLabel("test score");
         plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png));
         return path;
     }
 

@@ -230,6 +230,35 @@ public sealed class ResumeAndAdapterTests(ResumeAndAdapterTests.UninterruptedRun
     }
 
     [Fact]
+    public async Task A_checkpoint_onto_a_full_disk_keeps_the_previous_one_and_the_run_resumes_exactly_once_there_is_space()
+    {
+        using var disk = new SmallDisk(16 << 20);
+        var dir = disk.PathIn("run");
+        using (var process = Start(With(ColaRun, "--out", dir), "step:6"))
+        {
+            _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            _ = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)), "the run did not stop");
+            Assert.Equal(137, process.ExitCode);
+        }
+        var state = Path.Combine(dir, "checkpoint", "state.json");
+        var saved = await File.ReadAllBytesAsync(state, TestContext.Current.CancellationToken);
+        Assert.Equal(4, (int)JsonNode.Parse(saved)!["Step"]!);
+
+        // Room for a few log lines, not for the checkpoint at step 8.
+        disk.Fill(leaveBytes: 16 << 10);
+        var (exit, _, error) = CliProcess.Run(With(ColaRun, "--out", dir, "--resume", dir));
+        Assert.Equal(1, exit);
+        Assert.Contains("the disk is full", error);
+        Assert.Equal(saved, await File.ReadAllBytesAsync(state, TestContext.Current.CancellationToken));
+        Assert.Empty(Directory.GetDirectories(dir, ".checkpoint.*"));
+        Assert.False(File.Exists(Path.Combine(dir, "result.json")));
+
+        disk.Free();
+        AssertSameRun(uninterrupted.Result, RunToEnd(With(ColaRun, "--out", dir, "--resume", dir)));
+    }
+
+    [Fact]
     public void Resume_names_a_folder_without_a_checkpoint()
     {
         var missing = PathIn("nothing-here");
