@@ -163,7 +163,8 @@ public static partial class DataFiles
             {
                 error = e;
             }
-        }) { IsBackground = true, Name = $"parquet {Path.GetFileName(path)}" };
+        })
+        { IsBackground = true, Name = $"parquet {Path.GetFileName(path)}" };
         reader.Start();
         var limit = TimeSpan.FromSeconds(10 + bytes.Length / 1e6);
         if (!reader.Join(limit))

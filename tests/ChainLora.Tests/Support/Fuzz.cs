@@ -96,7 +96,7 @@ static class Fuzz
                 try
                 {
                     if (!work.Wait(TimeSpan.FromSeconds(seconds)))
-                        throw new TimeoutException($"{Keep(dir, input.Name)}: " +$"the reader took more than {seconds} s on a {input.Bytes.Length}-byte input");
+                        throw new TimeoutException($"{Keep(dir, input.Name)}: " + $"the reader took more than {seconds} s on a {input.Bytes.Length}-byte input");
                 }
                 catch (AggregateException e) when (e.InnerException is InvalidDataException
                     || (alsoAllowed ?? []).Any(t => t.IsInstanceOfType(e.InnerException)))
