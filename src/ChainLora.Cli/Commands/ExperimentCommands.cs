@@ -20,10 +20,11 @@ static class ExperimentCommands
             DefaultValueFactory = _ => 0,
         };
         var dryRun = new Option<bool>("--dry-run") { Description = "Only write the job specs (to fan out on a scheduler with run-job)" };
+        var tensorBoard = TensorBoardOption("TensorBoard events: one run folder per cell, DIR/<job id>; `tensorboard --logdir DIR` overlays them");
         var command = new Command("experiment",
             "Run a grid of tasks x methods x learning rates x seeds; finished cells (result.json) are skipped; then write the report")
         {
-            config, outDir, jobs, threads, dryRun,
+            config, outDir, jobs, threads, dryRun, tensorBoard,
         };
         command.SetAction(r =>
         {
@@ -45,7 +46,7 @@ static class ExperimentCommands
             {
                 if (o.ExitCode != 0) lock (failed) failed.Add(o);
                 onDone(o);
-            }, threadsPerWorker: r.GetValue(threads));
+            }, threadsPerWorker: r.GetValue(threads), tensorBoard: r.GetValue(tensorBoard)?.FullName);
             if (Console.IsErrorRedirected) RunAll(_ => { });
             else progress.Start(ctx =>
             {
@@ -64,15 +65,18 @@ static class ExperimentCommands
     public static Command RunJob(TextWriter output)
     {
         var spec = new Argument<FileInfo>("spec") { Description = "A job's spec.json (written by `chainlora experiment`)" };
-        var command = new Command("run-job", "Run one grid cell; writes result.json beside the spec (skips if it exists)") { spec };
+        var tensorBoard = TensorBoardOption("TensorBoard events into DIR/<job id> (as `experiment --tensorboard DIR` asks)");
+        var command = new Command("run-job", "Run one grid cell; writes result.json beside the spec (skips if it exists)") { spec, tensorBoard };
         command.SetAction(r =>
         {
             var job = JobSpec.Load(r.GetValue(spec)!.FullName);
-            output.WriteLine(JobRunner.Run(job) ? $"{job.Id}: done" : $"{job.Id}: already finished");
+            output.WriteLine(JobRunner.Run(job, tensorBoardRoot: r.GetValue(tensorBoard)?.FullName) ? $"{job.Id}: done" : $"{job.Id}: already finished");
             return 0;
         });
         return command;
     }
+
+    static Option<DirectoryInfo> TensorBoardOption(string description) => new("--tensorboard") { Description = description, HelpName = "DIR" };
 
     public static Command Report(TextWriter output)
     {

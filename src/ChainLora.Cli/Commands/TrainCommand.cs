@@ -74,6 +74,11 @@ static class TrainCommand
             Description = "Continue an interrupted run exactly from its checkpoint (a checkpoint folder or a run folder holding checkpoint/); pass the same options",
         };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a run already in --out (its log, checkpoint and result.json)" };
+        var tensorBoard = new Option<string>("--tensorboard")
+        {
+            Description = "Also write TensorBoard events into DIR (loss, learning rate, tokens/s, grad norm per step, a marker at each knot, dev and test metrics); give each run its own DIR",
+            HelpName = "DIR",
+        };
         var checkpointing = CommonOptions.GradientCheckpointing();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
@@ -83,7 +88,7 @@ static class TrainCommand
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
-            overwrite, checkpointing, json, device, dtype,
+            overwrite, tensorBoard, checkpointing, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -126,6 +131,7 @@ static class TrainCommand
                 CheckpointEvery = r.GetValue(checkpointEvery),
                 ResumeFrom = r.GetValue(resume),
                 Overwrite = r.GetValue(overwrite),
+                TensorBoardDir = r.GetValue(tensorBoard),
             };
             // Ctrl+C or SIGTERM: finish the step in progress, checkpoint, exit 130 (resume with --resume OUT).
             using var stop = new CancellationTokenSource();

@@ -12,8 +12,11 @@ namespace ChainLora.Experiments;
 
 public static class JobRunner
 {
-    /// <summary>Runs <paramref name="job"/> unless it has a result; returns false when it was already finished.</summary>
-    public static bool Run(JobSpec job, Action<StepReport>? onStep = null)
+    /// <summary>
+    /// Runs <paramref name="job"/> unless it has a result; returns false when it was already finished.
+    /// <paramref name="tensorBoardRoot"/>: TensorBoard events go to its subfolder named by the job's id.
+    /// </summary>
+    public static bool Run(JobSpec job, Action<StepReport>? onStep = null, string? tensorBoardRoot = null)
     {
         if (job.IsFinished) return false;
         if (job.Out.Length == 0) throw new InvalidDataException($"job {job.Id}: field 'out' is required");
@@ -24,7 +27,12 @@ public static class JobRunner
             var options = TrainOptions(job);
             var interrupted = File.Exists(Path.Combine(job.Out, Checkpoint.FolderName, "state.json"));
             // Without a checkpoint, whatever a stopped attempt left is replaced: a cell is only ever its spec.
-            TrainRecipe.Run(options with { ResumeFrom = interrupted ? job.Out : null, Overwrite = !interrupted }, onStep);
+            TrainRecipe.Run(options with
+            {
+                ResumeFrom = interrupted ? job.Out : null,
+                Overwrite = !interrupted,
+                TensorBoardDir = tensorBoardRoot is null ? null : Path.Combine(tensorBoardRoot, job.Id),
+            }, onStep);
         }
         else
             ResultFile.Write(job.ResultPath, EvalRecipe.Run(EvalOptions(job)));

@@ -11,10 +11,11 @@ public static class LocalRunner
 {
     /// <summary>
     /// <paramref name="command"/> is how to start the CLI (e.g. ["dotnet", ".../ChainLora.Cli.dll"]).
-    /// <paramref name="onDone"/> is called as each job ends.
+    /// <paramref name="onDone"/> is called as each job ends. <paramref name="tensorBoard"/> is passed to
+    /// each worker as `run-job --tensorboard`.
     /// </summary>
     public static List<JobOutcome> Run(IReadOnlyList<JobSpec> jobs, IReadOnlyList<string> command, int workers,
-        Action<JobOutcome>? onDone = null, CancellationToken cancel = default, int threadsPerWorker = 0)
+        Action<JobOutcome>? onDone = null, CancellationToken cancel = default, int threadsPerWorker = 0, string? tensorBoard = null)
     {
         if (workers < 1) throw new ArgumentException($"--jobs {workers}: must be at least 1");
         if (threadsPerWorker < 0) throw new ArgumentException($"--threads {threadsPerWorker}: must be >= 0 (0 = the cores shared out)");
@@ -33,7 +34,7 @@ public static class LocalRunner
                     if (pending.Count == 0) return;
                     job = pending.Dequeue();
                 }
-                var outcome = RunOne(job, command, threadsEach);
+                var outcome = RunOne(job, command, threadsEach, tensorBoard);
                 lock (gate) outcomes.Add(outcome);
                 onDone?.Invoke(outcome);
             }
@@ -43,7 +44,7 @@ public static class LocalRunner
         return outcomes;
     }
 
-    static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int threads)
+    static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int threads, string? tensorBoard)
     {
         var spec = Path.Combine(job.Out, "spec.json");
         var info = new ProcessStartInfo(command[0])
@@ -55,6 +56,11 @@ public static class LocalRunner
         foreach (var a in command.Skip(1)) info.ArgumentList.Add(a);
         info.ArgumentList.Add("run-job");
         info.ArgumentList.Add(spec);
+        if (tensorBoard is not null)
+        {
+            info.ArgumentList.Add("--tensorboard");
+            info.ArgumentList.Add(tensorBoard);
+        }
         // Share the cores between the workers instead of oversubscribing them.
         info.Environment["CHAINLORA_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {command[0]}");

@@ -62,6 +62,8 @@ public sealed record TrainRecipeOptions
     public CancellationToken Stop { get; init; }
     /// <summary>Replace a run already in <see cref="OutDir"/> (its log, checkpoint and result); otherwise such a folder is refused.</summary>
     public bool Overwrite { get; init; }
+    /// <summary>A folder for this run's TensorBoard events (per step, at knots, and the dev and test metrics); null writes none.</summary>
+    public string? TensorBoardDir { get; init; }
 
     /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
     public string? CheckpointDir => OutDir is null ? null : Path.Combine(OutDir, Checkpoint.FolderName);
@@ -114,6 +116,7 @@ public sealed class TrainRecipe : IDisposable
         {
             Seed = options.Seed,
             LogPath = logPath,
+            TensorBoardDir = options.TensorBoardDir,
             CheckpointDir = options.CheckpointDir,
             CheckpointEvery = options.CheckpointEvery,
             Fingerprint = RunFingerprint.Of(options, model.Directory, prepared.Data),
@@ -215,6 +218,12 @@ public sealed class TrainRecipe : IDisposable
         var eval = new EvalOptions { Seed = options.Seed };
         var dev = Prepared.Evaluate(model.Model, model.Tokenizer, eval, dev: true);
         var test = Prepared.Evaluate(model.Model, model.Tokenizer, eval)!;
+        if (options.TensorBoardDir is not null)
+        {
+            var events = new TensorBoardEvents(options.TensorBoardDir);
+            if (dev is not null) events.Metrics("dev", dev.Metrics, training.StepLosses.Count);
+            events.Metrics("test", test.Metrics, training.StepLosses.Count);
+        }
         var full = options.Trainer.Method == TrainingMethod.Full;
         var result = new TaskRunResult(Prepared.Task.Name, options.Trainer.Method, options.Seed,
             model.Directory, Hyperparameters(), Prepared.Data, TrainingSummary.Of(training, full), dev?.Metrics, test.Metrics,

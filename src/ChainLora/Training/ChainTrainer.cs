@@ -136,7 +136,7 @@ public sealed class ChainTrainer
             run.State.StepLosses.Add(loss);
             run.State.Step++;
             FaultInjection.Point("step");
-            run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond());
+            run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond(), gradientNorm);
             OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
             if (chainConfig.Auto?.Decide(run.State.StepLosses, link, run.State.Step, Schedule) is { } reason)
             {
@@ -317,7 +317,7 @@ public sealed class ChainTrainer
             optimizer = NewOptimizer(trainable);
             Checkpoint.RestoreOptimizer(resumeFrom, optimizer);
         }
-        return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step),
+        return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step, options.TensorBoardDir),
             new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));
     }
 

@@ -29,6 +29,8 @@ public sealed record TrainerOptions
     public bool RewarmEachLink { get; init; }
     public long Seed { get; init; }
     public string? LogPath { get; init; }
+    /// <summary>A folder for TensorBoard event files (<see cref="TensorBoardEvents"/>); null writes none.</summary>
+    public string? TensorBoardDir { get; init; }
     /// <summary>Folder for checkpoints (at every link end, and every <see cref="CheckpointEvery"/> steps when positive).</summary>
     public string? CheckpointDir { get; init; }
     public int CheckpointEvery { get; init; }

@@ -31,7 +31,7 @@ public sealed class JobRunnerTests : TempFolderTest
         Assert.Equal(2, specs.Count);
         foreach (var spec in specs)
         {
-            (exit, output, error) = CliHarness.Run("run-job", spec);
+            (exit, output, error) = CliHarness.Run("run-job", spec, "--tensorboard", PathIn("tb"));
             Assert.True(exit == 0, error);
             Assert.EndsWith(": done", output.Trim());
             (exit, output, _) = CliHarness.Run("run-job", spec);
@@ -44,7 +44,7 @@ public sealed class JobRunnerTests : TempFolderTest
         var direct = PathIn("direct");
         (exit, _, error) = CliHarness.Run("train", "--model", model, "--task", "lm", "--data", text, "--method", "cola", "--chain-length", "2",
             "--ranks", "8,4", "--lr", "3e-3", "--seed", "1", "--epochs", "2", "--num-train", "8", "--num-dev", "2", "--num-eval", "4",
-            "--batch-size", "4", "--out", direct);
+            "--batch-size", "4", "--out", direct, "--tensorboard", PathIn("tb-direct"));
         Assert.True(exit == 0, error);
         var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(direct, "result.json")))!;
         Assert.Equal(4, cell["training"]!["steps"]!.GetValue<int>());
@@ -52,6 +52,17 @@ public sealed class JobRunnerTests : TempFolderTest
         Assert.True(JsonNode.DeepEquals(trained["test"], cell["test"]));
         Assert.Equal("cola", cell["method"]!.GetValue<string>());
         Assert.True(File.Exists(Path.Combine(colaDir, "chain", "chain.json")), "the cell keeps its chain for export");
+
+        // TensorBoard: the cell's events sit in tb/<job id> and tell what train's own events tell.
+        static List<TensorBoardFile.Scalar> Events(string dir) =>
+            [.. Directory.GetFiles(dir, "events.out.tfevents.*").SelectMany(f => TensorBoardFile.Read(f).Scalars)];
+        var cellEvents = Events(PathIn(Path.Combine("tb", Path.GetFileName(colaDir))));
+        var directEvents = Events(PathIn("tb-direct"));
+        Assert.Equal(directEvents.Where(e => e.Tag == "train/loss").Select(e => e.Value), cellEvents.Where(e => e.Tag == "train/loss").Select(e => e.Value));
+        Assert.Equal((float)trained["test"]!["nll_per_token"]!.GetValue<double>(), directEvents.Single(e => e.Tag == "test/nll_per_token").Value);
+        Assert.Equal((float)trained["dev"]!["nll_per_token"]!.GetValue<double>(), directEvents.Single(e => e.Tag == "dev/nll_per_token").Value);
+        Assert.Equal([(2L, 2f)], directEvents.Where(e => e.Tag == "chain/knot").Select(e => (e.Step, e.Value)));
+        Assert.Single(Directory.GetDirectories(PathIn("tb")));  // the zero-shot cell trains nothing
 
         // The zero-shot cell equals `chainlora eval`.
         var zeroDir = Path.GetDirectoryName(specs.Single(s => s.Contains("zero-shot", StringComparison.Ordinal)))!;
