@@ -62,7 +62,7 @@ public class GridAndReportTests
     }
 
     /// <summary>Writes result.json files as `train`/`eval` would, with chosen dev and test accuracies.</summary>
-    static string FakeRun(Func<JobSpec, (double Dev, double Test)> score)
+    internal static string FakeRun(Func<JobSpec, (double Dev, double Test)> score)
     {
         var dir = Directory.CreateTempSubdirectory("grid").FullName;
         var jobs = Grid.Expand(Config, dir);
