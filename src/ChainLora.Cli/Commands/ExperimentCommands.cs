@@ -19,13 +19,30 @@ static class ExperimentCommands
             Description = "Torch threads per worker (0 = the cores shared out among --jobs; fewer leave cores for other work)",
             DefaultValueFactory = _ => 0,
         };
-        var dryRun = new Option<bool>("--dry-run") { Description = "Only write the job specs (to fan out on a scheduler with run-job)" };
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Only write the job specs (and, for slurm / k8s, the script or manifest, printed instead of submitted)",
+        };
         var tensorBoard = TensorBoardOption("TensorBoard events: one run folder per cell, DIR/<job id>; `tensorboard --logdir DIR` overlays them");
+        var scheduler = new Option<string>("--scheduler")
+        {
+            Description = "Who runs the cells: local (worker processes here), slurm (an sbatch job array, DIR/slurm/) or k8s (an Indexed Job manifest, DIR/k8s/job.yaml)",
+            DefaultValueFactory = _ => "local",
+        }.AcceptOnlyFromAmong("local", "slurm", "k8s");
+        var partition = new Option<string>("--partition") { Description = "slurm: the partition" };
+        var time = new Option<string>("--time") { Description = "slurm: time limit per cell (e.g. 2:00:00); a cell stopped by it resumes from its checkpoint when resubmitted" };
+        var cpus = new Option<int>("--cpus-per-task") { Description = "slurm / k8s: cores per cell (its torch threads)", DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var mem = new Option<string>("--mem") { Description = "slurm: memory per cell (e.g. 8G); k8s: the pod's memory request (e.g. 8Gi)" };
+        var maxParallel = new Option<int?>("--max-parallel") { Description = "slurm / k8s: at most K cells at once (the array's %K throttle, the Job's parallelism)" };
+        var submit = new Option<bool>("--submit") { Description = "slurm: submit the array with sbatch (otherwise only written)" };
+        var image = new Option<string>("--image") { Description = "k8s: a container image with chainlora on its PATH", DefaultValueFactory = _ => new KubernetesOptions().Image };
+        var claim = new Option<string>("--pvc") { Description = "k8s: the PersistentVolumeClaim holding the grid folder, mounted at its path", DefaultValueFactory = _ => new KubernetesOptions().VolumeClaim };
         var command = new Command("experiment",
             "Run a grid of tasks x methods x learning rates x seeds; finished cells (result.json) are skipped; then write the report")
         {
-            config, outDir, jobs, threads, dryRun, tensorBoard,
+            config, outDir, jobs, threads, dryRun, tensorBoard, scheduler, partition, time, cpus, mem, maxParallel, submit, image, claim,
         };
+        command.Subcommands.Add(Status(output));
         command.SetAction(r =>
         {
             var cfg = ExperimentConfig.Load(r.GetValue(config)!.FullName);
@@ -37,6 +54,40 @@ static class ExperimentCommands
             AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(cfg));
             var todo = specs.Count(s => !s.IsFinished);
             output.WriteLine($"{specs.Count} jobs in {dir}/jobs ({specs.Count - todo} finished, {todo} to run)");
+            var pending = specs.Where(s => !s.IsFinished).ToList();
+            switch (r.GetValue(scheduler))
+            {
+                case "slurm":
+                    var slurm = new SlurmOptions
+                    {
+                        Partition = r.GetValue(partition), Time = r.GetValue(time), CpusPerTask = r.GetValue(cpus), Mem = r.GetValue(mem),
+                        MaxParallel = r.GetValue(maxParallel), TensorBoard = r.GetValue(tensorBoard)?.FullName,
+                    }.Validate();
+                    if (pending.Count == 0) return 0;
+                    var submission = SlurmArray.Write(dir, pending, SelfCommand(), slurm);
+                    if (r.GetValue(dryRun))
+                    {
+                        output.Write(File.ReadAllText(submission.Script));
+                        return 0;
+                    }
+                    if (!r.GetValue(submit))
+                    {
+                        output.WriteLine($"wrote {submission.Script} ({submission.Count} array tasks); submit it with `sbatch {submission.Script}` or --submit");
+                        return 0;
+                    }
+                    submission = SlurmArray.Submit(dir, submission);
+                    output.WriteLine($"submitted job array {submission.JobId} ({submission.Count} tasks): {submission.Script}; watch it with `chainlora experiment status {dir}`");
+                    return 0;
+                case "k8s":
+                    if (pending.Count == 0) return 0;
+                    var manifest = KubernetesJob.Write(dir, pending, new KubernetesOptions
+                    {
+                        Image = r.GetValue(image)!, VolumeClaim = r.GetValue(claim)!, CpusPerTask = r.GetValue(cpus), Memory = r.GetValue(mem),
+                        MaxParallel = r.GetValue(maxParallel), TensorBoard = r.GetValue(tensorBoard)?.FullName,
+                    });
+                    output.WriteLine(r.GetValue(dryRun) ? File.ReadAllText(manifest) : $"wrote {manifest}; run it with `kubectl apply -f {manifest}`");
+                    return 0;
+            }
             if (r.GetValue(dryRun)) return 0;
 
             var failed = new List<JobOutcome>();
@@ -76,6 +127,21 @@ static class ExperimentCommands
         return command;
     }
 
+    static Command Status(TextWriter output)
+    {
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" };
+        var command = new Command("status", "What finished, what failed (with its last lines of stderr), what Slurm holds and what is left") { dir };
+        command.SetAction(r =>
+        {
+            var cells = GridStatus.Of(r.GetValue(dir)!.FullName);
+            foreach (var cell in cells.Where(c => c.State != CellState.Finished))
+                output.WriteLine($"{EnumNames.Name(cell.State),-11} {cell.Job.Id}{(cell.Detail is null ? "" : $"  {cell.Detail}")}");
+            output.WriteLine(string.Join(", ", cells.GroupBy(c => c.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {EnumNames.Name(g.Key)}")));
+            return cells.Any(c => c.State == CellState.Failed) ? 1 : 0;
+        });
+        return command;
+    }
+
     static Option<DirectoryInfo> TensorBoardOption(string description) => new("--tensorboard") { Description = description, HelpName = "DIR" };
 
     public static Command Report(TextWriter output)
@@ -109,8 +175,12 @@ static class ExperimentCommands
     static IReadOnlyList<string> SelfCommand()
     {
         var process = Environment.ProcessPath ?? "dotnet";
-        return Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? [process, typeof(CliApp).Assembly.Location]
-            : [process];
+        // The CLI's own apphost (the installed `chainlora`) starts itself; under `dotnet` or another
+        // host (a test runner calling CliApp in-process), the CLI's assembly goes through the dotnet host.
+        if (System.Reflection.Assembly.GetEntryAssembly() == typeof(CliApp).Assembly && Path.GetFileNameWithoutExtension(process) != "dotnet")
+            return [process];
+        var host = Path.GetFileNameWithoutExtension(process) == "dotnet" ? process
+            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";
+        return [host, typeof(CliApp).Assembly.Location];
     }
 }

@@ -69,6 +69,7 @@ public static class LocalRunner
         process.WaitForExit();
         var tail = stderr.Result.Length > 2000 ? stderr.Result[^2000..] : stderr.Result;
         File.WriteAllText(Path.Combine(job.Out, "stderr.txt"), stderr.Result);
+        File.WriteAllText(Path.Combine(job.Out, GridStatus.ExitCodeFile), $"{process.ExitCode}\n");
         return new JobOutcome(job, process.ExitCode, tail.Trim());
     }
 }

@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using ChainLora.Experiments;
+
+namespace ChainLora.Tests.Experiments;
+
+/// <summary>
+/// A grid on a real single-node Slurm (Debian's slurm-wlm and munge, started as root by
+/// scripts/slurm-local.sh and stopped by PID): the array's cells equal those of the local pool,
+/// cell for cell, and so does the report. Skips where Slurm cannot run here.
+/// </summary>
+public sealed class SlurmTests : TempFolderTest
+{
+    static string Script()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "scripts", "slurm-local.sh"))) return Path.Combine(dir.FullName, "scripts", "slurm-local.sh");
+        Assert.Skip("scripts/slurm-local.sh not found above the test binaries");
+        return "";
+    }
+
+    static (int Exit, string Output, string Error) Shell(params string[] args)
+    {
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var process = Process.Start(info)!;
+        var error = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, output, error.Result);
+    }
+
+    static Dictionary<string, string> Results(string grid) =>
+        Directory.GetFiles(Path.Combine(grid, "jobs"), "result.json", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetFileName(Path.GetDirectoryName(f))!, f => JsonNode.Parse(File.ReadAllText(f))!["test"]!.ToJsonString());
+
+    [Fact]
+    public void A_grid_run_as_a_slurm_job_array_equals_the_local_pool_cell_for_cell()
+    {
+        var model = SharedData.Require("models/stories260K");
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var config = PathIn("grid.json");
+        File.WriteAllText(config, $$"""
+        {
+          "model": "{{model}}", "data_root": "{{Path.GetDirectoryName(text)}}",
+          "tasks": [{ "name": "lm", "data": "{{Path.GetFileName(text)}}" }],
+          "methods": [
+            { "name": "LoRA", "kind": "lora" },
+            { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }
+          ],
+          "learning_rates": [3e-3], "seeds": [1, 2], "epochs": 2,
+          "num_train": 8, "num_dev": 2, "num_eval": 4, "batch_size": 4
+        }
+        """);
+        var state = PathIn("slurm-state");
+        var (exit, output, error) = Shell(Script(), "start", state);
+        if (exit == 77) Assert.Skip(error.Trim());
+        Assert.True(exit == 0, $"Slurm did not start: {error}");
+        var previous = Environment.GetEnvironmentVariable("SLURM_CONF");
+        try
+        {
+            Environment.SetEnvironmentVariable("SLURM_CONF", output.Trim().Split('=', 2)[1]);
+
+            var local = PathIn("local");
+            var clock = Stopwatch.StartNew();
+            (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", local, "--jobs", "2");
+            Assert.True(exit == 0, error);
+            var localSeconds = clock.Elapsed.TotalSeconds;
+
+            var slurm = PathIn("slurm");
+            clock.Restart();
+            (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", slurm, "--scheduler", "slurm", "--submit",
+                "--max-parallel", "2", "--cpus-per-task", "1");
+            Assert.True(exit == 0, error);
+            Assert.Contains("submitted job array", output);
+            var script = Assert.Single(Directory.GetFiles(Path.Combine(slurm, "slurm"), "array-*.sbatch"));
+            Assert.Contains("#SBATCH --array=0-3%2", File.ReadAllText(script));
+            var status = "";
+            while (clock.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                (_, status, _) = CliHarness.Run("experiment", "status", slurm);
+                if (status.TrimEnd().EndsWith("4 finished", StringComparison.Ordinal)) break;
+                Thread.Sleep(500);
+            }
+            var slurmSeconds = clock.Elapsed.TotalSeconds;
+            Assert.True(status.TrimEnd().EndsWith("4 finished", StringComparison.Ordinal), $"the array did not finish: {status}");
+            TestContext.Current.TestOutputHelper?.WriteLine($"4 cells: slurm array {slurmSeconds:F1} s, local --jobs 2 {localSeconds:F1} s");
+
+            Assert.Equal(Results(local), Results(slurm));
+            Assert.Equal(4, Directory.GetFiles(Path.Combine(slurm, "slurm", "logs"), "*.out").Length);
+            (exit, _, error) = CliHarness.Run("report", local);
+            Assert.True(exit == 0, error);
+            (exit, _, error) = CliHarness.Run("report", slurm);
+            Assert.True(exit == 0, error);
+            Assert.Equal(File.ReadAllText(Path.Combine(local, "report", "results.md")), File.ReadAllText(Path.Combine(slurm, "report", "results.md")));
+
+            // Nothing left to run: a re-submission submits nothing.
+            (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", slurm, "--scheduler", "slurm", "--submit");
+            Assert.True(exit == 0, error);
+            Assert.Contains("(4 finished, 0 to run)", output);
+            Assert.Single(Directory.GetFiles(Path.Combine(slurm, "slurm"), "array-*.sbatch"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SLURM_CONF", previous);
+            Shell(Script(), "stop", state);
+        }
+    }
+}
