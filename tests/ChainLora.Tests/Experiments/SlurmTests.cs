@@ -34,6 +34,37 @@ public sealed class SlurmTests : TempFolderTest
         Directory.GetFiles(Path.Combine(grid, "jobs"), "result.json", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetFileName(Path.GetDirectoryName(f))!, f => JsonNode.Parse(File.ReadAllText(f))!["test"]!.ToJsonString());
 
+    string TinyGrid()
+    {
+        Directory.CreateDirectory(PathIn("model"));
+        File.WriteAllText(PathIn("text.txt"), "To be, or not to be.\n");
+        var config = PathIn("tiny.json");
+        File.WriteAllText(config, $$"""
+        { "model": "{{PathIn("model")}}", "data_root": "{{Path.GetTempPath()}}", "tasks": [{ "name": "lm", "data": "{{PathIn("text.txt")}}" }],
+          "methods": [{ "name": "LoRA", "kind": "lora" }], "learning_rates": [1e-3, 3e-3], "seeds": [1, 2, 3], "epochs": 1, "num_train": 8 }
+        """);
+        return config;
+    }
+
+    [Fact]
+    public void Dry_run_prints_the_array_script_with_the_options_and_bad_options_are_named()
+    {
+        var config = TinyGrid();
+        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", PathIn("grid"), "--scheduler", "slurm", "--dry-run",
+            "--partition", "cpu", "--time", "1:00:00", "--cpus-per-task", "2", "--mem", "4G", "--max-parallel", "3");
+        Assert.True(exit == 0, error);
+        foreach (var line in new[] { "#SBATCH --array=0-5%3", "#SBATCH --partition=cpu", "#SBATCH --time=1:00:00", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G", " run-job \"$spec\"" })
+            Assert.Contains(line, output);
+        Assert.Equal(6, File.ReadAllLines(Assert.Single(Directory.GetFiles(PathIn(Path.Combine("grid", "slurm")), "tasks-*.txt"))).Length);
+
+        (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", PathIn("grid2"), "--scheduler", "slurm", "--partition", "a b");
+        Assert.Equal(2, exit);
+        Assert.Contains("--partition 'a b'", error);
+        (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", PathIn("grid3"), "--scheduler", "pbs");
+        Assert.Equal(2, exit);
+        Assert.Contains("pbs", error);
+    }
+
     [Fact]
     public void A_grid_run_as_a_slurm_job_array_equals_the_local_pool_cell_for_cell()
     {
