@@ -9,11 +9,17 @@ namespace ChainLora.Cli;
 
 public static class CliApp
 {
-    public static RootCommand Build(TextWriter output)
+    /// <summary>What users type: usage lines say `chainlora`, whatever the executable is called (ChainLora.Cli.dll under dotnet).</summary>
+    public const string CommandName = "chainlora";
+
+    public static Command Build(TextWriter output)
     {
-        var root = new RootCommand("ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models. " +
+        // A plain command rather than RootCommand, whose name is the executable's.
+        var root = new Command(CommandName, "ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models. " +
             "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training diverged (OUT/result.json has \"status\": \"diverged\"), " +
             "130 train stopped by Ctrl+C or SIGTERM after saving a checkpoint (continue with --resume).");
+        root.Options.Add(new System.CommandLine.Help.HelpOption());
+        root.Options.Add(new VersionOption());
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(PerplexityCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
@@ -41,7 +47,9 @@ public static class CliApp
         var parse = Build(output).Parse(args);
         if (parse.Errors.Count > 0)
         {
-            error.WriteLine($"error: {parse.Errors[0].Message} (see --help)");
+            // An unknown word says more than "Required command was not provided", which comes with it.
+            var first = parse.Errors.OrderBy(e => e.Message.StartsWith("Required command", StringComparison.Ordinal) ? 1 : 0).First();
+            error.WriteLine($"error: {first.Message} (see --help)");
             return 2;
         }
         try
