@@ -16,6 +16,7 @@ public static class ConfigJson
     public static string ModelType(string path)
     {
         using var doc = Parse(path);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object, found {doc.RootElement.ValueKind}");
         return doc.RootElement.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String
             ? t.GetString()!
             : throw new InvalidDataException($"{path}: field 'model_type' is missing");

@@ -91,6 +91,7 @@ public static class TokenizerLoader
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"'{path}': expected a JSON object, found {root.ValueKind}");
             return new TokenizerConfig(
                 root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null,
                 Id(root, "bos_token_id", path), Id(root, "eos_token_id", path), Id(root, "pad_token_id", path));

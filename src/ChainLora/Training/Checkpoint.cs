@@ -121,6 +121,15 @@ public static class Checkpoint
                 throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' holds NaN or infinite values; the checkpoint is damaged");
         Tensor Stored(string name) => tensors.TryGetValue(name, out var t) ? t
             : throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' is missing");
+        // A stored tensor must have the shape of what it restores (a rank in state.json, a damaged header).
+        void CopyTo(Tensor destination, string name, Tensor stored)
+        {
+            if (!destination.shape.SequenceEqual(stored.shape))
+                throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' is [{string.Join(", ", stored.shape)}] " +
+                    $"where this run needs [{string.Join(", ", destination.shape)}]; the checkpoint is damaged or from other options");
+            destination.copy_(stored);
+        }
+        void Restore(Tensor destination, string name) => CopyTo(destination, name, Stored(name));
         using var _ = no_grad();
         if (adapters is not null)
         {
@@ -130,15 +139,21 @@ public static class Checkpoint
                     throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
                 layer.ExtendChain(f.Rank, f.Alpha);
                 layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
-                    new LoraFactors(Stored($"{f.Layer}.tied{i}.A"), Stored($"{f.Layer}.tied{i}.B"), s)));
-                layer.A.copy_(Stored($"{f.Layer}.lora_A"));
-                layer.B.copy_(Stored($"{f.Layer}.lora_B"));
-                layer.Base.Weight.copy_(Stored($"{f.Layer}.weight"));
+                {
+                    var (a, b) = (Stored($"{f.Layer}.tied{i}.A"), Stored($"{f.Layer}.tied{i}.B"));
+                    if (a.dim() != 2 || b.dim() != 2 || a.shape[1] != layer.Base.InFeatures || b.shape[0] != layer.Base.OutFeatures || b.shape[1] != a.shape[0])
+                        throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: '{f.Layer}.tied{i}.A' [{string.Join(", ", a.shape)}] and .B " +
+                            $"[{string.Join(", ", b.shape)}] are not a link of this {layer.Base.OutFeatures} x {layer.Base.InFeatures} layer");
+                    return new LoraFactors(a, b, s);
+                }));
+                Restore(layer.A, $"{f.Layer}.lora_A");
+                Restore(layer.B, $"{f.Layer}.lora_B");
+                Restore(layer.Base.Weight, $"{f.Layer}.weight");
             }
         }
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, t) in tensors)
-            if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) p.copy_(t);
+            if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) CopyTo(p, name, t);
         set_rng_state(tensor(rng, ScalarType.Byte, CPU));
         return run;
     }
@@ -170,7 +185,10 @@ public static class Checkpoint
         Require(run.Step >= 0, $"Step {run.Step} must be >= 0");
         Require(run.Epoch >= 0 && run.BatchInEpoch >= 0, $"Epoch {run.Epoch} and BatchInEpoch {run.BatchInEpoch} must be >= 0");
         Require(run.StepLosses.Count == run.Step, $"{run.StepLosses.Count} StepLosses for Step {run.Step}");
-        Require(run.Tokens >= 0 && run.ElapsedSeconds >= 0 && run.KnotSeconds >= 0, "Tokens, ElapsedSeconds and KnotSeconds must be >= 0");
+        // Seconds become TimeSpans: a century is the most a run has plausibly spent.
+        const double century = 100 * 365.25 * 86400;
+        Require(run.Tokens >= 0 && run.ElapsedSeconds is >= 0 and < century && run.KnotSeconds is >= 0 and < century,
+            "Tokens must be >= 0, ElapsedSeconds and KnotSeconds between 0 and a century");
         var knots = run.AutoKnots.Count > 0 ? run.AutoKnots.Count : schedule.Links.Count(l => l.Index > 0 && l.StartStep <= run.Step);
         Require(!chain || run.TiedScalings.All(f => f.TiedScalings.Count == knots),
             $"the layers record {string.Join("/", run.TiedScalings.Select(f => f.TiedScalings.Count).Distinct())} tied links where step {run.Step} follows {knots} knots");
