@@ -10,19 +10,9 @@ public sealed class JobRunnerTests : TempFolderTest
     {
         var model = SharedData.Require("models/stories260K");
         var text = SharedData.Require("corpus/tinyshakespeare.txt");
-        var config = PathIn("grid.json");
-        File.WriteAllText(config, $$"""
-        {
-          "model": "{{model}}", "data_root": "{{Path.GetDirectoryName(text)}}",
-          "tasks": [{ "name": "lm", "data": "{{Path.GetFileName(text)}}" }],
-          "methods": [
-            { "name": "zero-shot", "kind": "zero-shot" },
-            { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }
-          ],
-          "learning_rates": [3e-3], "seeds": [1], "epochs": 2,
-          "num_train": 8, "num_dev": 2, "num_eval": 4, "batch_size": 4
-        }
-        """);
+        var config = LmGrid.Write(PathIn("grid.json"), model, text, """
+            [{ "name": "zero-shot", "kind": "zero-shot" }, { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }]
+            """);
         var grid = PathIn("grid");
         var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
         Assert.True(exit == 0, error);

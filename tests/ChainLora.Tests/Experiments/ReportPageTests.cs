@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using ChainLora.Experiments;
 using SkiaSharp;
@@ -11,18 +10,10 @@ public sealed partial class ReportPageTests : TempFolderTest
     static string? Chromium() =>
         new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome" }.FirstOrDefault(File.Exists);
 
-    (int Exit, string Out, string Err) Browse(string chromium, params IEnumerable<string> args)
-    {
-        var info = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // --no-sandbox: the suite may run as root, where Chromium's sandbox refuses to start.
-        foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", $"--user-data-dir={PathIn("profile")}" }.Concat(args))
-            info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEnd();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "chromium did not finish");
-        return (process.ExitCode, output, error.Result);
-    }
+    // --no-sandbox: the suite may run as root, where Chromium's sandbox refuses to start.
+    (int Exit, string Out, string Err) Browse(string chromium, params IEnumerable<string> args) =>
+        ChildProcess.Run(chromium, new[] { "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", $"--user-data-dir={PathIn("profile")}" }.Concat(args),
+            timeout: TimeSpan.FromMinutes(2));
 
     [GeneratedRegex("""(?:src|href)\s*=\s*"(?!data:)[^"]*""")]
     private static partial Regex ExternalReference();

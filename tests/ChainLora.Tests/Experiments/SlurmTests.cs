@@ -19,16 +19,7 @@ public sealed class SlurmTests : TempFolderTest
         return "";
     }
 
-    static (int Exit, string Output, string Error) Shell(params string[] args)
-    {
-        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output, error.Result);
-    }
+    static (int Exit, string Output, string Error) Shell(params string[] args) => ChildProcess.Run("bash", args, timeout: TimeSpan.FromMinutes(2));
 
     static Dictionary<string, string> Results(string grid) =>
         Directory.GetFiles(Path.Combine(grid, "jobs"), "result.json", SearchOption.AllDirectories)
@@ -70,19 +61,9 @@ public sealed class SlurmTests : TempFolderTest
     {
         var model = SharedData.Require("models/stories260K");
         var text = SharedData.Require("corpus/tinyshakespeare.txt");
-        var config = PathIn("grid.json");
-        File.WriteAllText(config, $$"""
-        {
-          "model": "{{model}}", "data_root": "{{Path.GetDirectoryName(text)}}",
-          "tasks": [{ "name": "lm", "data": "{{Path.GetFileName(text)}}" }],
-          "methods": [
-            { "name": "LoRA", "kind": "lora" },
-            { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }
-          ],
-          "learning_rates": [3e-3], "seeds": [1, 2], "epochs": 2,
-          "num_train": 8, "num_dev": 2, "num_eval": 4, "batch_size": 4
-        }
-        """);
+        var config = LmGrid.Write(PathIn("grid.json"), model, text, """
+            [{ "name": "LoRA", "kind": "lora" }, { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }]
+            """, seeds: "[1, 2]");
         var state = PathIn("slurm-state");
         var (exit, output, error) = Shell(Script(), "start", state);
         if (exit == 77) Assert.Skip(error.Trim());

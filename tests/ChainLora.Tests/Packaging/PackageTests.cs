@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.Compression;
 using System.Xml.Linq;
 
@@ -19,19 +18,15 @@ public sealed class PackageTests : TempFolderTest
         return "";
     }
 
+    static readonly Dictionary<string, string> Quiet = new()
+    {
+        ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1", ["CHAINLORA_THREADS"] = "1",
+    };
+
     static (int Exit, string Output) Run(string file, string? workingDirectory, params string[] args)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        info.Environment["DOTNET_NOLOGO"] = "1";
-        info.Environment["CHAINLORA_THREADS"] = "1";
-        using var process = Process.Start(info)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEnd();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(8)), $"{file} {string.Join(' ', args)} did not finish");
-        return (process.ExitCode, output + error.Result);
+        var (exit, output, error) = ChildProcess.Run(file, args, workingDirectory, Quiet, TimeSpan.FromMinutes(8));
+        return (exit, output + error);
     }
 
     static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h : "dotnet";

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace ChainLora.Tests;
 
 /// <summary>
@@ -52,11 +50,7 @@ sealed class SmallDisk : IDisposable
 
     static (int Exit, string Error) Run(string command, params string[] args)
     {
-        var info = new ProcessStartInfo(command) { RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, error);
+        var (exit, _, error) = ChildProcess.Run(command, args, timeout: TimeSpan.FromMinutes(1));
+        return (exit, error);
     }
 }
