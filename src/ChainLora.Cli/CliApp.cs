@@ -12,6 +12,9 @@ public static class CliApp
     /// <summary>What users type: usage lines say `chainlora`, whatever the executable is called (ChainLora.Cli.dll under dotnet).</summary>
     public const string CommandName = "chainlora";
 
+    /// <summary>Every command takes it: a failure then also prints the exception with its .NET (and libtorch C++) trace.</summary>
+    static readonly Option<bool> Verbose = new("--verbose") { Description = "On failure, also print the full exception and its stack trace", Recursive = true };
+
     public static Command Build(TextWriter output)
     {
         // A plain command rather than RootCommand, whose name is the executable's.
@@ -20,6 +23,7 @@ public static class CliApp
             "130 train stopped by Ctrl+C or SIGTERM after saving a checkpoint (continue with --resume).");
         root.Options.Add(new System.CommandLine.Help.HelpOption());
         root.Options.Add(new VersionOption());
+        root.Options.Add(Verbose);
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(PerplexityCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
@@ -56,6 +60,10 @@ public static class CliApp
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
+        catch (Exception e) when (parse.GetValue(Verbose) && Trace(e, error))
+        {
+            throw; // not reached: Trace prints and declines the exception, which the handlers below then take
+        }
         catch (Training.TrainingStoppedException e)
         {
             error.WriteLine($"interrupted: {e.Message}{(e.Checkpoint is null ? "" : "; continue with --resume")}");
@@ -79,9 +87,17 @@ public static class CliApp
         }
         catch (Exception e)
         {
-            error.WriteLine($"failed: {e.GetType().Name}: {e.Message}");
+            // libtorch's messages carry their C++ frames after the first line; --verbose shows them.
+            error.WriteLine($"failed: {e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}");
             return 1;
         }
+    }
+
+    /// <summary>Prints <paramref name="e"/> whole; false, so the exception filter passes it on to its handler.</summary>
+    static bool Trace(Exception e, TextWriter error)
+    {
+        error.WriteLine(e.ToString());
+        return false;
     }
 
     static bool IsUserError(Exception e) =>

@@ -5,6 +5,31 @@ namespace ChainLora.Tests.Cli;
 public class CoreCommandTests
 {
     [Fact]
+    public void A_failure_is_one_line_unless_verbose_asks_for_the_trace()
+    {
+        var (exit, _, error) = CliHarness.Run("perplexity", "--model", "/nonexistent-model", "--text", "/nonexistent.txt");
+        Assert.Equal(2, exit);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.DoesNotContain("   at ", error);
+        (exit, _, error) = CliHarness.Run("perplexity", "--model", "/nonexistent-model", "--text", "/nonexistent.txt", "--verbose");
+        Assert.Equal(2, exit);
+        Assert.Contains("System.IO.FileNotFoundException", error);
+        Assert.Contains("   at ", error);
+        Assert.EndsWith("error: --text file not found: /nonexistent.txt", error.Trim());
+    }
+
+    [Fact]
+    public void Usage_names_the_command_as_users_type_it_and_an_unknown_command_is_named()
+    {
+        var (exit, output, _) = CliHarness.Run("--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("chainlora [command] [options]", output);
+        (exit, _, var error) = CliHarness.Run("traain");
+        Assert.Equal(2, exit);
+        Assert.Contains("'traain'", error);
+    }
+
+    [Fact]
     public void Generate_prints_prompt_and_greedy_continuation()
     {
         var model = SharedData.Require("models/stories260K");
