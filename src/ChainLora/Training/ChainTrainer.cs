@@ -187,11 +187,13 @@ public sealed class ChainTrainer
     /// their gradient (for <see cref="TrainerOptions.GradientInit"/>); the optimizer never sees them.
     /// </summary>
     long tokensWithinBudget;
+    bool? onCpu;
 
     /// <summary>The first micro-batch of each larger size must leave room for its activations (host memory only).</summary>
     void CheckActivationMemory(TrainingBatch batch)
     {
-        if (batch.Tokens <= tokensWithinBudget || model.parameters().First().device_type != TorchSharp.DeviceType.CPU) return;
+        onCpu ??= model.Device.type == TorchSharp.DeviceType.CPU;
+        if (batch.Tokens <= tokensWithinBudget || onCpu == false) return;
         MemoryBudget.Require(ParameterCount.ActivationBytesLowerBound(batch.Tokens, model),
             $"a micro-batch of {batch.Tokens} tokens (the activations backward keeps, at least)");
         tokensWithinBudget = batch.Tokens;
