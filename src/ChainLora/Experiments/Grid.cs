@@ -32,7 +32,7 @@ public static class Grid
     /// <summary>Writes every job's spec.json (idempotent) and returns the paths.</summary>
     public static List<string> WriteSpecs(IEnumerable<JobSpec> jobs) => jobs.Select(j =>
     {
-        var path = Path.Combine(j.Out, "spec.json");
+        var path = j.SpecPath;
         if (!File.Exists(path)) j.Save(path);
         return path;
     }).ToList();

@@ -22,7 +22,7 @@ public static class GridStatus
     static CellStatus Status(JobSpec job, IReadOnlyDictionary<string, string> queue)
     {
         if (job.IsFinished) return new(job, CellState.Finished, null);
-        if (queue.TryGetValue(Path.Combine(job.Out, "spec.json"), out var slurm))
+        if (queue.TryGetValue(job.SpecPath, out var slurm))
             return new(job, slurm == "running" ? CellState.Running : CellState.Queued, $"slurm: {slurm}");
         var exitFile = Path.Combine(job.Out, ExitCodeFile);
         if (File.Exists(exitFile) && File.ReadAllText(exitFile).Trim() is var code && code != "0")
@@ -31,7 +31,7 @@ public static class GridStatus
             var tail = File.Exists(stderr) ? File.ReadAllLines(stderr).Where(l => l.Trim().Length > 0).TakeLast(3) : [];
             return new(job, CellState.Failed, $"exit {code}: {string.Join(" | ", tail)}");
         }
-        var state = Path.Combine(job.Out, "checkpoint", "state.json");
+        var state = Training.Checkpoint.StatePath(job.Out);
         if (File.Exists(state))
         {
             var step = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(state))?["Step"];

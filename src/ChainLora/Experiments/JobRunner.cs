@@ -25,7 +25,7 @@ public static class JobRunner
         {
             // A cell stopped part-way (a scheduler's time limit, a session's end) continues from its checkpoint.
             var options = TrainOptions(job);
-            var interrupted = File.Exists(Path.Combine(job.Out, Checkpoint.FolderName, "state.json"));
+            var interrupted = File.Exists(Checkpoint.StatePath(job.Out));
             // Without a checkpoint, whatever a stopped attempt left is replaced: a cell is only ever its spec.
             TrainRecipe.Run(options with
             {

@@ -56,6 +56,8 @@ public sealed record JobSpec
     }
 
     [JsonIgnore]
+    public string SpecPath => Path.Combine(Out, "spec.json");
+    [JsonIgnore]
     public string ResultPath => Path.Combine(Out, ResultFile.Name);
     [JsonIgnore]
     public bool IsFinished => File.Exists(ResultPath);

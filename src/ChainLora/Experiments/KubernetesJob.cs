@@ -34,7 +34,7 @@ public static class KubernetesJob
         var dir = Path.Combine(grid, FolderName);
         Directory.CreateDirectory(dir);
         var tasks = Path.Combine(dir, "tasks.txt");
-        AtomicFile.WriteAllLines(tasks, pending.Select(j => Path.Combine(j.Out, "spec.json")));
+        AtomicFile.WriteAllLines(tasks, pending.Select(j => j.SpecPath));
         var manifest = Path.Combine(dir, "job.yaml");
         AtomicFile.WriteAllText(manifest, Manifest(grid, tasks, pending.Count, options));
         return manifest;

@@ -46,7 +46,7 @@ public static class LocalRunner
 
     static JobOutcome RunOne(JobSpec job, IReadOnlyList<string> command, int threads, string? tensorBoard)
     {
-        var spec = Path.Combine(job.Out, "spec.json");
+        var spec = job.SpecPath;
         var info = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,

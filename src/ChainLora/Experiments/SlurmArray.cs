@@ -55,7 +55,7 @@ public static class SlurmArray
         Directory.CreateDirectory(Path.Combine(dir, "logs"));
         var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", CultureInfo.InvariantCulture);
         var tasks = Path.Combine(dir, $"tasks-{stamp}.txt");
-        AtomicFile.WriteAllLines(tasks, pending.Select(j => Path.Combine(j.Out, "spec.json")));
+        AtomicFile.WriteAllLines(tasks, pending.Select(j => j.SpecPath));
         var script = Path.Combine(dir, $"array-{stamp}.sbatch");
         AtomicFile.WriteAllText(script, Script(gridDir, tasks, pending.Count, command, options));
         return new SlurmSubmission(script, tasks, pending.Count);

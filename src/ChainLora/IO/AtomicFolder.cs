@@ -19,8 +19,7 @@ public static class AtomicFolder
         var name = Path.GetFileName(full);
         Recover(full);
         // What a killed process left: its half-written folders and, beside a complete target, old copies.
-        foreach (var stale in Directory.GetDirectories(parent, $".{name}.tmp-*")) Directory.Delete(stale, recursive: true);
-        foreach (var stale in Directory.GetDirectories(parent, $".{name}.old-*")) Directory.Delete(stale, recursive: true);
+        DeleteCopies(parent, name);
         var temp = Path.Combine(parent, $".{name}.tmp-{Environment.ProcessId}");
         Directory.CreateDirectory(temp);
         try
@@ -52,10 +51,15 @@ public static class AtomicFolder
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
         var parent = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(parent)) return;
-        var name = Path.GetFileName(full);
+        DeleteCopies(parent, Path.GetFileName(full));
+        if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+    }
+
+    /// <summary>The temporary (.NAME.tmp-PID) and old (.NAME.old-PID) folders of <paramref name="name"/> in <paramref name="parent"/>.</summary>
+    static void DeleteCopies(string parent, string name)
+    {
         foreach (var copy in Directory.GetDirectories(parent, $".{name}.tmp-*").Concat(Directory.GetDirectories(parent, $".{name}.old-*")))
             Directory.Delete(copy, recursive: true);
-        if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
     }
 
     /// <summary>

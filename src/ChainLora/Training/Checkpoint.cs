@@ -116,9 +116,30 @@ public static class Checkpoint
                 throw new InvalidDataException($"{rngPath}: {rng.Length} bytes, a CPU generator state has {current.numel()}; the checkpoint is damaged");
 
         var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
+        try
+        {
+            RestoreTensors(dir, tensors, run, model, adapters);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        set_rng_state(tensor(rng, ScalarType.Byte, CPU));
+        return run;
+    }
+
+    /// <summary>state.json inside a run folder's checkpoint: present when the run can be resumed.</summary>
+    public static string StatePath(string runDir) => Path.Combine(runDir, FolderName, StateFile);
+
+    /// <summary>The stored tensors into the model and its LoRA layers (copied: the caller disposes <paramref name="tensors"/>).</summary>
+    static void RestoreTensors(string dir, Dictionary<string, Tensor> tensors, RunState run, CausalLM model, LoraAdapters? adapters)
+    {
         foreach (var (name, t) in tensors)
+        {
+            using var scope = NewDisposeScope();
             if (!t.isfinite().all().item<bool>())
                 throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' holds NaN or infinite values; the checkpoint is damaged");
+        }
         Tensor Stored(string name) => tensors.TryGetValue(name, out var t) ? t
             : throw new InvalidDataException($"{Path.Combine(dir, WeightsFile)}: tensor '{name}' is missing");
         // A stored tensor must have the shape of what it restores (a rank in state.json, a damaged header).
@@ -154,8 +175,6 @@ public static class Checkpoint
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, t) in tensors)
             if (parameters.TryGetValue(name, out var p) && !name.Contains(".lora.", StringComparison.Ordinal)) CopyTo(p, name, t);
-        set_rng_state(tensor(rng, ScalarType.Byte, CPU));
-        return run;
     }
 
     /// <summary>Every value that defined the interrupted run must be the same now (a checkpoint without one, from before, is not checked).</summary>
