@@ -82,41 +82,48 @@ static class Fuzz
         {
             Gen.Int[0, mutated.Count - 1].SelectMany(i => Mutations(files[mutated[i]]).Select(bytes => (Name: mutated[i], Bytes: bytes))).Sample(input =>
             {
-                var dir = Path.Combine(root, $"{count++}");
-                Directory.CreateDirectory(dir);
-                foreach (var (name, content) in files)
+                // How much the peak resident set grew while the reader ran on this input (NaN where it cannot be measured).
+                double ReadOnce()
                 {
-                    var path = Path.Combine(dir, name);
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    File.WriteAllBytes(path, name == input.Name ? input.Bytes : content);
+                    var dir = Path.Combine(root, $"{count++}");
+                    Directory.CreateDirectory(dir);
+                    foreach (var (name, content) in files)
+                    {
+                        var path = Path.Combine(dir, name);
+                        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                        File.WriteAllBytes(path, name == input.Name ? input.Bytes : content);
+                    }
+                    var measured = ChainLora.Runtime.ProcessMemory.ResetPeak();
+                    var before = ChainLora.Runtime.ProcessMemory.CurrentRssMb();
+                    var work = Task.Run(() => read(dir));
+                    try
+                    {
+                        if (!work.Wait(TimeSpan.FromSeconds(seconds)))
+                            throw new TimeoutException($"{Keep(dir, input.Name)}: " + $"the reader took more than {seconds} s on a {input.Bytes.Length}-byte input");
+                    }
+                    catch (AggregateException e) when (e.InnerException is InvalidDataException
+                        || (alsoAllowed ?? []).Any(t => t.IsInstanceOfType(e.InnerException)))
+                    {
+                    }
+                    catch (AggregateException e) when (e.InnerException is { } inner)
+                    {
+                        throw new InvalidOperationException($"{Keep(dir, input.Name)}: {inner.GetType().Name}: {inner.Message}", inner);
+                    }
+                    finally
+                    {
+                        Directory.Delete(dir, recursive: true);
+                    }
+                    return measured ? ChainLora.Runtime.ProcessMemory.PeakRssMb() - before : double.NaN;
                 }
-                var measured = ChainLora.Runtime.ProcessMemory.ResetPeak();
-                var before = ChainLora.Runtime.ProcessMemory.CurrentRssMb();
-                var work = Task.Run(() => read(dir));
-                try
-                {
-                    if (!work.Wait(TimeSpan.FromSeconds(seconds)))
-                        throw new TimeoutException($"{Keep(dir, input.Name)}: " + $"the reader took more than {seconds} s on a {input.Bytes.Length}-byte input");
-                }
-                catch (AggregateException e) when (e.InnerException is InvalidDataException
-                    || (alsoAllowed ?? []).Any(t => t.IsInstanceOfType(e.InnerException)))
-                {
-                }
-                catch (AggregateException e) when (e.InnerException is { } inner)
-                {
-                    throw new InvalidOperationException($"{Keep(dir, input.Name)}: {inner.GetType().Name}: {inner.Message}", inner);
-                }
-                finally
-                {
-                    Directory.Delete(dir, recursive: true);
-                }
-                if (measured)
-                {
-                    var grew = ChainLora.Runtime.ProcessMemory.PeakRssMb() - before;
-                    worstMb = Math.Max(worstMb, grew);
-                    if (grew > PeakMemoryBoundMb)
-                        throw new InsufficientMemoryException($"{input.Name}: the reader's peak resident set grew by {grew:F0} MB on a {input.Bytes.Length}-byte input");
-                }
+                // The peak is the whole process's: a growth past the bound is confirmed by reading the input
+                // again, so that a reader that allocates fails twice while a spike from elsewhere (once seen in
+                // the full suite, the size of FuzzHarnessTests' own allocation) does not fail an innocent input.
+                var grew = ReadOnce();
+                if (grew > PeakMemoryBoundMb) grew = Math.Min(grew, ReadOnce());
+                if (double.IsNaN(grew)) return;
+                worstMb = Math.Max(worstMb, grew);
+                if (grew > PeakMemoryBoundMb)
+                    throw new InsufficientMemoryException($"{input.Name}: the reader's peak resident set grew by {grew:F0} MB on a {input.Bytes.Length}-byte input (read twice)");
             }, iter: iterations ?? Iterations, threads: 1, print: input => $"{input.Name}, {input.Bytes.Length} bytes: {Convert.ToHexString(input.Bytes[..Math.Min(64, input.Bytes.Length)])}...");
         }
         finally
