@@ -51,7 +51,7 @@ static class CommonOptions
         {
             Description = $"{description}: {EnumNames.Choices<T>()}",
             DefaultValueFactory = _ => EnumNames.Name(defaultValue),
-        }.AcceptOnlyFromAmong([.. EnumNames.All<T>()]);
+        }.AcceptOnlyFromAmong([.. EnumNames.Accepted<T>()]);
 
     public static T GetEnum<T>(this ParseResult result, Option<string> option) where T : struct, Enum =>
         EnumNames.Parse<T>(result.GetValue(option)!, option.Name);

@@ -15,6 +15,7 @@ static class EvalCommand
         var seed = CommonOptions.Seed();
         var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
         var numEval = NumEval();
+        var context = Context();
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations };
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
         var json = CommonOptions.Json();
@@ -24,7 +25,7 @@ static class EvalCommand
             "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
             "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
         {
-            model, adapter, task, data, seed, numTrain, numEval, icl, json, device, dtype,
+            model, adapter, task, data, seed, numTrain, numEval, context, icl, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -38,6 +39,7 @@ static class EvalCommand
                 Seed = r.GetValue(seed),
                 NumTrain = r.GetValue(numTrain),
                 NumEval = r.GetValue(numEval),
+                Context = r.GetValue(context),
                 Demonstrations = r.GetValue(icl),
                 Adapter = r.GetValue(adapter),
             };
@@ -76,6 +78,11 @@ static class EvalCommand
 
     public static Option<int> NumTrain(string description) =>
         new("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train };
+
+    public static Option<int?> Context() => new("--context")
+    {
+        Description = "lm: tokens per window, BOS included (default: the model's maximum positions); shorter windows train and score faster",
+    };
 
     public static Option<int> NumEval() => new("--num-eval")
     {

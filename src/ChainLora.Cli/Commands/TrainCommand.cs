@@ -61,6 +61,7 @@ static class TrainCommand
         var numTrain = EvalCommand.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
         var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows)", DefaultValueFactory = _ => defaults.Sizes.Dev };
         var numEval = EvalCommand.NumEval();
+        var context = EvalCommand.Context();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true };
         var adapter = EvalCommand.Adapter("A PEFT LoRA adapter folder, merged into the weights before training (exports stay relative to the pretrained model)");
@@ -87,7 +88,7 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, seed, outDir, adapter, checkpointEvery, resume,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype,
         };
         command.SetAction(r =>
@@ -103,6 +104,7 @@ static class TrainCommand
                 Sizes = new SampleSizes(r.GetValue(numTrain), r.GetValue(numDev), r.GetValue(numEval)),
                 Seed = r.GetValue(seed),
                 BatchSize = r.GetValue(batch),
+                Context = r.GetValue(context),
                 Trainer = new TrainerOptions
                 {
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),

@@ -85,6 +85,8 @@ public sealed record ExperimentConfig
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
     public string BaseDtype { get; init; } = "fp32";
+    /// <summary>lm: tokens per window, BOS included (null: the model's maximum positions).</summary>
+    public int? Context { get; init; }
 
     static readonly JsonSerializerOptions Options = new()
     {
@@ -136,6 +138,9 @@ public sealed record ExperimentConfig
                 $"method '{m.Name}': variant and knots need kind cola");
             Require(m.NumTrain is null or >= 1, $"method '{m.Name}': num_train {m.NumTrain} must be at least 1");
         }
+        Require(Context is null or >= 2, $"field 'context' {Context} must be at least 2");
+        Require(Context is null || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
+            "field 'context' applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;

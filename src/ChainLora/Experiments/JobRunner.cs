@@ -66,6 +66,7 @@ public static class JobRunner
         Sizes = new SampleSizes(job.NumTrain, job.NumDev, job.NumEval),
         Seed = job.Seed,
         BatchSize = job.BatchSize,
+        Context = job.Context,
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
@@ -93,6 +94,7 @@ public static class JobRunner
         Seed = job.Seed,
         NumTrain = job.NumTrain,
         NumEval = job.NumEval,
+        Context = job.Context,
         Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
     };
 }

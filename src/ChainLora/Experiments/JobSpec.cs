@@ -39,6 +39,9 @@ public sealed record JobSpec
     public ColaVariant Variant { get; init; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public KnotPlacement Knots { get; init; }
+    /// <summary>lm: tokens per window; null is the model's maximum positions.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Context { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 

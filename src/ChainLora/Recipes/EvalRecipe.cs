@@ -24,6 +24,8 @@ public sealed record EvalRecipeOptions
     /// <summary>The train sample is the pool demonstrations are drawn from (the same sample a train run uses).</summary>
     public int NumTrain { get; init; } = new SampleSizes().Train;
     public int NumEval { get; init; } = new SampleSizes().Eval;
+    /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
+    public int? Context { get; init; }
     /// <summary>In-context demonstrations per test example; 0 is zero-shot.</summary>
     public int Demonstrations { get; init; }
     /// <summary>A PEFT LoRA adapter folder merged into the weights before scoring.</summary>
@@ -64,7 +66,8 @@ public static class EvalRecipe
             peft.MergeInto(model.Model);
         }
         var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
-        var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
+        var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer,
+            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions));
         var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
         return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
             options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,

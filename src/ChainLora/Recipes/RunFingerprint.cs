@@ -13,7 +13,7 @@ public static class RunFingerprint
     {
         static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
         var t = o.Trainer;
-        return new Dictionary<string, string>
+        var fingerprint = new Dictionary<string, string>
         {
             ["model"] = Path.GetFullPath(modelDirectory),
             ["task"] = o.Task.ToLowerInvariant(),
@@ -29,6 +29,9 @@ public static class RunFingerprint
             ["learning_rate"] = $"{F(t.LearningRate)}, warmup {F(t.WarmupRatio)}, rewarm {t.RewarmEachLink}, epochs {t.Epochs}, accumulation {t.GradientAccumulation}, clip {F(t.MaxGradNorm)}",
             ["adapter"] = o.Adapter is null ? "-" : Path.GetFullPath(o.Adapter),
         };
+        // Only when set: checkpoints written before the option existed keep their fingerprint.
+        if (o.Context is { } context) fingerprint["context"] = $"{context}";
+        return fingerprint;
     }
 
     static string Sha256(string path)

@@ -9,6 +9,7 @@
 //   optimizer, LR     .Trainer (AdamW default, linear decay, warmup ratio, clipping, accumulation)
 //   LoRA              .Lora (rank, alpha, dropout, targets, bias), ranks per link .Chain.Ranks
 //   batch size        .BatchSize examples (lm: windows) per micro-batch
+//   window length     .Context tokens per lm window (default: the model's maximum positions)
 //   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
 //   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
 //                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
@@ -45,6 +46,8 @@ public sealed record TrainRecipeOptions
     /// <summary>Seeds the sample, the order of the batches and torch (LoRA init); it replaces Trainer.Seed.</summary>
     public long Seed { get; init; }
     public int BatchSize { get; init; } = 8;
+    /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
+    public int? Context { get; init; }
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
     public LoraConfig Lora { get; init; } = new();
@@ -77,6 +80,7 @@ public sealed record TrainRecipeOptions
         Lora.Validate();
         Chain.Validate();
         if (BatchSize < 1) throw new ArgumentException($"batch size {BatchSize}: must be at least 1");
+        if (Context is < 2) throw new ArgumentException($"context {Context}: must be at least 2");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery} steps: must be >= 0");
         if (CheckpointEvery > 0 && OutDir is null) throw new ArgumentException("checkpoints need an output folder");
         return this;
@@ -159,7 +163,8 @@ public sealed class TrainRecipe : IDisposable
         options.Validate();
         var task = TaskRegistry.Find(options.Task);
         var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
-        var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer, model.Model.MaxPositions);
+        var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer,
+            PreparedTask.Context(task, options.Context, model.Model.MaxPositions));
         var folderLock = options.OutDir is null ? null : FolderLock.Acquire(options.OutDir, "train run");
         PeftAdapter? adapter = null;
         try
@@ -273,6 +278,6 @@ public sealed class TrainRecipe : IDisposable
             options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing,
             full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
-            t.Variant);
+            t.Variant, options.Context);
     }
 }

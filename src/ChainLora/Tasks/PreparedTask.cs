@@ -46,6 +46,20 @@ public sealed class PreparedTask
         return new(task, Summary(path, pools.TrainFiles, pools.ValidationFiles, sample.Report, carved), sample, null);
     }
 
+    /// <summary>
+    /// The lm task's window length: <paramref name="requested"/> tokens (BOS included), or the
+    /// model's <paramref name="maxPositions"/> when null. Other tasks take none.
+    /// </summary>
+    public static int Context(TaskDefinition task, int? requested, int maxPositions)
+    {
+        if (requested is not { } n) return maxPositions;
+        if (task.Kind != TaskKind.LanguageModelling)
+            throw new ArgumentException($"context {n}: only the lm task cuts its text into windows; {task.Name} takes no context");
+        if (n < 2 || n > maxPositions)
+            throw new ArgumentException($"context {n}: must be between 2 and the model's {maxPositions} positions");
+        return n;
+    }
+
     static DataSummary Summary(string path, IReadOnlyList<string> trainFiles, IReadOnlyList<string> validationFiles, SampleReport r, string? note)
     {
         if (r.Short)

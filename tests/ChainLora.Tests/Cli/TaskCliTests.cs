@@ -241,6 +241,43 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
+    public void Context_sets_the_lm_window_length_and_is_refused_where_it_cannot_apply()
+    {
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var (r, _) = Train("lm", text, "--context", "32", "--num-train", "4", "--num-dev", "2", "--num-eval", "3", "--epochs", "1", "--batch-size", "2");
+        Assert.Equal(32, (int)r["hyperparameters"]!["context"]!);
+        Assert.Contains("windows of up to 32 tokens", (string)r["data"]!["note"]!);
+        Assert.InRange((long)r["training"]!["tokens"]!, 2 * 2 * 30, 4 * 32);
+        var (full, _) = Train("lm", text, "--num-train", "4", "--num-dev", "2", "--num-eval", "3", "--epochs", "1", "--batch-size", "2");
+        Assert.Null(full["hyperparameters"]!["context"]);
+        // The same train text cut into windows of 31 and 511 new tokens (each after BOS): both pools cover it exactly.
+        int narrow = (int)r["data"]!["train_pool"]!, wide = (int)full["data"]!["train_pool"]!;
+        var tokens = Enumerable.Range((narrow - 1) * 31 + 1, 31).Intersect(Enumerable.Range((wide - 1) * 511 + 1, 511));
+        Assert.NotEmpty(tokens);
+        Assert.True(narrow > 10 * wide, $"{narrow} windows of 32 tokens against {wide} of 512");
+
+        // Less context predicts worse: the untrained model's held-out NLL per token at 16 tokens exceeds that at 128.
+        double Nll(int context)
+        {
+            var (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", text, "--context", $"{context}",
+                "--num-eval", "64", "--json");
+            Assert.True(exit == 0, error);
+            return (double)LastJsonLine(output)["test"]!["nll_per_token"]!;
+        }
+        Assert.True(Nll(16) > Nll(128) + 0.05, "a 16-token window scored no worse than a 128-token one");
+
+        var (code, _, message) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", text, "--context", "600");
+        Assert.Equal(2, code);
+        Assert.Contains("context 600: must be between 2 and the model's 512 positions", message);
+        (code, _, message) = CliHarness.Run("eval", "--model", Model, "--task", "sst2", "--data", SharedData.Require("data/sst2"), "--context", "64");
+        Assert.Equal(2, code);
+        Assert.Contains("context 64: only the lm task cuts its text into windows", message);
+        (code, _, message) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--context", "1", "--out", Path.Combine(temp.FullName, "c1"));
+        Assert.Equal(2, code);
+        Assert.Contains("context 1: must be at least 2", message);
+    }
+
+    [Fact]
     public void Train_without_json_prints_a_summary_per_link_and_the_metrics()
     {
         var outDir = Path.Combine(temp.FullName, "wsc-text");

@@ -41,6 +41,27 @@ public class GridAndReportTests
         Assert.Equal("/data/superglue/CB", jobs.First(j => j.Task == "cb").Data);
         var zeroShot = JobRunner.EvalOptions(jobs.First(j => j.Kind == MethodKind.ZeroShot));
         Assert.Equal(0, zeroShot.Demonstrations);
+        Assert.Null(train.Context);
+    }
+
+    [Fact]
+    public void A_context_reaches_every_cell_and_makes_new_ids()
+    {
+        var lm = Config with { Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }], Context = 128 };
+        var jobs = Grid.Expand(lm, "/out");
+        Assert.All(jobs, j => Assert.Equal(128, j.Context));
+        Assert.All(jobs.Where(j => j.Kind.Trains()), j => Assert.Equal(128, JobRunner.TrainOptions(j).Context));
+        Assert.All(jobs.Where(j => !j.Kind.Trains()), j => Assert.Equal(128, JobRunner.EvalOptions(j).Context));
+        var without = Grid.Expand(lm with { Context = null }, "/out");
+        Assert.Empty(jobs.Select(j => j.Id).Intersect(without.Select(j => j.Id)));
+        var dir = Directory.CreateTempSubdirectory("grid-context").FullName;
+        try
+        {
+            var written = Grid.WriteSpecs(Grid.Expand(lm, dir).Take(1)).Single();
+            Assert.Contains("\"context\": 128", File.ReadAllText(written));
+            Assert.Equal(128, JobSpec.Load(written).Context);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Theory]
@@ -48,6 +69,8 @@ public class GridAndReportTests
     [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "prefix"}] }""", "prefix")]
     [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "lora", "chain_length": 2}] }""", "chain_length")]
     [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "lora"}], "lr": 1 }""", "lr")]
+    [InlineData("""{ "model": "m", "tasks": [{"name": "sst2", "data": "d"}], "methods": [{"name": "a", "kind": "lora"}], "context": 64 }""", "'context' applies to the lm task only")]
+    [InlineData("""{ "model": "m", "tasks": [{"name": "lm", "data": "d"}], "methods": [{"name": "a", "kind": "lora"}], "context": 1 }""", "'context' 1 must be at least 2")]
     public void Bad_configs_name_the_field(string json, string field)
     {
         var path = Path.Combine(Path.GetTempPath(), $"exp-{Guid.NewGuid():N}.json");
