@@ -77,22 +77,25 @@ public static class Reports
     static CellSummary? Find(IReadOnlyList<CellSummary> cells, string task, string method) =>
         cells.FirstOrDefault(c => c.Task == task && c.Method == method);
 
-    /// <summary>The reference LoRA: chain length 1, AdamW, no rank list beyond its one rank.</summary>
-    static string? LoraMethod(IReadOnlyList<CellSummary> cells) =>
-        cells.FirstOrDefault(c => c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == OptimizerKind.AdamW)?.Method;
+    /// <summary>
+    /// The LoRA a chain is compared with: AdamW, the chain's rank, and the same budget (epochs,
+    /// batch size, train examples), so a grid of several budgets compares like with like.
+    /// </summary>
+    static string? LoraFor(IReadOnlyList<CellSummary> cells, CellSummary chain) => cells.FirstOrDefault(c =>
+        c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Rank == chain.Example.Rank
+        && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (chain.Example.Epochs, chain.Example.BatchSize, chain.Example.NumTrain))?.Method;
 
     public static ReportTable Table1(IReadOnlyList<CellSummary> cells)
     {
         var tasks = TasksOf(cells).ToList();
         var methods = cells.Select(c => c.Method).Distinct().ToList();
         var rows = methods.Select(m => (IReadOnlyList<string>)[m, .. tasks.Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]).ToList();
-        var lora = LoraMethod(cells);
-        var cola = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Ranks is null)
-            .Select(c => c.Method).Distinct().ToList();
-        if (lora is not null)
-            foreach (var m in cola)
-                rows.Add([$"relative gain of {m} over {lora}", .. tasks.Select(t =>
-                    Find(cells, t, m) is { } c && Find(cells, t, lora) is { } l && l.Mean != 0
+        var chains = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Ranks is null)
+            .DistinctBy(c => c.Method).ToList();
+        foreach (var chain in chains)
+            if (LoraFor(cells, chain) is { } lora)
+                rows.Add([$"relative gain of {chain.Method} over {lora}", .. tasks.Select(t =>
+                    Find(cells, t, chain.Method) is { } c && Find(cells, t, lora) is { } l && l.Mean != 0
                         ? string.Format(Inv, "{0:+0.00;-0.00}%", 100 * (c.Mean - l.Mean) / Math.Abs(l.Mean)) : "")]);
         return new ReportTable("Table 1: test scores (mean ± std over seeds, best learning rate on dev)", ["method", .. tasks], rows);
     }

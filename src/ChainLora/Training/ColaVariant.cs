@@ -2,6 +2,7 @@
 // settings (`--cola-variant NAME`); docs/METHOD.md records what each was measured to do.
 using System.Text.Json.Serialization;
 using ChainLora.Chain;
+using ChainLora.IO;
 
 namespace ChainLora.Training;
 
@@ -10,6 +11,7 @@ public enum ColaVariant
     /// <summary>Algorithm 1 as published: fixed knots, fresh random A, B = 0, fresh optimizer, one LR decay over the budget.</summary>
     Paper,
     /// <summary>Each link warms up (10% of it) and decays on its own, as ReLoRA restarts its schedule.</summary>
+    [EnumAlias("best")]
     Rewarm,
     /// <summary>
     /// Each new link's A spans the top right singular vectors of the full weight gradient at the knot, the

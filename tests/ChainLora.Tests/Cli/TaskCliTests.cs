@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using ChainLora.IO;
 using ChainLora.Tests.Cli;
 
 namespace ChainLora.Tests.Cli;
@@ -275,6 +276,22 @@ public sealed class TaskCliTests : IDisposable
         (code, _, message) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--context", "1", "--out", Path.Combine(temp.FullName, "c1"));
         Assert.Equal(2, code);
         Assert.Contains("context 1: must be at least 2", message);
+    }
+
+    [Fact]
+    public void Cola_variant_best_trains_as_the_variant_it_names_and_records_that_name()
+    {
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var best = EnumNames.Name(EnumNames.Parse<ChainLora.Training.ColaVariant>("best", "--cola-variant"));
+        string[] run = ["--method", "cola", "--chain-length", "2", "--context", "32", "--num-train", "8", "--num-dev", "2", "--num-eval", "2",
+            "--epochs", "2", "--batch-size", "4", "--lr", "3e-3"];
+        var (alias, _) = Train("lm", text, [.. run, "--cola-variant", "best"]);
+        var (named, _) = Train("lm", text, [.. run, "--cola-variant", best]);
+        Assert.Equal(best, (string)alias["hyperparameters"]!["variant"]!);
+        Assert.True(JsonNode.DeepEquals(named["training"]!["links"], alias["training"]!["links"]), "best trained unlike the variant it names");
+        Assert.True(JsonNode.DeepEquals(named["test"], alias["test"]));
+        var (paper, _) = Train("lm", text, [.. run]);
+        Assert.Equal(best == "paper", JsonNode.DeepEquals(paper["training"]!["links"], alias["training"]!["links"]));
     }
 
     [Fact]

@@ -85,10 +85,10 @@ public class GridAndReportTests
     }
 
     /// <summary>Writes result.json files as `train`/`eval` would, with chosen dev and test accuracies.</summary>
-    internal static string FakeRun(Func<JobSpec, (double Dev, double Test)> score)
+    internal static string FakeRun(Func<JobSpec, (double Dev, double Test)> score, ExperimentConfig? config = null)
     {
         var dir = Directory.CreateTempSubdirectory("grid").FullName;
-        var jobs = Grid.Expand(Config, dir);
+        var jobs = Grid.Expand(config ?? Config, dir);
         Grid.WriteSpecs(jobs);
         foreach (var j in jobs)
         {
@@ -105,6 +105,33 @@ public class GridAndReportTests
             }));
         }
         return dir;
+    }
+
+    [Fact]
+    public void Table_1_compares_each_chain_with_the_lora_of_its_own_rank_and_budget()
+    {
+        // "LoRA r32" sorts before "LoRA", and "LoRA n=50" trains on less: neither is COLA M=2's reference.
+        var config = Config with
+        {
+            Tasks = [Config.Tasks[0]],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA r32", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "LoRA n=50", Kind = MethodKind.Lora, NumTrain = 50 },
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+                new MethodSpec { Name = "COLA M=2 n=50", Kind = MethodKind.Cola, ChainLength = 2, NumTrain = 50 },
+            ],
+        };
+        var dir = FakeRun(j => (0.5, j.Method switch { "LoRA r32" => 0.9, "LoRA n=50" => 0.4, "LoRA" => 0.5, "COLA M=2" => 0.6, _ => 0.5 }), config);
+        try
+        {
+            var table1 = Reports.Table1(ResultTable.Summarize(ResultTable.Load(dir))).Markdown();
+            Assert.Contains("| relative gain of COLA M=2 over LoRA | +20.00% |", table1);
+            Assert.Contains("| relative gain of COLA M=2 n=50 over LoRA n=50 | +25.00% |", table1);
+            Assert.DoesNotContain("over LoRA r32", table1);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using ChainLora.Chain;
+using ChainLora.Experiments;
+using ChainLora.IO;
 using ChainLora.Lora;
 using ChainLora.Models;
 using ChainLora.Training;
@@ -116,5 +118,22 @@ public class ChainVariantTests
         e = Assert.Throws<ArgumentException>(() => new ChainTrainer(TinyModels.Llama(), Options with { Method = TrainingMethod.Lora, Variant = ColaVariant.Rewarm },
             new LoraConfig(), new ChainConfig()));
         Assert.Contains("needs method cola", e.Message);
+    }
+
+    [Fact]
+    public void Best_is_read_as_exactly_one_variant_and_never_written()
+    {
+        var best = Assert.Single(EnumNames.Aliases<ColaVariant>(), a => a.Alias == "best").Value;
+        Assert.Equal(best, EnumNames.Parse<ColaVariant>(" BEST ", "--cola-variant"));
+        Assert.DoesNotContain("best", EnumNames.All<ColaVariant>());
+        Assert.Equal(EnumNames.All<ColaVariant>().Append("best"), EnumNames.Accepted<ColaVariant>());
+        Assert.EndsWith($"or best (= {EnumNames.Name(best)})", EnumNames.Choices<ColaVariant>());
+        // In a config it reads as the variant, and the cell's spec (and so its id) records the variant's own name.
+        var method = ExperimentConfig.Deserialize<MethodSpec>("""{ "name": "b", "kind": "cola", "variant": "best" }""", "test");
+        Assert.Equal(best, method.Variant);
+        var named = ExperimentConfig.Deserialize<MethodSpec>($$"""{ "name": "b", "kind": "cola", "variant": "{{EnumNames.Name(best)}}" }""", "test");
+        Assert.Equal(ExperimentConfig.Serialize(named), ExperimentConfig.Serialize(method));
+        var e = Assert.Throws<ArgumentException>(() => EnumNames.Parse<ColaVariant>("bestest", "--cola-variant"));
+        Assert.Contains("best (= ", e.Message);
     }
 }
