@@ -13,13 +13,14 @@ static class PerplexityCommand
         var model = CommonOptions.Model();
         var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score", Required = true };
         var batch = new Option<int>("--batch-size") { Description = "Context windows per forward pass", DefaultValueFactory = _ => 8 }.AtLeast(1);
+        var context = EvalCommand.Context();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
         var command = new Command("perplexity",
             "Mean NLL per token of a text file (windows of BOS + context-1 tokens over the whole file tokenized once)")
         {
-            model, text, batch, json, device, dtype,
+            model, text, batch, context, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -27,7 +28,8 @@ static class PerplexityCommand
             if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
             using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
-            var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch));
+            var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch),
+                r.GetValue(context));
             output.WriteLine(r.GetValue(json)
                 ? JsonLines.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })
                 : $"{result.Tokens} tokens  NLL/token {result.NllPerToken:F4}  perplexity {result.Perplexity:F3}");

@@ -15,15 +15,17 @@ public sealed record PerplexityResult(double NllPerToken, long Tokens)
 public static class Perplexity
 {
     /// <summary>Scores <paramref name="text"/>; <paramref name="batchSize"/> windows per forward pass.</summary>
-    public static PerplexityResult OfText(CausalLM model, ITextTokenizer tokenizer, string text, int batchSize = 8)
+    /// <summary>Scores <paramref name="text"/> in windows of <paramref name="context"/> tokens (null: the model's maximum).</summary>
+    public static PerplexityResult OfText(CausalLM model, ITextTokenizer tokenizer, string text, int batchSize = 8, int? context = null)
     {
+        var length = TextCorpus.WindowLength(context, model.MaxPositions);
         var ids = tokenizer.Encode(text, addBos: false);
         if (ids.Count == 0) throw new ArgumentException("the text has no tokens to score");
-        return OfTokens(model, ids, tokenizer.BosId, batchSize);
+        return OfTokens(model, ids, tokenizer.BosId, batchSize, length);
     }
 
-    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8) =>
-        OfWindows(model, TextCorpus.Windows(ids, bosId, model.MaxPositions), batchSize);
+    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8, int? context = null) =>
+        OfWindows(model, TextCorpus.Windows(ids, bosId, TextCorpus.WindowLength(context, model.MaxPositions)), batchSize);
 
     /// <summary>Scores every token after the first of each window (at most MaxPositions tokens each).</summary>
     public static PerplexityResult OfWindows(CausalLM model, IReadOnlyList<int[]> windows, int batchSize = 8)

@@ -52,12 +52,9 @@ public sealed class PreparedTask
     /// </summary>
     public static int Context(TaskDefinition task, int? requested, int maxPositions)
     {
-        if (requested is not { } n) return maxPositions;
-        if (task.Kind != TaskKind.LanguageModelling)
+        if (requested is { } n && task.Kind != TaskKind.LanguageModelling)
             throw new ArgumentException($"context {n}: only the lm task cuts its text into windows; {task.Name} takes no context");
-        if (n < 2 || n > maxPositions)
-            throw new ArgumentException($"context {n}: must be between 2 and the model's {maxPositions} positions");
-        return n;
+        return TextCorpus.WindowLength(requested, maxPositions);
     }
 
     static DataSummary Summary(string path, IReadOnlyList<string> trainFiles, IReadOnlyList<string> validationFiles, SampleReport r, string? note)

@@ -20,6 +20,14 @@ public sealed record TextCorpus(string Train, string Validation, string TrainFil
         return windows;
     }
 
+    /// <summary>Tokens per window: <paramref name="requested"/>, or the model's <paramref name="maxPositions"/> when null.</summary>
+    public static int WindowLength(int? requested, int maxPositions)
+    {
+        if (requested is not { } n) return maxPositions;
+        if (n < 2 || n > maxPositions) throw new ArgumentException($"context {n}: must be between 2 and the model's {maxPositions} positions");
+        return n;
+    }
+
     public static TextCorpus Load(string path)
     {
         if (File.Exists(path)) return FromOne(path);

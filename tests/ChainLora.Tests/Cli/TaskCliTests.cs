@@ -267,6 +267,16 @@ public sealed class TaskCliTests : IDisposable
         }
         Assert.True(Nll(16) > Nll(128) + 0.05, "a 16-token window scored no worse than a 128-token one");
 
+        // The held-out NLL at a context is `perplexity` of the validation text at that context.
+        var corpus = Directory.CreateDirectory(Path.Combine(temp.FullName, "corpus")).FullName;
+        var lines = File.ReadAllLines(text);
+        File.WriteAllLines(Path.Combine(corpus, "train.txt"), lines[..2000]);
+        File.WriteAllLines(Path.Combine(corpus, "val.txt"), lines[2000..2600]);
+        var (_, scored, failed) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", corpus, "--context", "48", "--num-eval", "100000", "--json");
+        var (_, measured, failed2) = CliHarness.Run("perplexity", "--model", Model, "--text", Path.Combine(corpus, "val.txt"), "--context", "48", "--json");
+        Assert.True(failed.Length == 0 && failed2.Length == 0, failed + failed2);
+        Assert.Equal((double)LastJsonLine(measured)["nll_per_token"]!, (double)LastJsonLine(scored)["test"]!["nll_per_token"]!, 5);
+
         var (code, _, message) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", text, "--context", "600");
         Assert.Equal(2, code);
         Assert.Contains("context 600: must be between 2 and the model's 512 positions", message);
