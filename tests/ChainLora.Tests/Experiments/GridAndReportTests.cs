@@ -204,24 +204,25 @@ public class GridAndReportTests
             foreach (var j in jobs)
             {
                 // NLL: LoRA r8 3.5, r32 3.3, rewarm 3.4 (half the gap), paper COLA 3.45, low data 3.6; + 0.01 per seed (mean +0.01).
+                // Dev is 0.1 lower, except paper COLA's, 0.12 lower: it closes 0.35 of the gap on dev against 0.25 on test.
                 var nll = j.Method switch { "LoRA" => 3.5, "LoRA r32" => 3.3, "COLA M=3 rewarm" => 3.4, "COLA M=3" => 3.45, _ => 3.6 } + 0.01 * j.Seed;
                 File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
                 {
-                    dev = new { nll_per_token = nll - 0.1 }, test = new { nll_per_token = nll }, training_flops = 1e12,
+                    dev = new { nll_per_token = nll - (j.Method == "COLA M=3" ? 0.12 : 0.1) }, test = new { nll_per_token = nll }, training_flops = 1e12,
                 }));
             }
             // A diverged run scores -infinity: its learning rate can never be the best.
             var divergedJob = jobs.First(j => j.Method == "COLA M=3" && j.Seed == 1);
             File.WriteAllText(divergedJob.ResultPath, """{"status": "diverged", "dev": null, "test": {}, "training_flops": 1e12}""");
             Assert.Equal(double.NegativeInfinity, ResultTable.Load(dir).Single(r => r.Spec.Id == divergedJob.Id).Test);
-            File.WriteAllText(divergedJob.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = 3.36 }, test = new { nll_per_token = 3.46 }, training_flops = 1e12 }));
+            File.WriteAllText(divergedJob.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = 3.34 }, test = new { nll_per_token = 3.46 }, training_flops = 1e12 }));
 
             var cells = ResultTable.Summarize(ResultTable.Load(dir));
             var study = Study.Of(cells).Single();
             Assert.Equal((200, 8), (study.NumTrain, study.Rank));
             var share = Reports.ShareClosed(study)!.Csv();
-            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,3.410 ± 0.010,0.50 ± 0.00,3", share);
-            Assert.Contains("COLA M=3,8,paper,3.3600,3.460 ± 0.010,0.25 ± 0.00,3", share);
+            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,0.50 ± 0.00,3.410 ± 0.010,0.50 ± 0.00,3", share);
+            Assert.Contains("COLA M=3,8,paper,3.3400,0.35 ± 0.00,3.460 ± 0.010,0.25 ± 0.00,3", share);
             Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
             var table3 = Reports.Table3(study).Markdown();
             Assert.Contains("| lm | 3.510 ± 0.010 | 3.460 ± 0.010 |", table3); // the rewarm variant stays out of Table 3
