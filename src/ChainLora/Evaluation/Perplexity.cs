@@ -14,8 +14,10 @@ public sealed record PerplexityResult(double NllPerToken, long Tokens)
 
 public static class Perplexity
 {
-    /// <summary>Scores <paramref name="text"/>; <paramref name="batchSize"/> windows per forward pass.</summary>
-    /// <summary>Scores <paramref name="text"/> in windows of <paramref name="context"/> tokens (null: the model's maximum).</summary>
+    /// <summary>
+    /// Scores <paramref name="text"/> in windows of <paramref name="context"/> tokens (null: the
+    /// model's maximum), <paramref name="batchSize"/> windows per forward pass.
+    /// </summary>
     public static PerplexityResult OfText(CausalLM model, ITextTokenizer tokenizer, string text, int batchSize = 8, int? context = null)
     {
         var length = TextCorpus.WindowLength(context, model.MaxPositions);
