@@ -16,7 +16,7 @@ public static class Plots
             if (LossCurves(cells.Where(c => c.Task == task).ToList(), Path.Combine(outDir, $"loss-{task}.png")) is { } f) files.Add(f);
         foreach (var study in studies)
         {
-            var suffix = studies.Count == 1 ? "" : $"-{study.Epochs}ep";
+            var suffix = study.FileSuffix;
             if (ByChainLength(study, Path.Combine(outDir, $"chain-length{suffix}.png")) is { } g) files.Add(g);
             if (BySecondRank(study, Path.Combine(outDir, $"second-rank{suffix}.png")) is { } h) files.Add(h);
         }

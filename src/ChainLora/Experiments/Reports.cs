@@ -37,13 +37,17 @@ public sealed record ReportTable(string Title, IReadOnlyList<string> Header, IRe
 }
 
 /// <summary>
-/// Trained cells that share a budget (epochs and batch size): the paper's ablation tables compare
-/// within one. Its standard cells use AdamW, Algorithm 1 as published with fixed knots, the study's
-/// largest train set and the rank of its LoRA at that size.
+/// Trained cells that share a budget (epochs, batch size and train set): the paper's ablation tables
+/// compare within one. Its standard cells use AdamW, Algorithm 1 as published with fixed knots, the
+/// study's train set and the rank of its LoRA at that size. <paramref name="Tag"/> tells studies
+/// apart when there are several.
 /// </summary>
-public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IReadOnlyList<CellSummary> Cells, bool Several)
+public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IReadOnlyList<CellSummary> Cells, string? Tag)
 {
-    public string Suffix => Several ? $" ({Epochs} epochs)" : "";
+    public string Suffix => Tag is null ? "" : $" ({Tag})";
+
+    /// <summary>Appended to a study's file names: "", "-8ep", or "-8ep-n1600" when studies share their epochs.</summary>
+    public string FileSuffix => Tag is null ? "" : Tag.Contains(',') ? $"-{Epochs}ep-n{NumTrain}" : $"-{Epochs}ep";
 
     /// <summary>The budget and data of the study, any method.</summary>
     public bool IsStandardBudget(CellSummary c) =>
@@ -51,15 +55,31 @@ public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IR
 
     public bool IsStandard(CellSummary c) => IsStandardBudget(c) && c.Example.Rank == Rank;
 
+    /// <summary>
+    /// Groups by epochs and batch size, then by train set: a size with at least three methods (or
+    /// the largest) is a study of its own, and a smaller size with fewer methods (the low-data rows
+    /// of Table 6) joins the next larger study.
+    /// </summary>
     public static List<Study> Of(IReadOnlyList<CellSummary> cells)
     {
-        var groups = cells.Where(c => c.Example.Kind.Trains()).GroupBy(c => (c.Example.Epochs, c.Example.BatchSize)).OrderByDescending(g => g.Count()).ToList();
+        var budgets = cells.Where(c => c.Example.Kind.Trains()).GroupBy(c => (c.Example.Epochs, c.Example.BatchSize));
+        var groups = new List<(int Epochs, int BatchSize, int NumTrain, List<CellSummary> Cells)>();
+        foreach (var budget in budgets)
+        {
+            var methods = budget.GroupBy(c => c.Example.NumTrain).ToDictionary(s => s.Key, s => s.Select(c => c.Method).Distinct().Count());
+            var largest = methods.Keys.Max();
+            var studySizes = methods.Keys.Where(n => n == largest || methods[n] >= 3).Order().ToList();
+            groups.AddRange(studySizes.Select(size => (budget.Key.Epochs, budget.Key.BatchSize, size,
+                budget.Where(c => studySizes.First(s => s >= c.Example.NumTrain) == size).ToList())));
+        }
+        groups = [.. groups.OrderByDescending(g => g.Cells.Count)];
         return groups.Select(g =>
         {
-            var numTrain = g.Max(c => c.Example.NumTrain);
-            var loras = g.Where(c => c.Example.Kind == MethodKind.Lora && c.Example.NumTrain == numTrain).ToList();
-            var rank = (loras.Count > 0 ? loras : g.Where(c => c.Example.NumTrain == numTrain)).Min(c => c.Example.Rank);
-            return new Study(g.Key.Epochs, g.Key.BatchSize, numTrain, rank, g.ToList(), groups.Count > 1);
+            var loras = g.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example.NumTrain == g.NumTrain).ToList();
+            var rank = (loras.Count > 0 ? loras : g.Cells.Where(c => c.Example.NumTrain == g.NumTrain)).Min(c => c.Example.Rank);
+            var tag = groups.Count == 1 ? null
+                : groups.Count(o => o.Epochs == g.Epochs) > 1 ? $"{g.Epochs} epochs, {g.NumTrain} train" : $"{g.Epochs} epochs";
+            return new Study(g.Epochs, g.BatchSize, g.NumTrain, rank, g.Cells, tag);
         }).ToList();
     }
 }
@@ -111,7 +131,7 @@ public static class Reports
 
     /// <summary>The study's standard LoRA and COLA cells with one rank for every link, by chain length.</summary>
     public static List<(int Length, CellSummary Cell)> ChainLengthCells(Study study) => study.Cells
-        .Where(c => study.IsStandard(c) && Uniform(c.Example))
+        .Where(c => c.Example.Kind.HasChain() && study.IsStandard(c) && Uniform(c.Example))
         .Select(c => (c.Example.ChainLength, c)).ToList();
 
     static bool Uniform(JobSpec spec) => spec.Ranks is null || spec.Ranks.Distinct().Count() == 1;
@@ -181,7 +201,9 @@ public static class Reports
         var small = loras.FirstOrDefault(c => c.Example.Rank == study.Rank);
         var large = loras.FirstOrDefault(c => c.Example.Rank == 4 * study.Rank) ?? loras.Where(c => c.Example.Rank > study.Rank).MaxBy(c => c.Example.Rank);
         if (small is null || large is null) return null;
-        var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind.HasChain() && c != small && c.Example.NumTrain == study.NumTrain
+        // Chains trained as the two LoRAs were (AdamW, the study's train set); other optimizers have their own table.
+        var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW
+            && c.Example.NumTrain == study.NumTrain
             && (c.Example.Ranks is { Count: > 0 } r ? r.Max() : c.Example.Rank) <= study.Rank).ToList();
         if (candidates.Count == 0) return null;
         static Dictionary<long, JobResult> BySeed(CellSummary c) => c.Runs.GroupBy(r => r.Spec.Seed).ToDictionary(g => g.Key, g => g.First());
@@ -224,7 +246,7 @@ public static class Reports
         var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)) };
         foreach (var study in studies)
         {
-            var suffix = studies.Count == 1 ? "" : $"-{study.Epochs}ep";
+            var suffix = study.FileSuffix;
             tables.AddRange(new (string, ReportTable?)[]
             {
                 ("table3", Table3(study)), ("table4", Table4(study)), ("table5", Table5(study)), ("table6", Table6(study)),

@@ -181,6 +181,38 @@ public class GridAndReportTests
     }
 
     [Fact]
+    public void Studies_of_equal_epochs_are_told_apart_by_their_train_set_and_low_data_rows_join_the_next_larger()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "LoRA n=50", Kind = MethodKind.Lora, NumTrain = 50 },
+                new MethodSpec { Name = "COLA M=3 n=50", Kind = MethodKind.Cola, ChainLength = 3, NumTrain = 50 },
+                new MethodSpec { Name = "LoRA long", Kind = MethodKind.Lora, NumTrain = 1600 },
+                new MethodSpec { Name = "LoRA r32 long", Kind = MethodKind.Lora, NumTrain = 1600, Ranks = [32] },
+                new MethodSpec { Name = "COLA long", Kind = MethodKind.Cola, NumTrain = 1600 },
+            ],
+            LearningRates = [1e-3], Seeds = [0], NumTrain = 200, Epochs = 8,
+        }.Validate("test");
+        var dir = FakeRun(j => (0.5, 0.5), config);
+        try
+        {
+            var studies = Study.Of(ResultTable.Summarize(ResultTable.Load(dir))).OrderBy(s => s.NumTrain).ToList();
+            Assert.Equal([200, 1600], studies.Select(s => s.NumTrain));
+            Assert.Equal(["COLA M=2", "COLA M=3", "COLA M=3 n=50", "LoRA", "LoRA n=50"], studies[0].Cells.Select(c => c.Method).Order(StringComparer.Ordinal));
+            Assert.Equal(["-8ep-n200", "-8ep-n1600"], studies.Select(s => s.FileSuffix));
+            Assert.Contains("(8 epochs, 1600 train)", Reports.ShareClosed(studies[1])!.Title);
+            Assert.Contains("n = 50", Reports.Table6(studies[0])!.Markdown());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Lm_ablations_are_tabled_per_budget_with_the_share_of_the_gap_closed()
     {
         var config = new ExperimentConfig
@@ -193,6 +225,8 @@ public class GridAndReportTests
                 new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
                 new MethodSpec { Name = "COLA M=3 rewarm", Kind = MethodKind.Cola, ChainLength = 3, Variant = ColaVariant.Rewarm },
                 new MethodSpec { Name = "LoRA n=50", Kind = MethodKind.Lora, NumTrain = 50 },
+                new MethodSpec { Name = "full fine-tuning", Kind = MethodKind.Full },
+                new MethodSpec { Name = "LoRA SGD", Kind = MethodKind.Lora, Optimizer = OptimizerKind.Sgd },
             ],
             LearningRates = [1e-3], Seeds = [0, 1, 2], NumTrain = 200,
         }.Validate("test");
@@ -224,6 +258,7 @@ public class GridAndReportTests
             Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,0.50 ± 0.00,3.410 ± 0.010,0.50 ± 0.00,3", share);
             Assert.Contains("COLA M=3,8,paper,3.3400,0.35 ± 0.00,3.460 ± 0.010,0.25 ± 0.00,3", share);
             Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
+            Assert.DoesNotContain("LoRA SGD", share);                     // another optimizer: Table 5's row, not a chain variant
             var table3 = Reports.Table3(study).Markdown();
             Assert.Contains("| lm | 3.510 ± 0.010 | 3.460 ± 0.010 |", table3); // the rewarm variant stays out of Table 3
             Assert.Contains("n = 50", Reports.Table6(study)!.Markdown());
