@@ -42,12 +42,6 @@ public static class CliApp
     {
         Runtime.Allocator.KeepFreedMemoryForReuse();
         Runtime.Allocator.UseHugePagesForTensors();
-        // Grid workers share the cores: `experiment --jobs N` gives each child its share.
-        if (int.TryParse(Environment.GetEnvironmentVariable("CHAINLORA_THREADS"), out var threads) && threads > 0)
-        {
-            Runtime.NativeRuntime.Ensure();
-            TorchSharp.torch.set_num_threads(threads);
-        }
         var parse = Build(output).Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -58,6 +52,13 @@ public static class CliApp
         }
         try
         {
+            // Grid workers share the cores: `experiment --jobs N` gives each child its share. Inside
+            // the try: loading the runtime can fail on the user's input (CHAINLORA_LIBTORCH).
+            if (int.TryParse(Environment.GetEnvironmentVariable("CHAINLORA_THREADS"), out var threads) && threads > 0)
+            {
+                Runtime.NativeRuntime.Ensure();
+                TorchSharp.torch.set_num_threads(threads);
+            }
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (parse.GetValue(Verbose) && Trace(e, error))

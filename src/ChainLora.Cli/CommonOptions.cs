@@ -27,7 +27,7 @@ static class CommonOptions
 
     public static Option<string> BaseDtype() => new Option<string>("--base-dtype")
     {
-        Description = "Storage dtype of the frozen matrices and embeddings: fp32 or bf16 (norms and the residual stream stay fp32)",
+        Description = "Storage dtype of the frozen matrices and embeddings: fp32 or bf16 (the activations: see --activations)",
         DefaultValueFactory = _ => StorageDtype.Names[0],
     }.AcceptOnlyFromAmong([.. StorageDtype.Names]);
 
@@ -35,6 +35,10 @@ static class CommonOptions
     {
         Description = "Keep only each decoder layer's input and recompute the layer in backward: less activation memory, about a third more compute",
     };
+
+    public static Option<string> Activations() => Choice("--activations",
+        "dtype of the residual stream and the activations between matmuls (auto: fp32 on the CPU, the --base-dtype on a GPU, as transformers keeps them)",
+        ActivationPrecision.Auto);
 
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON line instead of text" };
 

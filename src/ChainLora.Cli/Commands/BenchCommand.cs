@@ -29,14 +29,15 @@ static class BenchCommand
             "Attention kernel (auto: math on CPU below head size 32, fused otherwise; fused: libtorch's " +
             "scaled_dot_product_attention; math: matmuls and softmax, causal blocks)", AttentionKernel.Auto);
         var checkpointing = CommonOptions.GradientCheckpointing();
+        var activations = CommonOptions.Activations();
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("bench",
             "Time a LoRA r=8 (q_proj, v_proj) / COLA / full training step with AdamW on a random-weight model of a named shape " +
             "or a loaded one (--model); " +
-            "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS and knot time")
+            "reports median step time, tokens/s, GFLOP/s, the matmul peak measured now, MFU, peak RSS, the GPU's peak memory in use (NVML) and knot time")
         {
-            shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, device, json,
+            shape, model, method, dtype, batch, seq, steps, warmup, threads, attention, checkpointing, activations, device, json,
         };
         command.Validators.Add(r =>
         {
@@ -51,7 +52,7 @@ static class BenchCommand
                 Shape = r.GetValue(shape) ?? "", ModelDir = r.GetValue(model) is { } m ? CommonOptions.ModelFolder(m) : null, Method = r.GetEnum<TrainingMethod>(method),
                 BaseDtype = StorageDtype.Parse(r.GetValue(dtype)!), Batch = r.GetValue(batch), Sequence = r.GetValue(seq),
                 Steps = r.GetValue(steps), Warmup = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
-                Attention = r.GetEnum<AttentionKernel>(attention),
+                Attention = r.GetEnum<AttentionKernel>(attention), Activations = r.GetEnum<ActivationPrecision>(activations),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),
             });
             output.WriteLine(r.GetValue(json)
@@ -63,7 +64,8 @@ static class BenchCommand
                     peak_rss_mb = result.PeakRssMb, knot_s = result.KnotSeconds,
                     knot_fraction_of_link = result.KnotFractionOfRealisticLink, threads = result.Threads,
                     attention = r.GetValue(attention), gradient_checkpointing = result.GradientCheckpointing,
-                    device = r.GetValue(device),
+                    device = r.GetValue(device), activations = result.Activations,
+                    device_peak_mb = double.IsNaN(result.DevicePeakMb) ? (double?)null : result.DevicePeakMb, libtorch = result.LibTorch,
                     load_s = result.Load?.Seconds, load_rss_before_mb = result.Load?.RssBeforeMb, load_peak_rss_mb = result.Load?.PeakRssMb,
                     weights_mb = result.Load?.WeightsMb, load_peak_over_weights = result.Load?.PeakOverWeights,
                 })
@@ -72,7 +74,9 @@ static class BenchCommand
                   $"{result.AchievedGflops:F1} GFLOP/s of {result.PeakGflops:F1} peak (MFU {result.Mfu:P1}), " +
                   $"peak RSS {result.PeakRssMb:F0} MB, knot {result.KnotSeconds * 1000:F1} ms " +
                   $"({result.KnotFractionOfRealisticLink:P3} of a link of 1000 examples x 5 epochs / 3), {result.Threads} threads" +
-                  (result.GradientCheckpointing ? ", gradient checkpointing" : "") +
+                  (result.GradientCheckpointing ? ", gradient checkpointing" : "") + $", {result.Activations} activations" +
+                  (double.IsNaN(result.DevicePeakMb) ? "" : $", device memory peak {result.DevicePeakMb:F0} MB") +
+                  (result.LibTorch is null ? "" : $", libtorch from {result.LibTorch}") +
                   (result.Load is { } load
                       ? $"; load {load.Seconds:F1} s, RSS {load.RssBeforeMb:F0} MB before and {load.PeakRssMb:F0} MB peak for " +
                         $"{load.WeightsMb:F0} MB of weights ({load.PeakOverWeights:F2}x)"

@@ -84,12 +84,13 @@ static class TrainCommand
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
+        var activations = CommonOptions.Activations();
         var command = new Command("train",
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, seed, outDir, adapter, checkpointEvery, resume,
-            overwrite, tensorBoard, checkpointing, json, device, dtype,
+            overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
         command.SetAction(r =>
         {
@@ -111,6 +112,7 @@ static class TrainCommand
                     LearningRate = r.GetValue(lr), WeightDecay = r.GetValue(weightDecay), Momentum = r.GetValue(momentum),
                     Epochs = r.GetValue(epochs), GradientAccumulation = r.GetValue(accumulation), MaxGradNorm = r.GetValue(clip),
                     WarmupRatio = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                    Activations = r.GetEnum<ActivationPrecision>(activations),
                     Variant = r.GetEnum<ColaVariant>(variant),
                 },
                 Lora = defaults.Lora with

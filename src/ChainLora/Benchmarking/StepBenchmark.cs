@@ -57,13 +57,16 @@ public sealed record BenchOptions
     /// <summary>Recompute each decoder layer in backward; the FLOP count (and so MFU) stays the model's.</summary>
     public bool GradientCheckpointing { get; init; }
     public AttentionKernel Attention { get; init; } = AttentionKernel.Auto;
+    /// <summary>The activations' dtype (<see cref="CausalLM.ActivationDtype"/>); auto chooses by device.</summary>
+    public ActivationPrecision Activations { get; init; }
     /// <summary>Where the model, the batches and the matmul peak run; null is the CPU.</summary>
     public Device? Device { get; init; }
 }
 
 public sealed record BenchResult(string Shape, string Method, string BaseDtype, int Batch, int Sequence, int Steps,
     double MedianStepSeconds, double TokensPerSecond, double AchievedGflops, double PeakGflops, double Mfu,
-    double PeakRssMb, double KnotSeconds, int Threads, bool GradientCheckpointing, BenchLoad? Load = null)
+    double PeakRssMb, double KnotSeconds, int Threads, bool GradientCheckpointing, BenchLoad? Load = null,
+    string Activations = "fp32", double DevicePeakMb = double.NaN, string? LibTorch = null)
 {
     /// <summary>
     /// A knot's share of a link's wall time in the paper's setting: 1000 examples, 5 epochs,
@@ -111,9 +114,15 @@ public static class StepBenchmark
             ? new ChainConfig { Length = 2, KnotSteps = [o.Warmup + Math.Max(1, o.Steps / 2)] }
             : new ChainConfig();
         var stamps = new List<TimeSpan>();
-        var options = new TrainerOptions { Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing };
+        var options = new TrainerOptions
+        {
+            Method = o.Method, LearningRate = 1e-4, Seed = o.Seed, GradientCheckpointing = o.GradientCheckpointing, Activations = o.Activations,
+        };
         var trainer = new ChainTrainer(model, options, new LoraConfig(), chain) { OnStep = r => stamps.Add(r.Elapsed) };
+        // The device's memory in use, polled as nvidia-smi would be, from the model's weights to the last step.
+        using var deviceMemory = device.type == TorchSharp.DeviceType.CUDA ? new Runtime.DeviceMemory.PeakPoller(device.index, TimeSpan.FromMilliseconds(20)) : null;
         var result = trainer.Train(new RandomTokens(model.VocabSize, o.Batch, o.Sequence, total, o.Seed, device));
+        if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(device);
 
         var durations = stamps.Zip(stamps.Skip(1), (a, b) => (b - a).TotalSeconds).Skip(Math.Max(0, o.Warmup - 1)).ToList();
         if (o.Method == TrainingMethod.Cola) durations.Remove(durations.Max()); // the step that includes the knot
@@ -123,7 +132,8 @@ public static class StepBenchmark
         var gflops = Flops.PerToken(model, o.Sequence).Training * tokens / median / 1e9;
         return new BenchResult(o.ModelDir ?? o.Shape, o.Method.ToString().ToLowerInvariant(), Models.StorageDtype.Name(o.BaseDtype),
             o.Batch, o.Sequence, o.Steps, median, tokens / median, gflops, peak, gflops / peak, Runtime.ProcessMemory.PeakRssMb(),
-            result.KnotTime.TotalSeconds, get_num_threads(), o.GradientCheckpointing, load);
+            result.KnotTime.TotalSeconds, get_num_threads(), o.GradientCheckpointing, load, Models.StorageDtype.Name(model.ActivationDtype),
+            deviceMemory?.PeakMb ?? double.NaN, Runtime.NativeRuntime.LibTorchFolder);
     }
 
     static CausalLM RandomModel(BenchOptions o, Device device)
@@ -178,31 +188,34 @@ public static class StepBenchmark
     }
 
     /// <summary>
-    /// Best-of-several GFLOP/s of square matmuls (n = 1024 and 2048) in <paramref name="dtype"/> on
-    /// <paramref name="device"/> (the CPU when null), after half a second of warm-up: the first fp32
-    /// calls run at half speed while the BLAS thread pool and its buffers spin up, which would
-    /// flatter every MFU computed from it. CUDA kernels run asynchronously, so each timing waits for them.
+    /// Best-of-several GFLOP/s of square matmuls in <paramref name="dtype"/> on <paramref name="device"/>
+    /// (the CPU when null), after a warm-up: the first fp32 calls on a CPU run at half speed while the
+    /// BLAS thread pool spins up, and a GPU's clocks rise under load. The squares are sized for the
+    /// device: n = 1024 and 2048 on a CPU; n = 8192 on a GPU, where 1024-squares reach half the
+    /// peak (380-470 against 801-811 TFLOP/s on an H200), which would double every MFU. CUDA kernels
+    /// run asynchronously, so each timing covers several products and waits for them.
     /// </summary>
-    public static double MatmulPeakGflops(ScalarType dtype, Device? device = null, int repeats = 6)
+    public static double MatmulPeakGflops(ScalarType dtype, Device? device = null, int repeats = 10)
     {
         device ??= CPU;
-        void Wait() { if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(device); }
+        var gpu = device.type == TorchSharp.DeviceType.CUDA;
+        void Wait() { if (gpu) cuda.synchronize(device); }
         using var _ = no_grad();
         var best = 0.0;
+        var (sizes, perTiming, warmupSeconds) = gpu ? (new[] { 8192 }, 10, 2.0) : (new[] { 1024, 2048 }, 1, 0.5);
         var warmup = Stopwatch.StartNew();
-        foreach (var n in new[] { 1024, 2048 })
+        foreach (var n in sizes)
         {
             using var scope = NewDisposeScope();
             var a = randn(n, n, device: device).to(dtype);
             var b = randn(n, n, device: device).to(dtype);
-            while (warmup.Elapsed.TotalSeconds < 0.5) a.matmul(b).Dispose();
-            Wait();
+            while (warmup.Elapsed.TotalSeconds < warmupSeconds) { a.matmul(b).Dispose(); Wait(); }
             for (var i = 0; i < repeats; i++)
             {
                 var clock = Stopwatch.StartNew();
-                a.matmul(b).Dispose();
+                for (var j = 0; j < perTiming; j++) a.matmul(b).Dispose();
                 Wait();
-                best = Math.Max(best, 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9);
+                best = Math.Max(best, 2.0 * n * n * n * perTiming / clock.Elapsed.TotalSeconds / 1e9);
             }
         }
         return best;

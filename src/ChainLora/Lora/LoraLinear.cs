@@ -68,7 +68,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         var h = x.to(ScalarType.Float32);
         if (dropout > 0) h = nn.functional.dropout(h, dropout, training);
-        var y = nn.functional.linear(nn.functional.linear(h, lora_A), lora_B) * Scaling;
+        // Scaled at rank r: (N, r) products instead of (N, out).
+        var y = nn.functional.linear(nn.functional.linear(h, lora_A) * Scaling, lora_B);
         return y.to(x.dtype);
     }
 
@@ -116,10 +117,11 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (rank < 1) throw new ArgumentException($"LoRA rank {rank}: must be at least 1");
         using var _ = no_grad();
         var device = lora_A.device;
-        var a = empty(rank, Base.InFeatures, device: device);
+        // Drawn from the CPU generator whatever the device, so a seed starts the same chain on a GPU as on the CPU.
+        using var a = empty(rank, Base.InFeatures, device: CPU);
         if (init == LoraInit.Kaiming) nn.init.kaiming_uniform_(a, a: Math.Sqrt(5));
         else a.normal_(0, 1.0 / rank);
-        lora_A.set_(a);
+        lora_A.set_(a.to(device));
         lora_B.set_(zeros(Base.OutFeatures, rank, device: device));
         lora_A.grad = null;
         lora_B.grad = null;

@@ -55,7 +55,11 @@ public static class WeightMerge
         if (!IsFinite(a, b, scaling)) return "the delta is not finite";
         var delta = DeltaNorm(a, b, scaling);
         double norm;
-        using (no_grad()) using (var w = weight.to(ScalarType.Float32).norm()) norm = w.item<float>();
+        // A scope: the fp32 copy of a bf16 weight (64 MB for a 7B projection) is freed here, not at
+        // the end of the knot, which checks every layer before merging any (8 GB for Llama-2-7B).
+        using (no_grad())
+        using (NewDisposeScope())
+            norm = weight.to(ScalarType.Float32).norm().item<float>();
         var bound = MaxRelativeDelta * Math.Max(norm, 1);
         return double.IsFinite(delta) && delta <= bound ? null
             : $"the delta's norm {delta:G3} exceeds {MaxRelativeDelta} x max(||W||, 1) = {bound:G3}";

@@ -31,7 +31,7 @@ internal sealed class ActivationCheckpoint
         enabled && cache is null && is_grad_enabled() ? new ActivationCheckpoint() : null;
 
     /// <summary>
-    /// <paramref name="layer"/>(<paramref name="x"/>), x (B, T, D) fp32 -> (B, T, D) fp32, with
+    /// <paramref name="layer"/>(<paramref name="x"/>), x (B, T, D) -> (B, T, D) in the activation dtype, with
     /// only x kept for the backward. <paramref name="layer"/> must be a function of x,
     /// <paramref name="module"/>'s parameters and the CPU generator alone (it runs twice).
     /// </summary>

@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 namespace ChainLora.Models;
 
 /// <summary>
-/// A decoder-only language model with Hugging Face parameter names. The residual stream is fp32;
-/// matrices may be stored in bf16 (frozen weights), in which case each matmul runs in bf16.
+/// A decoder-only language model with Hugging Face parameter names. Matrices may be stored in bf16
+/// (frozen weights), in which case each matmul runs in bf16; the residual stream and the
+/// activations between matmuls are kept in <see cref="ActivationDtype"/>.
 /// </summary>
 public abstract class CausalLM : nn.Module
 {
@@ -20,13 +21,13 @@ public abstract class CausalLM : nn.Module
     public abstract string ModelType { get; }
 
     /// <summary>
-    /// Final hidden states (B, T, D) fp32 for <paramref name="inputIds"/> (B, T) int64.
+    /// Final hidden states (B, T, D) in <see cref="ActivationDtype"/> for <paramref name="inputIds"/> (B, T) int64.
     /// <paramref name="attentionMask"/> (B, past + T), 1 for real tokens and 0 for left padding,
     /// covers the cached positions too; null means no padding.
     /// </summary>
     public abstract Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null);
 
-    /// <summary>(..., D) hidden states to (..., V) fp32 logits.</summary>
+    /// <summary>(..., D) hidden states to (..., V) fp32 logits (formed in the head's dtype, then widened).</summary>
     public abstract Tensor ComputeLogits(Tensor hidden);
 
     /// <summary>Logits (B, T, V) fp32.</summary>
@@ -44,6 +45,15 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>How attention is computed (<see cref="Models.AttentionKernel"/>): Auto picks the faster kernel per shape.</summary>
     public AttentionKernel AttentionKernel { get; set; } = AttentionKernel.Auto;
+
+    /// <summary>
+    /// The dtype of the residual stream and the activations between matmuls. fp32 (the default)
+    /// rounds only each matmul's inputs: on a CPU bf16 element-wise kernels are slower than fp32
+    /// ones and the casts are cheap. bf16 keeps them as transformers does in a bf16 model (norms
+    /// and softmax computed in fp32, rounded back; LoRA in fp32): on a GPU it halves the activation
+    /// memory and removes a cast around every matmul. Set it before the forward passes it governs.
+    /// </summary>
+    public ScalarType ActivationDtype { get; set; } = ScalarType.Float32;
 
     public KvCache NewCache() => new(NumLayers);
 

@@ -12,7 +12,7 @@ namespace ChainLora.Models;
 
 internal static class DecoderLayers
 {
-    /// <summary><paramref name="forward"/>(x) for one decoder layer, x (B, T, D) fp32.</summary>
+    /// <summary><paramref name="forward"/>(x) for one decoder layer, x (B, T, D) in the activation dtype.</summary>
     public static Tensor Run(nn.Module layer, Func<Tensor, Tensor> forward, Tensor x, KvCache? cache, ActivationCheckpoint? checkpoint)
     {
         if (checkpoint is not null) return checkpoint.Run(layer, forward, x);

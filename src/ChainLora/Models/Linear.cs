@@ -62,18 +62,18 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// x W^T + b where W may be stored in another dtype (bf16 frozen weights). The result comes
-    /// back in x's dtype, so the residual stream keeps fp32. Two ways to mix dtypes: run the
+    /// back in x's dtype, so an fp32 residual stream stays fp32. Two ways to mix dtypes: run the
     /// matmul in W's dtype (cast x in and y out: N (in + out) elements) or upcast W (in out
     /// elements) and run it in x's dtype. bf16 matmuls are about twice as fast here, but for
     /// small matrices the casts dominate; <see cref="PreferLowPrecision"/> picks the cheaper.
     /// </summary>
     public static Tensor Apply(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        if (x.dtype == weight.dtype && (bias is null || bias.dtype == weight.dtype))
-            return nn.functional.linear(x, weight, bias);
+        // Activations in the weight's dtype (bf16 on a GPU): one fused GEMM with the (small, fp32) bias rounded to it.
+        if (x.dtype == weight.dtype)
+            return nn.functional.linear(x, weight, bias is null || bias.dtype == weight.dtype ? bias : bias.to(weight.dtype));
         Tensor y;
-        if (x.dtype == weight.dtype) y = nn.functional.linear(x, weight);
-        else if (PreferLowPrecision(x.numel() / weight.shape[1], weight.shape[1], weight.shape[0]))
+        if (PreferLowPrecision(x.numel() / weight.shape[1], weight.shape[1], weight.shape[0]))
             y = nn.functional.linear(x.to(weight.dtype), weight).to(x.dtype);
         else
             y = nn.functional.linear(x, weight.to(x.dtype));

@@ -91,13 +91,14 @@ public sealed class LlamaModel : nn.Module
 
     internal Embedding EmbedTokens => embed_tokens;
 
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope, bool checkpointLayers, AttentionKernel kernel)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, RotaryEmbedding rope, bool checkpointLayers, AttentionKernel kernel,
+        ScalarType activations)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
         var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel);
-        var (cos, sin) = rope.For(Positions.Of(attentionMask, b, past, t, inputIds.device));
-        var h = embed_tokens.call(inputIds).to(ScalarType.Float32);              // (B, T, D)
+        var (cos, sin) = rope.For(Positions.Of(attentionMask, b, past, t, inputIds.device), activations);
+        var h = embed_tokens.call(inputIds).to(activations);                    // (B, T, D)
         var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
         for (var i = 0; i < layers.Count; i++)
         {
@@ -137,9 +138,9 @@ public sealed class LlamaForCausalLM : CausalLM
     public override string ModelType => "llama";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing, AttentionKernel);
+        model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing, AttentionKernel, ActivationDtype);
 
-    public override Tensor ComputeLogits(Tensor hidden) => lm_head is not null
+    public override Tensor ComputeLogits(Tensor hidden) => (lm_head is not null
         ? lm_head.call(hidden)
-        : Linear.Apply(hidden, model.EmbedTokens.weight!);
+        : Linear.Apply(hidden, model.EmbedTokens.weight!)).to(ScalarType.Float32);
 }

@@ -35,6 +35,14 @@ public sealed class OptAttention : nn.Module
 
 public sealed class OptDecoderLayer : nn.Module
 {
+    /// <summary>
+    /// <paramref name="norm"/>(x) in x's dtype. The fp32 weight and bias are rounded to bf16
+    /// activations (as in a bf16 transformers model): libtorch's CUDA layer_norm takes one dtype.
+    /// </summary>
+    internal static Tensor Norm(LayerNorm norm, Tensor x) => norm.weight is { } weight && weight.dtype != x.dtype
+        ? nn.functional.layer_norm(x, norm.normalized_shape, weight.to(x.dtype), norm.bias?.to(x.dtype), norm.eps)
+        : norm.call(x);
+
     readonly OptAttention self_attn;
     readonly LayerNorm self_attn_layer_norm, final_layer_norm;
     readonly Linear fc1, fc2;
@@ -54,11 +62,11 @@ public sealed class OptDecoderLayer : nn.Module
     // Pre-LN: h + f(norm(h)); post-LN (OPT-350m): norm(h + f(h)).
     public Tensor Forward(Tensor x, AttentionPlan plan, KvCache? cache, int layer)
     {
-        var h = x + self_attn.Forward(preNorm ? self_attn_layer_norm.call(x) : x, plan, cache, layer);
-        if (!preNorm) h = self_attn_layer_norm.call(h);
-        var ffnIn = preNorm ? final_layer_norm.call(h) : h;
+        var h = x + self_attn.Forward(preNorm ? Norm(self_attn_layer_norm, x) : x, plan, cache, layer);
+        if (!preNorm) h = Norm(self_attn_layer_norm, h);
+        var ffnIn = preNorm ? Norm(final_layer_norm, h) : h;
         h = h + fc2.call(nn.functional.relu(fc1.call(ffnIn)));
-        return preNorm ? h : final_layer_norm.call(h);
+        return preNorm ? h : Norm(final_layer_norm, h);
     }
 }
 
@@ -87,23 +95,23 @@ public sealed class OptDecoder : nn.Module
 
     internal Embedding EmbedTokens => embed_tokens;
 
-    // ids (B, T) -> hidden (B, T, word_embed_proj_dim) fp32
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpointLayers, AttentionKernel kernel)
+    // ids (B, T) -> hidden (B, T, word_embed_proj_dim) in the activation dtype
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpointLayers, AttentionKernel kernel, ScalarType activations)
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
         var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel);
         var positions = Positions.Of(attentionMask, b, past, t, inputIds.device) + OptConfig.PositionOffset;
-        var h = embed_tokens.call(inputIds).to(ScalarType.Float32);
+        var h = embed_tokens.call(inputIds).to(activations);
         if (project_in is not null) h = project_in.call(h);
-        h = h + embed_positions.call(positions).to(ScalarType.Float32);
+        h = h + embed_positions.call(positions).to(activations);
         var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
         for (var i = 0; i < layers.Count; i++)
         {
             var (layer, index) = (layers[i], i);
             h = DecoderLayers.Run(layer, x => layer.Forward(x, plan, cache, index), h, cache, checkpoint);
         }
-        if (final_layer_norm is not null) h = final_layer_norm.call(h);
+        if (final_layer_norm is not null) h = OptDecoderLayer.Norm(final_layer_norm, h);
         return project_out is not null ? project_out.call(h) : h;
     }
 }
@@ -143,7 +151,7 @@ public sealed class OptForCausalLM : CausalLM
     public override string ModelType => "opt";
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        model.Decoder.Forward(inputIds, attentionMask, cache, GradientCheckpointing, AttentionKernel);
+        model.Decoder.Forward(inputIds, attentionMask, cache, GradientCheckpointing, AttentionKernel, ActivationDtype);
 
-    public override Tensor ComputeLogits(Tensor hidden) => Linear.Apply(hidden, model.Decoder.EmbedTokens.weight!);
+    public override Tensor ComputeLogits(Tensor hidden) => Linear.Apply(hidden, model.Decoder.EmbedTokens.weight!).to(ScalarType.Float32);
 }

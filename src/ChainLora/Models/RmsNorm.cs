@@ -1,4 +1,5 @@
-// Mirrors HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, computed in fp32.
+// Mirrors HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, computed in fp32 and returned in
+// x's dtype (HF rounds before the weight multiplies; here the weight is fp32 and multiplies first).
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -16,11 +17,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    // (..., dim) -> (..., dim) fp32
+    // (..., dim) -> (..., dim) in x's dtype
     public override Tensor forward(Tensor x)
     {
         var x32 = x.to(ScalarType.Float32);
         var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        return normed * weight.to(ScalarType.Float32);
+        return (normed * weight.to(ScalarType.Float32)).to(x.dtype);
     }
 }

@@ -8,15 +8,15 @@ namespace ChainLora.Models;
 
 public sealed class RotaryEmbedding(int headDim, double theta)
 {
-    /// <summary>cos and sin (B, 1, T, hd) fp32 for position ids (B, T).</summary>
-    public (Tensor Cos, Tensor Sin) For(Tensor positionIds)
+    /// <summary>cos and sin (B, 1, T, hd) for position ids (B, T), computed in fp64 and rounded to <paramref name="dtype"/>.</summary>
+    public (Tensor Cos, Tensor Sin) For(Tensor positionIds, ScalarType dtype = ScalarType.Float32)
     {
         var device = positionIds.device;
         // theta as a tensor on the positions' device: a bare double would become one on torch's default device.
         var invFreq = 1.0 / pow(tensor(theta, ScalarType.Float64, device), arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim);
         var freqs = positionIds.to(ScalarType.Float64).unsqueeze(-1) * invFreq;   // (B, T, hd/2)
         var emb = cat([freqs, freqs], -1);                                            // (B, T, hd)
-        return (emb.cos().to(ScalarType.Float32).unsqueeze(1), emb.sin().to(ScalarType.Float32).unsqueeze(1));
+        return (emb.cos().to(dtype).unsqueeze(1), emb.sin().to(dtype).unsqueeze(1));
     }
 
     /// <summary>x (B, heads, T, hd) rotated by position.</summary>

@@ -278,6 +278,6 @@ public sealed class TrainRecipe : IDisposable
             options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing,
             full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
-            t.Variant, options.Context);
+            t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype));
     }
 }

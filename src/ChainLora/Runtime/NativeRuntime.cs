@@ -33,31 +33,53 @@ public static class NativeRuntime
         }
     }
 
+    /// <summary>The libtorch folder loaded instead of the bundled one (<see cref="ExternalLibTorch"/>), or null.</summary>
+    public static string? LibTorchFolder { get; private set; }
+
     static void LoadShim()
     {
         var original = FindOriginalShim();
         if (original is null) return; // Not a linux-x64 layout we know: let TorchSharp probe on its own.
-        var error = TryLoad(original);
-        if (error is null) return;
-        if (!error.Contains(MissingVersion, StringComparison.Ordinal))
-            throw new InvalidOperationException($"Cannot load TorchSharp's native shim '{original}': {error}");
-
-        var patched = PatchedCopy(original);
-        // The copy lives elsewhere, so its $ORIGIN runpath no longer finds libtorch: preload the
-        // dependencies from the original folder; the loader then matches them by soname.
-        var dir = Path.GetDirectoryName(original)!;
-        foreach (var dep in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        var external = ExternalLibTorch.Folder;
+        Dictionary<string, IntPtr> libtorch = [];
+        if (external is not null)
         {
-            var path = Path.Combine(dir, dep);
-            if (File.Exists(path)) NativeLibrary.Load(path);
+            ExternalLibTorch.Check(external);
+            libtorch = ExternalLibTorch.Load(external);
+            LibTorchFolder = external;
         }
-        if (TryLoad(patched) is { } patchedError)
-            throw new InvalidOperationException(
-                $"Patched TorchSharp shim '{patched}' still fails to load: {patchedError}. " +
-                $"Install a libstdc++ that provides {MissingVersion} (GCC 13 or later).");
-        PatchedShimPath = patched;
+        var error = TryLoad(original);
+        if (error is not null)
+        {
+            if (external is null && !File.Exists(Path.Combine(Path.GetDirectoryName(original)!, "libtorch.so")))
+                throw new InvalidOperationException(
+                    $"no libtorch beside TorchSharp's native shim in {Path.GetDirectoryName(original)}: set {ExternalLibTorch.Variable} to a torch/lib folder of libtorch {ExternalLibTorch.Built} or later");
+            if (!error.Contains(MissingVersion, StringComparison.Ordinal))
+                throw new InvalidOperationException($"Cannot load TorchSharp's native shim '{original}': {error}");
+            var patched = PatchedCopy(original);
+            // The copy lives elsewhere, so its $ORIGIN runpath no longer finds libtorch: preload the
+            // dependencies from the original folder (unless another libtorch is loaded already); the
+            // loader then matches them by soname.
+            var dir = Path.GetDirectoryName(original)!;
+            foreach (var dep in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+            {
+                var path = Path.Combine(dir, dep);
+                if (external is null && File.Exists(path)) NativeLibrary.Load(path);
+            }
+            if (TryLoad(patched) is { } patchedError)
+                throw new InvalidOperationException(
+                    $"Patched TorchSharp shim '{patched}' still fails to load: {patchedError}. " +
+                    $"Install a libstdc++ that provides {MissingVersion} (GCC 13 or later).");
+            PatchedShimPath = patched;
+        }
+        if (PatchedShimPath is null && external is null) return;
+        // TorchSharp loads torch_cpu / torch_cuda and the shim by name: hand it the libraries loaded
+        // here, never a second copy from the application folder.
         NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, (name, _, _) =>
-            name.Contains("LibTorchSharp", StringComparison.Ordinal) ? shim : IntPtr.Zero);
+            name.Contains("LibTorchSharp", StringComparison.Ordinal) ? shim
+            : name.Contains("torch_cuda", StringComparison.Ordinal) ? libtorch.GetValueOrDefault("libtorch_cuda.so")
+            : name.Contains("torch_cpu", StringComparison.Ordinal) ? libtorch.GetValueOrDefault("libtorch_cpu.so")
+            : IntPtr.Zero);
     }
 
     static string? FindOriginalShim()

@@ -14,6 +14,7 @@
 //   determinism      TrainerOptions.Seed seeds torch; the data decides its own order per epoch
 //   logging          TrainerOptions.LogPath: JSONL per step {step, link, loss, lr} and knot events
 //   bf16 base        the model's frozen matrices may be bf16; LoRA and optimizer state stay fp32
+//   activations      TrainerOptions.Activations: fp32 residual stream or bf16 activations (auto: by device)
 //   memory           TrainerOptions.GradientCheckpointing recomputes each decoder layer in backward
 using System.Diagnostics;
 using ChainLora.Chain;
@@ -71,6 +72,7 @@ public sealed class ChainTrainer
     {
         manual_seed(options.Seed);
         model.GradientCheckpointing = options.GradientCheckpointing;
+        model.ActivationDtype = ActivationPrecisions.Resolve(options.Activations, model);
         var stepsPerEpoch = MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation);
         if (stepsPerEpoch == 0)
             throw new ArgumentException(

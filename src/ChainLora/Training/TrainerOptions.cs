@@ -1,5 +1,6 @@
 // Every setting of a training run, with the library's defaults; Validate names the bad value.
 using ChainLora.IO;
+using ChainLora.Models;
 
 namespace ChainLora.Training;
 
@@ -40,6 +41,8 @@ public sealed record TrainerOptions
     /// third more compute. FLOP counts stay those of the model (recomputation is not counted).
     /// </summary>
     public bool GradientCheckpointing { get; init; }
+    /// <summary>The dtype of the activations (<see cref="CausalLM.ActivationDtype"/>): by device (auto), fp32 or bf16.</summary>
+    public ActivationPrecision Activations { get; init; }
     /// <summary>
     /// Start each link after the first with A along the top right singular vectors of the full weight
     /// gradient of the link's last step (Algorithm 2's oracle direction) instead of a random A.
