@@ -1,7 +1,7 @@
 // The `chainlora` executable: parses, then delegates to the library. Exit codes: 0 success,
 // 2 bad usage or bad input (one line on stderr naming the option, file or value), 3 training
-// diverged (result.json records where), 130 stopped by Ctrl+C or SIGTERM after checkpointing, 1 any
-// other failure.
+// diverged (result.json records where), 130 stopped by Ctrl+C or SIGTERM (train after checkpointing,
+// export leaving its output folder as it was), 1 any other failure.
 using System.CommandLine;
 using ChainLora.Cli.Commands;
 
@@ -20,7 +20,7 @@ public static class CliApp
         // A plain command rather than RootCommand, whose name is the executable's.
         var root = new Command(CommandName, "ChainLora: LoRA and Chain of LoRA (COLA) fine-tuning for decoder language models. " +
             "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training diverged (OUT/result.json has \"status\": \"diverged\"), " +
-            "130 train stopped by Ctrl+C or SIGTERM after saving a checkpoint (continue with --resume).");
+            "130 stopped by Ctrl+C or SIGTERM (train: after saving a checkpoint, continue with --resume; export: --out left as it was).");
         root.Options.Add(new System.CommandLine.Help.HelpOption());
         root.Options.Add(new VersionOption());
         root.Options.Add(Verbose);

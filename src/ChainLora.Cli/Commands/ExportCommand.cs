@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using ChainLora.Export;
 using ChainLora.IO;
 using ChainLora.Models;
@@ -41,7 +42,18 @@ static class ExportCommand
         };
         command.SetAction(r =>
         {
-            var result = ExportRecipe.Run(new ExportRecipeOptions
+            // Ctrl+C or SIGTERM: stop, remove the half-written temporary folder, exit 130; --out keeps what it held.
+            using var stop = new CancellationTokenSource();
+            PosixSignal? received = null;
+            void Stop(PosixSignalContext c)
+            {
+                c.Cancel = true;
+                received ??= c.Signal;
+                stop.Cancel();
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            var options = new ExportRecipeOptions
             {
                 Run = r.GetValue(run)!.FullName,
                 Format = r.GetEnum<ExportFormat>(format),
@@ -53,7 +65,17 @@ static class ExportCommand
                     Overwrite = r.GetValue(force),
                 },
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!),
-            });
+            };
+            ExportResult result;
+            try
+            {
+                result = ExportRecipe.Run(options, stop.Token);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                r.InvocationConfiguration.Error.WriteLine($"export stopped by {received}; {options.Out} is unchanged");
+                return 130;
+            }
             output.WriteLine($"wrote {EnumNames.Name(result.Format)} export to {result.Out}");
             return 0;
         });

@@ -98,9 +98,11 @@ public static class MergedExport
     /// Writes the merged model into <paramref name="outDir"/>, whole or not at all, with the
     /// tokenizer files of <paramref name="tokenizerDir"/> (a llama2.c folder's SentencePiece
     /// <c>*.model</c> becomes <c>tokenizer.model</c>); null writes no tokenizer (then the folder does
-    /// not load with PretrainedModel.Load).
+    /// not load with PretrainedModel.Load). <paramref name="cancel"/> stops the write between shards,
+    /// leaving <paramref name="outDir"/> as it was.
     /// </summary>
-    public static void Save(CausalLM model, string outDir, string? tokenizerDir, MergedExportOptions? options = null)
+    public static void Save(CausalLM model, string outDir, string? tokenizerDir, MergedExportOptions? options = null,
+        CancellationToken cancel = default)
     {
         options ??= new MergedExportOptions();
         var config = ConfigJsonFor(model, options.DType);
@@ -110,7 +112,7 @@ public static class MergedExport
             var weights = MergedWeights(model, options.DType);
             try
             {
-                SafeTensors.SaveSharded(temp, weights, options.MaxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensors.SaveSharded(temp, weights, options.MaxShardBytes, new Dictionary<string, string> { ["format"] = "pt" }, cancel);
             }
             finally
             {

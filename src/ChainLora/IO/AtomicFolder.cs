@@ -19,7 +19,8 @@ public static class AtomicFolder
         var name = Path.GetFileName(full);
         Recover(full);
         // What a killed process left: its half-written folders and, beside a complete target, old copies.
-        DeleteCopies(parent, name);
+        // A live writer's copies are its work in progress (an export into the same folder); leave them.
+        DeleteCopies(parent, name, deadWritersOnly: true);
         var temp = Path.Combine(parent, $".{name}.tmp-{Environment.ProcessId}");
         Directory.CreateDirectory(temp);
         try
@@ -51,15 +52,35 @@ public static class AtomicFolder
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
         var parent = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(parent)) return;
-        DeleteCopies(parent, Path.GetFileName(full));
+        DeleteCopies(parent, Path.GetFileName(full), deadWritersOnly: false);
         if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
     }
 
-    /// <summary>The temporary (.NAME.tmp-PID) and old (.NAME.old-PID) folders of <paramref name="name"/> in <paramref name="parent"/>.</summary>
-    static void DeleteCopies(string parent, string name)
+    /// <summary>
+    /// The temporary (.NAME.tmp-PID) and old (.NAME.old-PID) folders of <paramref name="name"/> in
+    /// <paramref name="parent"/>; with <paramref name="deadWritersOnly"/>, only those whose process has
+    /// ended (or is this one, whose earlier attempt is over). A reused PID keeps a stale copy until that
+    /// process ends too: disk space, never a live writer's files.
+    /// </summary>
+    static void DeleteCopies(string parent, string name, bool deadWritersOnly)
     {
         foreach (var copy in Directory.GetDirectories(parent, $".{name}.tmp-*").Concat(Directory.GetDirectories(parent, $".{name}.old-*")))
-            Directory.Delete(copy, recursive: true);
+            if (!deadWritersOnly || !WriterIsAlive(copy))
+                Directory.Delete(copy, recursive: true);
+    }
+
+    static bool WriterIsAlive(string copy)
+    {
+        if (!int.TryParse(copy[(copy.LastIndexOf('-') + 1)..], out var pid) || pid == Environment.ProcessId) return false;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false; // no process with that id
+        }
     }
 
     /// <summary>

@@ -104,9 +104,10 @@ public static partial class SafeTensors
     /// Writes <c>model.safetensors</c> when the tensor bytes total at most <paramref name="maxShardBytes"/>, else
     /// shards filled greedily in key order (a tensor larger than the limit gets a shard of its own) plus the
     /// index, as transformers' save_pretrained does. Weight files of an earlier save in the folder are removed.
+    /// <paramref name="cancel"/> is checked before each shard, so a stopped save ends within one shard's write.
     /// </summary>
     public static void SaveSharded(string dir, IReadOnlyDictionary<string, Tensor> tensors, long maxShardBytes,
-        IReadOnlyDictionary<string, string>? metadata = null)
+        IReadOnlyDictionary<string, string>? metadata = null, CancellationToken cancel = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         Directory.CreateDirectory(dir);
@@ -128,6 +129,7 @@ public static partial class SafeTensors
         var indexPath = Path.Combine(dir, IndexFileName);
         if (shards.Count <= 1)
         {
+            cancel.ThrowIfCancellationRequested();
             Save(Path.Combine(dir, SingleFileName), tensors, metadata);
             File.Delete(indexPath); // a stale index would take precedence on load
             RemoveStaleShards(dir, keep: []);
@@ -138,9 +140,12 @@ public static partial class SafeTensors
         var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < shards.Count; i++)
         {
+            cancel.ThrowIfCancellationRequested();
             Save(Path.Combine(dir, fileNames[i]), shards[i].ToDictionary(n => n, n => tensors[n]), metadata);
             foreach (var name in shards[i]) weightMap[name] = fileNames[i];
+            FaultInjection.Point("shard", cancel);
         }
+        cancel.ThrowIfCancellationRequested();
         WriteIndex(indexPath, totalBytes, weightMap);
         File.Delete(Path.Combine(dir, SingleFileName));
         RemoveStaleShards(dir, keep: fileNames);

@@ -27,7 +27,7 @@ public class MergedExportTests : TempFolderTest
         var tokenizer = PathIn("tok");
         ExportKit.WriteTinyBpe(tokenizer);
         var dir = PathIn("merged");
-        MergedExport.Save(model, dir, tokenizer);
+        MergedExport.Save(model, dir, tokenizer, cancel: TestContext.Current.CancellationToken);
 
         Assert.Equal(["config.json", "merges.txt", "model.safetensors", "vocab.json"], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
         var keys = SafeTensors.ReadHeader(Path.Combine(dir, "model.safetensors")).Tensors.Keys.ToList();
@@ -57,7 +57,7 @@ public class MergedExportTests : TempFolderTest
         var tokenizer = PathIn("tok");
         ExportKit.WriteTinyBpe(tokenizer);
         var dir = PathIn("sharded");
-        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { MaxShardBytes = ChainLora.IO.ByteSize.Parse("20KB") });
+        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { MaxShardBytes = ChainLora.IO.ByteSize.Parse("20KB") }, cancel: TestContext.Current.CancellationToken);
 
         Assert.True(File.Exists(Path.Combine(dir, "model.safetensors.index.json")));
         Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
@@ -76,7 +76,7 @@ public class MergedExportTests : TempFolderTest
         var tokenizer = PathIn("tok");
         ExportKit.WriteTinyBpe(tokenizer);
         var dir = PathIn("bf16");
-        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { DType = ScalarType.BFloat16 });
+        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { DType = ScalarType.BFloat16 }, cancel: TestContext.Current.CancellationToken);
 
         Assert.All(SafeTensors.ReadHeader(Path.Combine(dir, "model.safetensors")).Tensors.Values, t => Assert.Equal("BF16", t.DType));
         Assert.Equal("bfloat16", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))).RootElement.GetProperty("torch_dtype").GetString());
@@ -95,7 +95,7 @@ public class MergedExportTests : TempFolderTest
         ExportKit.RandomizeB(adapters, 8);
         var expected = ExportKit.Logits(pretrained.Model);
         var dir = PathIn("stories");
-        MergedExport.Save(pretrained.Model, dir, source);
+        MergedExport.Save(pretrained.Model, dir, source, cancel: TestContext.Current.CancellationToken);
 
         Assert.True(File.Exists(Path.Combine(dir, "tokenizer.model")));
         Assert.False(File.Exists(Path.Combine(dir, "tok512.bin")));
@@ -118,16 +118,16 @@ public class MergedExportTests : TempFolderTest
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "notes.txt"), "mine");
 
-        var e = Assert.Throws<ArgumentException>(() => MergedExport.Save(model, dir, tokenizer));
+        var e = Assert.Throws<ArgumentException>(() => MergedExport.Save(model, dir, tokenizer, cancel: TestContext.Current.CancellationToken));
         Assert.Contains("notes.txt", e.Message);
         Assert.Contains("--force", e.Message);
         Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
 
-        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { Overwrite = true });
+        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { Overwrite = true }, cancel: TestContext.Current.CancellationToken);
         Assert.False(File.Exists(Path.Combine(dir, "notes.txt")));
         // An earlier export is replaced without --force, shards and all.
-        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { MaxShardBytes = 20_000 });
-        MergedExport.Save(model, dir, tokenizer);
+        MergedExport.Save(model, dir, tokenizer, new MergedExportOptions { MaxShardBytes = 20_000 }, cancel: TestContext.Current.CancellationToken);
+        MergedExport.Save(model, dir, tokenizer, cancel: TestContext.Current.CancellationToken);
         Assert.Empty(Directory.GetFiles(dir, "model-*"));
         Assert.Equal(["out", "tok"], Temp.GetDirectories().Select(d => d.Name).Order()); // no temp folders left behind
     }
@@ -150,7 +150,7 @@ public class MergedExportTests : TempFolderTest
         var (model, _) = TrainedOpt();
         using var __ = model;
         Directory.CreateDirectory(PathIn("empty"));
-        Assert.Throws<FileNotFoundException>(() => MergedExport.Save(model, PathIn("out"), PathIn("empty")));
+        Assert.Throws<FileNotFoundException>(() => MergedExport.Save(model, PathIn("out"), PathIn("empty"), cancel: TestContext.Current.CancellationToken));
         Assert.False(Directory.Exists(PathIn("out")));
     }
 }

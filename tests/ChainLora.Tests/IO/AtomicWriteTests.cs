@@ -42,4 +42,42 @@ public sealed class AtomicWriteTests : IDisposable
         Assert.Equal(["weights"], Directory.GetFiles(target).Select(Path.GetFileName));
         Assert.Equal([target], Directory.GetDirectories(dir));
     }
+
+    /// <summary>
+    /// A temporary or old copy belongs to the process named in it: one still running may be writing
+    /// it (another export into the same folder), so only a dead writer's copies are cleared.
+    /// </summary>
+    [Fact]
+    public void A_swap_clears_the_copies_of_dead_writers_and_keeps_those_of_live_ones()
+    {
+        var target = Path.Combine(dir, "export");
+        using var live = System.Diagnostics.Process.Start("sleep", "60");
+        try
+        {
+            int dead;
+            using (var ended = System.Diagnostics.Process.Start("true"))
+            {
+                ended.WaitForExit();
+                dead = ended.Id;
+            }
+            string[] liveCopies = [Path.Combine(dir, $".export.tmp-{live.Id}"), Path.Combine(dir, $".export.old-{live.Id}")];
+            string[] deadCopies = [Path.Combine(dir, $".export.tmp-{dead}"), Path.Combine(dir, $".export.old-{dead}"), Path.Combine(dir, $".export.tmp-{Environment.ProcessId}")];
+            AtomicFolder.Replace(target, temp => File.WriteAllText(Path.Combine(temp, "a"), "1"));
+            foreach (var copy in liveCopies.Concat(deadCopies))
+            {
+                Directory.CreateDirectory(copy);
+                File.WriteAllText(Path.Combine(copy, "shard"), "half");
+            }
+
+            AtomicFolder.Replace(target, temp => File.WriteAllText(Path.Combine(temp, "a"), "2"));
+
+            Assert.Equal("2", File.ReadAllText(Path.Combine(target, "a")));
+            Assert.All(liveCopies, copy => Assert.Equal("half", File.ReadAllText(Path.Combine(copy, "shard"))));
+            Assert.All(deadCopies, copy => Assert.False(Directory.Exists(copy), copy));
+        }
+        finally
+        {
+            live.Kill();
+        }
+    }
 }

@@ -169,7 +169,7 @@ public sealed class SafeTensorsTests : IDisposable
             ["layers.1.w"] = torch.randn(10, 10),
             ["lm_head.w"] = torch.randn(10, 10).to_type(ScalarType.BFloat16), // 200 bytes
         };
-        SafeTensors.SaveSharded(dir, tensors, maxShardBytes: 500);
+        SafeTensors.SaveSharded(dir, tensors, maxShardBytes: 500, cancel: TestContext.Current.CancellationToken);
 
         string[] shards = ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"];
         Assert.Equal([.. shards, SafeTensors.IndexFileName], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
@@ -179,7 +179,7 @@ public sealed class SafeTensorsTests : IDisposable
         AssertBitExact(tensors, SafeTensors.LoadModelWeights(dir));
 
         // A save that fits one file replaces the shards and the index.
-        SafeTensors.SaveSharded(dir, tensors, maxShardBytes: 1000);
+        SafeTensors.SaveSharded(dir, tensors, maxShardBytes: 1000, cancel: TestContext.Current.CancellationToken);
         Assert.Equal([SafeTensors.SingleFileName], Directory.GetFiles(dir).Select(Path.GetFileName));
         AssertBitExact(tensors, SafeTensors.LoadModelWeights(dir));
     }
@@ -187,7 +187,7 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void MissingShardIsNamedWithTheIndex()
     {
-        SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16);
+        SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16, cancel: TestContext.Current.CancellationToken);
         File.Delete(Path.Combine(dir, "model-00002-of-00002.safetensors"));
 
         var e = Assert.Throws<FileNotFoundException>(() => SafeTensors.LoadModelWeights(dir));
@@ -198,7 +198,7 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void IndexThatDisagreesWithShardsIsRejected()
     {
-        SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16);
+        SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16, cancel: TestContext.Current.CancellationToken);
         var indexPath = Path.Combine(dir, SafeTensors.IndexFileName);
         File.WriteAllText(indexPath, File.ReadAllText(indexPath).Replace("\"b\"", "\"ghost\""));
 

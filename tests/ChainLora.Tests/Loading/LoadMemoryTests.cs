@@ -28,7 +28,7 @@ public class LoadMemoryTests : TempFolderTest
         using (var random = new OptForCausalLM(config))
         {
             ExportKit.WriteTinyBpe(PathIn("tok"));
-            MergedExport.Save(random, dir, PathIn("tok"));
+            MergedExport.Save(random, dir, PathIn("tok"), cancel: TestContext.Current.CancellationToken);
         }
         GC.Collect();
         GC.WaitForPendingFinalizers();

@@ -132,7 +132,7 @@ public class CheckpointLayoutTests : TempFolderTest
         var stored = SafeTensors.ReadHeader(Path.Combine(source, "model.safetensors")).Tensors.Keys.ToHashSet();
         using var loaded = PretrainedModel.Load(Variant(fixture, k => k));
         var dir = PathIn("export-" + fixture);
-        MergedExport.Save(loaded.Model, dir, loaded.Directory);
+        MergedExport.Save(loaded.Model, dir, loaded.Directory, cancel: TestContext.Current.CancellationToken);
         var written = SafeTensors.ReadHeader(Path.Combine(dir, "model.safetensors"));
         // save_pretrained of *ForCausalLM: every key under "model.", lm_head.weight only when untied,
         // and the "format": "pt" metadata transformers checks on load.

@@ -143,7 +143,8 @@ public sealed class ResumeAndAdapterTests(ResumeAndAdapterTests.UninterruptedRun
         var expected = uninterrupted.Result;
         var stopped = PathIn("stopped-" + signal);
         var log = Path.Combine(stopped, "train_log.jsonl");
-        using (var process = Start(With(ColaRun, "--out", stopped)))
+        // SIGINT at its default in the child even when this test run ignores it (a background job, nohup).
+        using (var process = CliProcess.StartSignallable(With(ColaRun, "--out", stopped)))
         {
             var error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
             _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
