@@ -16,8 +16,20 @@ static class CommonOptions
         Required = true,
     };
 
-    /// <summary>The folder a --model value names, a Hub id resolved (and downloaded, with progress bars) first.</summary>
-    public static string ModelFolder(string value) => Path.GetFullPath(DownloadProgress.ResolveModel(value));
+    /// <summary>
+    /// The folder a --model value names, a Hub id resolved (and downloaded, with progress bars) first;
+    /// <paramref name="stop"/> stops the download.
+    /// </summary>
+    public static string ModelFolder(string value, CancellationToken stop = default) =>
+        Path.GetFullPath(DownloadProgress.ResolveModel(value, cancel: stop));
+
+    /// <summary>
+    /// Sets <paramref name="action"/> as <paramref name="command"/>'s action and hands it the stop
+    /// token that the first Ctrl+C or SIGTERM cancels. CliApp catches those signals only for
+    /// commands set this way; any other command ends at once on a signal, as a process does by default.
+    /// </summary>
+    public static void SetStoppableAction(this Command command, Func<ParseResult, CancellationToken, int> action) =>
+        command.SetAction((result, stop) => Task.FromResult(action(result, stop)));
 
     public static Option<string> Device() => new Option<string>("--device")
     {

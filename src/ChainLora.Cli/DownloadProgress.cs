@@ -11,22 +11,22 @@ public static class DownloadProgress
     /// The directory a --model value names: an existing directory, or anything that is not a repo id,
     /// as is (the loader says what is wrong with it); a repo id resolved through the Hugging Face
     /// cache. Bars when stderr is a terminal; otherwise one line per downloaded file on <paramref name="log"/>
-    /// (default stderr).
+    /// (default stderr). <paramref name="cancel"/> stops a download.
     /// </summary>
-    public static string ResolveModel(string spec, HubOptions? options = null, TextWriter? log = null)
+    public static string ResolveModel(string spec, HubOptions? options = null, TextWriter? log = null, CancellationToken cancel = default)
     {
         if (Directory.Exists(spec) || !HubModelResolver.LooksLikeRepoId(spec)) return spec;
         options ??= HubOptions.FromEnvironment();
         // Cached (or offline, where Resolve only looks): no bars to draw.
-        if (options.Offline || HubModelResolver.FindCached(spec, options) is not null) return HubModelResolver.Resolve(spec, options);
+        if (options.Offline || HubModelResolver.FindCached(spec, options) is not null) return HubModelResolver.Resolve(spec, options, cancel: cancel);
         if (log is not null || Console.IsErrorRedirected)
-            return HubModelResolver.Resolve(spec, options, new FinishedFileLines(log ?? Console.Error));
+            return HubModelResolver.Resolve(spec, options, new FinishedFileLines(log ?? Console.Error), cancel);
         var snapshot = "";
         TrainingProgress.ErrorConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(),
                 new TransferSpeedColumn(), new RemainingTimeColumn())
-            .Start(ctx => snapshot = HubModelResolver.Resolve(spec, options, new BarPerFile(ctx)));
+            .Start(ctx => snapshot = HubModelResolver.Resolve(spec, options, new BarPerFile(ctx), cancel));
         return snapshot;
     }
 

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using ChainLora.Export;
 using ChainLora.IO;
 using ChainLora.Models;
@@ -40,19 +39,9 @@ static class ExportCommand
         {
             run, format, outDir, maxShard, dtype, force, device,
         };
-        command.SetAction(r =>
+        command.SetStoppableAction((r, stop) =>
         {
             // Ctrl+C or SIGTERM: stop, remove the half-written temporary folder, exit 130; --out keeps what it held.
-            using var stop = new CancellationTokenSource();
-            PosixSignal? received = null;
-            void Stop(PosixSignalContext c)
-            {
-                c.Cancel = true;
-                received ??= c.Signal;
-                stop.Cancel();
-            }
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
             var options = new ExportRecipeOptions
             {
                 Run = r.GetValue(run)!.FullName,
@@ -69,12 +58,11 @@ static class ExportCommand
             ExportResult result;
             try
             {
-                result = ExportRecipe.Run(options, stop.Token);
+                result = ExportRecipe.Run(options, stop);
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            catch (OperationCanceledException e) when (stop.IsCancellationRequested)
             {
-                r.InvocationConfiguration.Error.WriteLine($"export stopped by {received}; {options.Out} is unchanged");
-                return 130;
+                throw new OperationCanceledException($"export stopped; {options.Out} is unchanged", e, stop);
             }
             output.WriteLine($"wrote {EnumNames.Name(result.Format)} export to {result.Out}");
             return 0;

@@ -20,17 +20,17 @@ static class GenerateCommand
         {
             model, prompt, maxNew, temperature, seed, device, dtype,
         };
-        command.SetAction(r =>
+        command.SetStoppableAction((r, stop) =>
         {
             var options = new GenerationOptions(r.GetValue(maxNew), r.GetValue(temperature), r.GetValue(seed)).Validate();
-            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!, stop),
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var text = r.GetValue(prompt)!;
             var tok = loaded.Tokenizer;
             var ids = tok.Encode(text, addBos: true);
             var room = loaded.Model.MaxPositions - ids.Count;
             if (room < 1) throw new ArgumentException($"--prompt has {ids.Count} tokens, the model's context is {loaded.Model.MaxPositions}");
-            options = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, room), StopIds = new HashSet<int> { tok.EosId } };
+            options = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, room), StopIds = new HashSet<int> { tok.EosId }, Stop = stop };
             var produced = Generation.Generate(loaded.Model, [ids], options, tok.PadId)[0];
             output.WriteLine(text + tok.Decode([.. ids, .. produced])[tok.Decode(ids).Length..]);
             return 0;

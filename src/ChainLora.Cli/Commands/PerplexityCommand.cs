@@ -22,14 +22,14 @@ static class PerplexityCommand
         {
             model, text, batch, context, json, device, dtype,
         };
-        command.SetAction(r =>
+        command.SetStoppableAction((r, stop) =>
         {
             var file = r.GetValue(text)!;
             if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
-            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!),
+            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!, stop),
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch),
-                r.GetValue(context));
+                r.GetValue(context), stop);
             output.WriteLine(r.GetValue(json)
                 ? JsonLines.Serialize(new { nll_per_token = result.NllPerToken, perplexity = result.Perplexity, tokens = result.Tokens })
                 : $"{result.Tokens} tokens  NLL/token {result.NllPerToken:F4}  perplexity {result.Perplexity:F3}");

@@ -92,7 +92,7 @@ static class TrainCommand
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
-        command.SetAction(r =>
+        command.SetStoppableAction((r, stop) =>
         {
             var trainingMethod = r.GetEnum<TrainingMethod>(method);
             var options = new TrainRecipeOptions
@@ -137,14 +137,10 @@ static class TrainCommand
                 Overwrite = r.GetValue(overwrite),
                 TensorBoardDir = r.GetValue(tensorBoard),
             };
-            // Ctrl+C or SIGTERM: finish the step in progress, checkpoint, exit 130 (resume with --resume OUT).
-            using var stop = new CancellationTokenSource();
-            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT,
-                c => { c.Cancel = true; stop.Cancel(); });
-            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM,
-                c => { c.Cancel = true; stop.Cancel(); });
+            // Ctrl+C or SIGTERM (stop): a download ends at once; training finishes the step in progress,
+            // checkpoints and exits 130 (resume with --resume OUT).
             // Checked before a Hub model is downloaded or anything is loaded.
-            options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model), Stop = stop.Token };
+            options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model, stop), Stop = stop };
             using var recipe = TrainRecipe.Setup(options);
             var label = $"{recipe.Prepared.Task.Name} {EnumNames.Name(trainingMethod)}";
             var result = r.GetValue(json)

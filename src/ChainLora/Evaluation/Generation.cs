@@ -7,6 +7,9 @@ namespace ChainLora.Evaluation;
 public sealed record GenerationOptions(int MaxNewTokens = 50, double Temperature = 0, long Seed = 0,
     IReadOnlySet<int>? StopIds = null)
 {
+    /// <summary>Looked at before each new token: cancelled (Ctrl+C, SIGTERM), generation ends with OperationCanceledException.</summary>
+    public CancellationToken Stop { get; init; }
+
     /// <summary>The settings checked; the error names the value.</summary>
     public GenerationOptions Validate()
     {
@@ -51,6 +54,8 @@ public static class Generation
         var attention = padded ? tensor(mask, [b, longest], device: device) : null;
         for (var step = 0; step < options.MaxNewTokens && done.Contains(false); step++)
         {
+            if (options.Stop.IsCancellationRequested)
+                throw new OperationCanceledException($"generation stopped after {step} of {options.MaxNewTokens} new tokens", options.Stop);
             using var stepScope = NewDisposeScope();
             var hidden = model.ForwardHidden(input, attention, cache);
             var logits = model.ComputeLogits(hidden.select(1, -1));                  // (B, V)

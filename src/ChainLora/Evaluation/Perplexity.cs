@@ -16,27 +16,34 @@ public static class Perplexity
 {
     /// <summary>
     /// Scores <paramref name="text"/> in windows of <paramref name="context"/> tokens (null: the
-    /// model's maximum), <paramref name="batchSize"/> windows per forward pass.
+    /// model's maximum), <paramref name="batchSize"/> windows per forward pass. <paramref name="cancel"/>
+    /// is looked at before each batch.
     /// </summary>
-    public static PerplexityResult OfText(CausalLM model, ITextTokenizer tokenizer, string text, int batchSize = 8, int? context = null)
+    public static PerplexityResult OfText(CausalLM model, ITextTokenizer tokenizer, string text, int batchSize = 8, int? context = null,
+        CancellationToken cancel = default)
     {
         var length = TextCorpus.WindowLength(context, model.MaxPositions);
         var ids = tokenizer.Encode(text, addBos: false);
         if (ids.Count == 0) throw new ArgumentException("the text has no tokens to score");
-        return OfTokens(model, ids, tokenizer.BosId, batchSize, length);
+        return OfTokens(model, ids, tokenizer.BosId, batchSize, length, cancel);
     }
 
-    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8, int? context = null) =>
-        OfWindows(model, TextCorpus.Windows(ids, bosId, TextCorpus.WindowLength(context, model.MaxPositions)), batchSize);
+    public static PerplexityResult OfTokens(CausalLM model, IReadOnlyList<int> ids, int bosId, int batchSize = 8, int? context = null,
+        CancellationToken cancel = default) =>
+        OfWindows(model, TextCorpus.Windows(ids, bosId, TextCorpus.WindowLength(context, model.MaxPositions)), batchSize, cancel);
 
     /// <summary>Scores every token after the first of each window (at most MaxPositions tokens each).</summary>
-    public static PerplexityResult OfWindows(CausalLM model, IReadOnlyList<int[]> windows, int batchSize = 8)
+    public static PerplexityResult OfWindows(CausalLM model, IReadOnlyList<int[]> windows, int batchSize = 8, CancellationToken cancel = default)
     {
         double nll = 0;
         long count = 0;
+        var scored = 0;
         using var _ = no_grad();
         foreach (var batch in windows.Chunk(batchSize))
         {
+            if (cancel.IsCancellationRequested)
+                throw new OperationCanceledException($"scoring stopped after {scored} of {windows.Count} windows", cancel);
+            scored += batch.Length;
             using var scope = NewDisposeScope();
             var (input, targets, mask) = Pack(batch, model.Device);
             var logits = model.Forward(input);

@@ -232,14 +232,23 @@ public sealed class HubTests : IDisposable
     [InlineData("org/name.")]
     [InlineData("org/name.git")]
     [InlineData("org/na me")]
-    [InlineData("org/name@")]
-    [InlineData("org/name@../x")]
     [InlineData("~/models/x")]
     public void Hub_spec_rejects_what_huggingface_hub_rejects(string spec)
     {
         Assert.False(HubModelResolver.LooksLikeRepoId(spec));
         var e = Assert.Throws<ArgumentException>(() => HubModelSpec.Parse(spec));
         Assert.Contains($"'{spec}'", e.Message);
+    }
+
+    /// <summary>A valid repo id with a bad revision is meant as a Hub id: Parse names the revision's fault, no folder is looked for.</summary>
+    [Theory]
+    [InlineData("org/name@", "empty revision after '@'")]
+    [InlineData("org/name@../x", "revision '../x' is not a valid branch, tag or commit name")]
+    public void Hub_spec_with_a_bad_revision_is_a_hub_id_refused_for_its_revision(string spec, string problem)
+    {
+        Assert.True(HubModelResolver.LooksLikeRepoId(spec));
+        var e = Assert.Throws<ArgumentException>(() => HubModelSpec.Parse(spec));
+        Assert.StartsWith($"model '{spec}': {problem}", e.Message);
     }
 
     [Fact]
@@ -250,7 +259,7 @@ public sealed class HubTests : IDisposable
         hub.DropOnce("model.safetensors", 10_000);
         var blob = Path.Combine(RepoFolder("org/tiny"), "blobs", FakeHub.Sha256(weights));
 
-        var broken = Assert.Throws<IOException>(() => Resolve("org/tiny", Options()));
+        var broken = Assert.Throws<PartialDownloadException>(() => Resolve("org/tiny", Options()));
         Assert.Contains("model.safetensors", broken.Message);
         var have = new FileInfo(blob + ".incomplete").Length;
         Assert.InRange(have, 1, weights.Length - 1);
@@ -269,7 +278,7 @@ public sealed class HubTests : IDisposable
         var weights = Bytes(30_000, 20);
         hub.Add(new FakeHub.Repo("org/tiny", CommitA, SmallModel(("model.safetensors", weights))));
         hub.DropOnce("model.safetensors", 5_000);
-        Assert.Throws<IOException>(() => Resolve("org/tiny", Options()));
+        Assert.Throws<PartialDownloadException>(() => Resolve("org/tiny", Options()));
         hub.IgnoreRange = true;
 
         var snapshot = Resolve("org/tiny", Options());
@@ -402,10 +411,10 @@ public sealed class HubTests : IDisposable
 
         hub.Add(new FakeHub.Repo("org/other", CommitB, SmallModel(("model.safetensors", Bytes(10, 19)))));
         var log = new StringWriter();
-        var dir = DownloadProgress.ResolveModel("org/other", Options(), log);
+        var dir = DownloadProgress.ResolveModel("org/other", Options(), log, TestContext.Current.CancellationToken);
         Assert.Equal(Path.Combine(RepoFolder("org/other"), "snapshots", CommitB), dir);
         Assert.Contains("downloaded model.safetensors (10 bytes)", log.ToString());
-        Assert.Equal(cache, DownloadProgress.ResolveModel(cache, Options(), log));
+        Assert.Equal(cache, DownloadProgress.ResolveModel(cache, Options(), log, TestContext.Current.CancellationToken));
     }
 
     sealed class Collect(List<HubFileProgress> into) : IProgress<HubFileProgress>

@@ -16,7 +16,7 @@ public class Stories260KTests
     {
         var text = File.ReadAllText(SharedData.Require("corpus/tinystories-sample.txt"));
         using var m = Load();
-        var result = Perplexity.OfText(m.Model, m.Tokenizer, text);
+        var result = Perplexity.OfText(m.Model, m.Tokenizer, text, cancel: TestContext.Current.CancellationToken);
         Assert.Equal(1.904, result.NllPerToken, 0.0015);
     }
 

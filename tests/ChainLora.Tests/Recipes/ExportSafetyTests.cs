@@ -212,9 +212,9 @@ public sealed class ExportSafetyTests : TempFolderTest
             _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
             Assert.NotEmpty(Leftovers(outDir)); // its temporary folder, half written
             Assert.Equal(0, Kill(process.Id, number));
-            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "the export did not stop");
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), $"the export did not stop on SIG{signal}");
             Assert.Equal(130, process.ExitCode);
-            Assert.Equal($"export stopped by SIG{signal}; {outDir} is unchanged", (await stderr).Trim());
+            Assert.Equal($"interrupted: export stopped; {outDir} is unchanged", (await stderr).Trim());
         }
 
         Assert.Equal(before, Snapshot(outDir));

@@ -48,9 +48,6 @@ public sealed class ResumeAndAdapterTests(ResumeAndAdapterTests.UninterruptedRun
 
     static string[] With(string[] args, params string[] extra) => [.. args, "--model", Model, "--data", Text, .. extra];
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    static extern int Kill(int pid, int signal);
-
     static Process Start(IEnumerable<string> args, string? fault = null) =>
         CliProcess.Start(args, fault is null ? null : new Dictionary<string, string> { [ChainLora.Runtime.FaultInjection.Variable] = fault });
 
@@ -152,7 +149,7 @@ public sealed class ResumeAndAdapterTests(ResumeAndAdapterTests.UninterruptedRun
             while (LoggedSteps(log) < 2 && !process.HasExited && deadline.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(1);
             Assert.False(process.HasExited, "the run ended before it could be signalled");
             // Signalled from here, at once: starting `kill` took long enough for the 30-step run to finish first.
-            Assert.Equal(0, Kill(process.Id, signal == "INT" ? 2 : 15));
+            CliProcess.Signal(process, signal == "INT" ? 2 : 15);
             Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the run did not stop");
             Assert.Equal(130, process.ExitCode);
             Assert.Contains("checkpoint saved in", await error);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace ChainLora.Tests;
 
@@ -61,13 +62,24 @@ static class CliProcess
         return Process.Start(info) ?? throw new InvalidOperationException($"could not start {info.FileName}");
     }
 
-    /// <summary>Runs the CLI to its end: exit code, stdout, stderr.</summary>
-    public static (int Exit, string Out, string Err) Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>Runs the CLI to its end: exit code, stdout, stderr. Past <paramref name="timeout"/> it is killed and the test fails.</summary>
+    public static (int Exit, string Out, string Err) Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null,
+        TimeSpan? timeout = null)
     {
         using var process = Start(args, environment);
         var error = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output, error.Result);
+        var output = process.StandardOutput.ReadToEndAsync();
+        if (!process.WaitForExit(timeout ?? Timeout.InfiniteTimeSpan))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"chainlora {string.Join(' ', args)} was still running after {timeout}; stderr so far: {error.Result}");
+        }
+        return (process.ExitCode, output.Result, error.Result);
     }
+
+    /// <summary>Sends <paramref name="signal"/> (2 SIGINT, 15 SIGTERM) to <paramref name="process"/>, as kill(1) does, at once.</summary>
+    public static void Signal(Process process, int signal) => Assert.Equal(0, Kill(process.Id, signal));
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Kill(int pid, int signal);
 }

@@ -3,7 +3,7 @@
 // HEAD/GET {repo}/resolve/{rev}/{file} (LFS files answer 302 to the CDN with X-Linked-Etag and
 // X-Linked-Size), Range requests (206), gated repos (401 without the token), 404s with X-Error-Code,
 // and a renamed repo answering relative redirects. A minimal HTTP/1.1 over TcpListener: one request
-// per connection, so a test can also break a body off mid-way.
+// per connection, so a test can also break a body off mid-way, stall it, or answer anything at all.
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -37,6 +37,9 @@ sealed class FakeHub : IDisposable
     readonly ConcurrentQueue<Request> requests = new();
     readonly ConcurrentDictionary<string, int> dropAfter = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, bool> corrupt = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, int> stallAfter = new(StringComparer.Ordinal);
+    readonly TaskCompletionSource stalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    readonly ConcurrentQueue<(Func<Request, bool> When, Func<Stream, CancellationToken, Task> Respond)> answers = new();
 
     public FakeHub()
     {
@@ -62,10 +65,25 @@ sealed class FakeHub : IDisposable
     /// <summary>Every GET of <paramref name="file"/> sends bytes other than the ones its sha256 etag names.</summary>
     public void Corrupt(string file) => corrupt[file] = true;
 
-    /// <summary>Weights are LFS files on the Hub: named by sha256, served from the CDN.</summary>
+    /// <summary>
+    /// The next GET of <paramref name="file"/>'s bytes sends the headers and <paramref name="bytes"/>
+    /// of the body, then nothing, holding the connection open until the client leaves or the hub is disposed.
+    /// </summary>
+    public void StallOnce(string file, int bytes) => stallAfter[file] = bytes;
+
+    /// <summary>Completes once a stalled body has sent its bytes and gone silent.</summary>
+    public Task Stalled => stalled.Task;
+
+    /// <summary>
+    /// Requests that <paramref name="when"/> picks (on either port) are answered by <paramref name="respond"/>,
+    /// which writes the raw response (see <see cref="WriteHeadAsync"/>); the token is cancelled when the hub is disposed.
+    /// </summary>
+    public void Answer(Func<Request, bool> when, Func<Stream, CancellationToken, Task> respond) => answers.Enqueue((when, respond));
+
     /// <summary>When set, the CDN answers a Range request with 200 and the whole file, as some servers do.</summary>
     public bool IgnoreRange { get; set; }
 
+    /// <summary>Weights are LFS files on the Hub: named by sha256, served from the CDN.</summary>
     public static bool IsLfs(string file) => file.EndsWith(".safetensors", StringComparison.Ordinal) || file.EndsWith(".bin", StringComparison.Ordinal);
 
     public static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
@@ -109,11 +127,13 @@ sealed class FakeHub : IDisposable
             requests.Enqueue(request);
             try
             {
-                await (isCdn ? ServeCdnAsync(stream, request) : ServeHubAsync(stream, request));
+                var answer = answers.FirstOrDefault(a => a.When(request));
+                await (answer.Respond is { } respond ? respond(stream, stop.Token)
+                    : isCdn ? ServeCdnAsync(stream, request) : ServeHubAsync(stream, request));
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or OperationCanceledException)
             {
-                // The client went away (a HEAD it did not read, a cancelled download).
+                // The client went away (a HEAD it did not read, a cancelled download), or the test is over.
             }
         }
     }
@@ -221,6 +241,16 @@ sealed class FakeHub : IDisposable
             await stream.FlushAsync();
             return;
         }
+        if (stallAfter.TryRemove(file, out var sent))
+        {
+            await WriteHeadAsync(stream, status, headers, body.Length);
+            await stream.WriteAsync(body.AsMemory(0, Math.Min(sent, body.Length)));
+            await stream.FlushAsync();
+            stalled.TrySetResult();
+            // Silent until the client gives up (a read of 0 bytes: it closed) or the test ends.
+            _ = await stream.ReadAsync(new byte[1], stop.Token);
+            return;
+        }
         await RespondAsync(stream, r, status, headers, body);
     }
 
@@ -239,7 +269,8 @@ sealed class FakeHub : IDisposable
         await stream.FlushAsync();
     }
 
-    static async Task WriteHeadAsync(NetworkStream stream, int status, List<(string Name, string Value)> headers, long length)
+    /// <summary>A response's status line and headers, with Content-Length <paramref name="length"/> (true or not) and Connection: close.</summary>
+    public static async Task WriteHeadAsync(Stream stream, int status, IReadOnlyList<(string Name, string Value)> headers, long length)
     {
         var head = new StringBuilder($"HTTP/1.1 {status} {(HttpStatusCode)status}\r\n");
         foreach (var (name, value) in headers) head.Append($"{name}: {value}\r\n");

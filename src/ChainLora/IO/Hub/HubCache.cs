@@ -31,15 +31,31 @@ public sealed class HubCache(string root)
     {
         if (spec.RevisionIsCommit) return spec.Revision;
         var path = RefPath(spec);
+        // Left as it is, a folder here would fail the download's last step, writing the ref, with no name.
+        if (Directory.Exists(path))
+            throw new InvalidDataException($"{path}: a folder where the Hugging Face cache keeps the commit of '{spec.Revision}' in a file; " +
+                "remove it so that the ref is written again");
         if (!File.Exists(path)) return null;
         var commit = File.ReadAllText(path).Trim();
         return HubModelSpec.IsCommitHash(commit) ? commit
             : throw new InvalidDataException($"{path}: expected a 40-hex commit hash, found '{commit}'");
     }
 
-    /// <summary>The snapshot folder of the revision when the cache has it (complete or not), else null.</summary>
-    public string? FindSnapshot(HubModelSpec spec) =>
-        CommitOf(spec) is { } commit && Directory.Exists(SnapshotFolder(spec, commit)) ? SnapshotFolder(spec, commit) : null;
+    /// <summary>
+    /// The snapshot folder of the revision when the cache has it (complete or not), else null. A
+    /// snapshot that is a symlink leading nowhere (a loop) is refused by name: files could be neither
+    /// read from it nor linked into it.
+    /// </summary>
+    public string? FindSnapshot(HubModelSpec spec)
+    {
+        if (CommitOf(spec) is not { } commit) return null;
+        var folder = SnapshotFolder(spec, commit);
+        if (Directory.Exists(folder)) return folder;
+        if (new DirectoryInfo(folder).LinkTarget is not null)
+            throw new InvalidDataException($"{folder}: a symbolic link in the Hugging Face cache that leads to no folder (a loop, or dangling); " +
+                "remove it so that the snapshot is downloaded again");
+        return null;
+    }
 
     /// <summary>Records that the revision (a branch or tag) points at <paramref name="commit"/>; no newline, as Python writes it.</summary>
     public void WriteRef(HubModelSpec spec, string commit)
@@ -67,11 +83,23 @@ public sealed class HubCache(string root)
         }
     }
 
-    /// <summary>True when <paramref name="path"/> is a file or a symlink whose final target exists (a dangling link is absent).</summary>
+    /// <summary>
+    /// True when <paramref name="path"/> is a file or a symlink whose final target exists. A dangling
+    /// link is absent, and so is a link loop: a download links the file afresh over either.
+    /// </summary>
     public static bool IsPresent(string path)
     {
         var info = new FileInfo(path);
-        return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+        if (info.LinkTarget is null) return info.Exists;
+        try
+        {
+            return info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+        }
+        catch (IOException)
+        {
+            // ELOOP: "Too many levels of symbolic links".
+            return false;
+        }
     }
 
     /// <summary>How long a blob lock is waited for before giving up.</summary>
@@ -101,7 +129,14 @@ public sealed class HubCache(string root)
                 if (waited.Elapsed > LockTimeout)
                     throw new IOException($"{path}: could not lock this blob for {LockTimeout.TotalMinutes:F0} minutes ({e.Message}); " +
                         "another download of it may be running, or the cache folder does not allow locks", e);
-                await Task.Delay(200, cancel);
+                try
+                {
+                    await Task.Delay(200, cancel);
+                }
+                catch (OperationCanceledException stopped)
+                {
+                    throw new OperationCanceledException($"{path}: stopped while waiting for this blob's lock", stopped, cancel);
+                }
             }
         }
     }

@@ -7,10 +7,12 @@ namespace ChainLora.IO.Hub;
 public static class HubModelResolver
 {
     /// <summary>
-    /// True when <paramref name="spec"/> parses as <c>name</c> or <c>org/name</c>, optionally with
-    /// <c>@revision</c>. Callers check for an existing directory first: a directory always wins.
+    /// True when <paramref name="spec"/> is meant as a Hub model: <c>name</c> or <c>org/name</c>,
+    /// optionally with <c>@revision</c>. Only the repo id has to be valid, so that "org/name@" is
+    /// refused by <see cref="HubModelSpec.Parse"/> for its empty revision rather than reported as a
+    /// missing folder. Callers check for an existing directory first: a directory always wins.
     /// </summary>
-    public static bool LooksLikeRepoId(string spec) => HubModelSpec.TryParse(spec, out _, out _);
+    public static bool LooksLikeRepoId(string spec) => HubModelSpec.HasValidRepoId(spec);
 
     /// <summary>
     /// The cached snapshot folder of <paramref name="spec"/> when it holds config.json and whole
@@ -28,7 +30,7 @@ public static class HubModelResolver
     /// thread pool so that a caller's synchronization context cannot deadlock it.
     /// </summary>
     public static string Resolve(string spec, HubOptions? options = null, IProgress<HubFileProgress>? progress = null, CancellationToken cancel = default) =>
-        Task.Run(() => ResolveAsync(spec, options, progress, cancel), cancel).GetAwaiter().GetResult();
+        Task.Run(() => ResolveAsync(spec, options, progress, cancel)).GetAwaiter().GetResult();
 
     /// <summary>
     /// The snapshot folder of <paramref name="spec"/>: the cached one when it holds a whole model
@@ -36,7 +38,11 @@ public static class HubModelResolver
     /// unless <see cref="HubOptions.Offline"/>. <paramref name="progress"/> hears each downloaded file.
     /// Errors: ArgumentException (bad spec), DirectoryNotFoundException (offline and not cached),
     /// FileNotFoundException (repo, revision or file missing), UnauthorizedAccessException (gated or
-    /// private), InvalidDataException (corrupt download), HttpRequestException / IOException (network).
+    /// private), InvalidDataException (corrupt download, damaged cache), HttpRequestException (network,
+    /// server errors), TimeoutException (no answer within <see cref="HubOptions.DownloadTimeout"/>),
+    /// <see cref="PartialDownloadException"/> (a file stopped part-way, kept to resume),
+    /// <see cref="HubResponseException"/> (an answer unlike the Hub's), OperationCanceledException
+    /// (<paramref name="cancel"/>; a partial file is kept and named).
     /// </summary>
     public static async Task<string> ResolveAsync(string spec, HubOptions? options = null, IProgress<HubFileProgress>? progress = null,
         CancellationToken cancel = default)

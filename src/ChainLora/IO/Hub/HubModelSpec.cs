@@ -18,7 +18,7 @@ public sealed partial record HubModelSpec(string RepoId, string Revision)
 
     /// <summary>Parses <c>name</c>, <c>org/name</c> or either with <c>@revision</c>; the error names the spec and the rule it breaks.</summary>
     public static HubModelSpec Parse(string spec) =>
-        TryParse(spec, out var parsed, out var problem) ? parsed : throw new ArgumentException($"model '{spec}': {problem}", nameof(spec));
+        TryParse(spec, out var parsed, out var problem) ? parsed : throw new ArgumentException($"model '{spec}': {problem}");
 
     public static bool TryParse(string spec, out HubModelSpec parsed, out string problem)
     {
@@ -33,6 +33,9 @@ public sealed partial record HubModelSpec(string RepoId, string Revision)
     }
 
     public static bool IsCommitHash(string revision) => CommitHashPattern().IsMatch(revision);
+
+    /// <summary>True when <paramref name="spec"/>'s part before any '@' is a valid repo id, whatever follows the '@'.</summary>
+    public static bool HasValidRepoId(string spec) => RepoIdProblem(spec.Split('@')[0]) is null;
 
     /// <summary>The rule <paramref name="repoId"/> breaks, in huggingface_hub's words, or null when it is valid.</summary>
     static string? RepoIdProblem(string repoId)
