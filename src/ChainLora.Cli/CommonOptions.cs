@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using ChainLora.IO;
 using ChainLora.Models;
 using static TorchSharp.torch;
@@ -41,7 +42,7 @@ static class CommonOptions
     {
         Description = "Storage dtype of the frozen matrices and embeddings: fp32 or bf16 (the activations: see --activations)",
         DefaultValueFactory = _ => StorageDtype.Names[0],
-    }.AcceptOnlyFromAmong([.. StorageDtype.Names]);
+    }.OneOf([.. StorageDtype.Names]);
 
     public static Option<bool> GradientCheckpointing() => new("--gradient-checkpointing")
     {
@@ -67,7 +68,7 @@ static class CommonOptions
         {
             Description = $"{description}: {EnumNames.Choices<T>()}",
             DefaultValueFactory = _ => EnumNames.Name(defaultValue),
-        }.AcceptOnlyFromAmong([.. EnumNames.Accepted<T>()]);
+        }.OneOf([.. EnumNames.Accepted<T>()]);
 
     public static T GetEnum<T>(this ParseResult result, Option<string> option) where T : struct, Enum =>
         EnumNames.Parse<T>(result.GetValue(option)!, option.Name);
@@ -78,9 +79,84 @@ static class CommonOptions
             ? null : $"--device '{v}': expected cpu, cuda or cuda:N");
     }
 
+    /// <summary>
+    /// Accepts only <paramref name="values"/> (also offered as completions). Anything else is one line
+    /// naming the option, the value and the choices; System.CommandLine's own AcceptOnlyFromAmong
+    /// lists them one per line without naming the option.
+    /// </summary>
+    public static Option<string> OneOf(this Option<string> option, params string[] values)
+    {
+        option.CompletionSources.Add(values);
+        return option.Check(v => values.Contains(v, StringComparer.Ordinal) ? null : $"{option.Name} '{v}': expected one of {string.Join(", ", values)}");
+    }
+
+    /// <summary>Adds a validator: a value for which <paramref name="ok"/> is false is refused as "OPTION VALUE: must be RULE".</summary>
+    public static Option<T> Must<T>(this Option<T> option, Func<T, bool> ok, string rule) =>
+        option.Check(v => ok(v) ? null : $"{option.Name} {Show(v)}: must be {rule}");
+
     /// <summary>Adds a validator that the integer option is at least <paramref name="min"/>.</summary>
-    public static Option<int> AtLeast(this Option<int> option, int min) =>
-        option.Check(v => v >= min ? null : $"{option.Name} {v}: must be at least {min}");
+    public static Option<int> AtLeast(this Option<int> option, int min) => option.Must(v => v >= min, $"at least {min}");
+
+    /// <summary>As <see cref="AtLeast(Option{int}, int)"/>, for an option that may be left out.</summary>
+    public static Option<int?> AtLeast(this Option<int?> option, int min) => option.Must(v => v is null || v >= min, $"at least {min}");
+
+    /// <summary>A finite number above 0 (NaN and the infinities parse as doubles, so they are refused here by name).</summary>
+    public static Option<double> Positive(this Option<double> option) => option.Must(v => v > 0 && double.IsFinite(v), "a positive number");
+
+    /// <summary>A finite number of at least 0.</summary>
+    public static Option<double> NotNegative(this Option<double> option) => option.Must(v => v >= 0 && double.IsFinite(v), "a number >= 0");
+
+    /// <summary>A fraction in [0, 1).</summary>
+    public static Option<double> Fraction(this Option<double> option) => option.Must(v => v is >= 0 and < 1, "in [0, 1)");
+
+    static string Show<T>(T value) => value switch
+    {
+        null => "(none)",
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "",
+    };
+
+    /// <summary>A folder the command writes into, created when missing (<see cref="PathChecks.WritableFolder"/>).</summary>
+    public static Option<T> WritableFolder<T>(this Option<T> option) => option.CheckPath(PathChecks.WritableFolder);
+
+    /// <summary>A file the command writes (<see cref="PathChecks.WritableFile"/>).</summary>
+    public static Option<T> WritableFile<T>(this Option<T> option) => option.CheckPath(PathChecks.WritableFile);
+
+    /// <summary>A folder that must exist.</summary>
+    public static Option<T> ExistingFolder<T>(this Option<T> option) => option.CheckPath(PathChecks.ExistingFolder);
+
+    /// <summary>A file that must exist.</summary>
+    public static Option<T> ExistingFile<T>(this Option<T> option) => option.CheckPath(PathChecks.ExistingFile);
+
+    /// <summary>A file or folder that must exist (a task's data: a folder, or lm's text file).</summary>
+    public static Option<T> ExistingPath<T>(this Option<T> option) => option.CheckPath(PathChecks.Existing);
+
+    public static Argument<T> ExistingFolder<T>(this Argument<T> argument) => argument.CheckPath(PathChecks.ExistingFolder);
+
+    public static Argument<T> ExistingFile<T>(this Argument<T> argument) => argument.CheckPath(PathChecks.ExistingFile);
+
+    static Option<T> CheckPath<T>(this Option<T> option, Func<string, string?> problem) =>
+        option.Check(v => PathOf(v) is { } path && problem(path) is { } why ? $"{option.Name} {path}: {why}" : null);
+
+    static Argument<T> CheckPath<T>(this Argument<T> argument, Func<string, string?> problem)
+    {
+        argument.Validators.Add(r =>
+        {
+            T value;
+            try { value = r.GetValueOrDefault<T>(); }
+            catch (InvalidOperationException) { return; }
+            if (PathOf(value) is { } path && problem(path) is { } why) r.AddError($"{argument.Name.ToUpperInvariant()} {path}: {why}");
+        });
+        return argument;
+    }
+
+    /// <summary>The path as the user typed it.</summary>
+    static string? PathOf<T>(T value) => value switch
+    {
+        string s => s,
+        FileSystemInfo f => f.ToString(),
+        _ => null,
+    };
 
     /// <summary>
     /// Adds <paramref name="problem"/> (null = fine) as a validator; a value that did not even

@@ -11,7 +11,7 @@ static class BenchCommand
     public static Command Create(TextWriter output)
     {
         var shape = new Option<string>("--shape") { Description = "Random-weight model of a named shape: " + string.Join(", ", BenchShapes.Names) }
-            .AcceptOnlyFromAmong([.. BenchShapes.Names]);
+            .OneOf([.. BenchShapes.Names]);
         var model = new Option<string>("--model")
         {
             Description = "Load this model (a folder or a Hub id org/name[@revision]) instead of --shape; also reports the load's " +
@@ -20,10 +20,10 @@ static class BenchCommand
         var method = CommonOptions.Choice("--method", "Method (cola: two links, the knot mid-run)", TrainingMethod.Lora);
         var dtype = CommonOptions.BaseDtype();
         var defaults = new BenchOptions();
-        var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => defaults.Batch };
-        var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => defaults.Sequence };
-        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => defaults.Steps };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => defaults.Warmup };
+        var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => defaults.Batch }.AtLeast(1);
+        var seq = new Option<int>("--seq") { Description = "Tokens per sequence", DefaultValueFactory = _ => defaults.Sequence }.AtLeast(2);
+        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => defaults.Steps }.AtLeast(1);
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps", DefaultValueFactory = _ => defaults.Warmup }.AtLeast(0);
         var threads = new Option<int>("--threads") { Description = "Torch intra-op threads (0 = TorchSharp's default)", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var attention = CommonOptions.Choice("--attention",
             "Attention kernel (auto: math on CPU below head size 32, fused otherwise; fused: libtorch's " +

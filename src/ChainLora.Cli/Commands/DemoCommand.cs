@@ -9,8 +9,10 @@ static class DemoCommand
 {
     public static Command Create(TextWriter output)
     {
-        var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps };
-        var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate };
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps per method (the shared budget)", DefaultValueFactory = _ => new DemoOptions().Steps }
+            .AtLeast(6);
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate, the same for every method", DefaultValueFactory = _ => new DemoOptions().LearningRate }
+            .Positive();
         var variants = new Option<bool>("--variants")
         {
             Description = "Also run the chain variants at chain length 3: automatic knots, per-link LR rewarm, gradient-initialised links",

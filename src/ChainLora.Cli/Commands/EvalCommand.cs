@@ -16,7 +16,8 @@ static class EvalCommand
         var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
         var numEval = NumEval();
         var context = Context();
-        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations };
+        var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations }
+            .AtLeast(0);
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
@@ -67,26 +68,26 @@ static class EvalCommand
     }.Check(v => TaskRegistry.All.Any(t => t.Name.Equals(v.Trim(), StringComparison.OrdinalIgnoreCase))
         ? null : $"--task '{v}': expected one of {string.Join(", ", TaskRegistry.Names)}");
 
-    public static Option<string?> Adapter(string description) => new("--adapter") { Description = description };
+    public static Option<string?> Adapter(string description) => new Option<string?>("--adapter") { Description = description }.ExistingFolder();
 
-    public static Option<string> Data() => new("--data")
+    public static Option<string> Data() => new Option<string>("--data")
     {
         Description = "The task's data folder (train / dev / val / test files as .tsv, .jsonl, .json or .parquet); " +
                       "for lm a text file (split 90/10) or a folder with train.txt and optionally val.txt",
         Required = true,
-    };
+    }.ExistingPath();
 
     public static Option<int> NumTrain(string description) =>
-        new("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train };
+        new Option<int>("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train }.AtLeast(0);
 
-    public static Option<int?> Context() => new("--context")
+    public static Option<int?> Context() => new Option<int?>("--context")
     {
         Description = "lm: tokens per window, BOS included (default: the model's maximum positions); shorter windows train and score faster",
-    };
+    }.AtLeast(2);
 
-    public static Option<int> NumEval() => new("--num-eval")
+    public static Option<int> NumEval() => new Option<int>("--num-eval")
     {
         Description = "Test examples: the validation split shuffled with the seed, first N (lm: windows)",
         DefaultValueFactory = _ => new SampleSizes().Eval,
-    };
+    }.AtLeast(1);
 }

@@ -11,14 +11,16 @@ static class ExperimentCommands
 {
     public static Command Experiment(TextWriter output)
     {
-        var config = new Option<FileInfo>("--config") { Description = "Experiment grid (JSON; see experiments/)", Required = true };
-        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder: jobs/<id>/ per cell and report/", DefaultValueFactory = _ => new DirectoryInfo("runs/experiment") };
+        var config = new Option<FileInfo>("--config") { Description = "Experiment grid (JSON; see experiments/)", Required = true }
+            .ExistingFile();
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder: jobs/<id>/ per cell and report/", DefaultValueFactory = _ => new DirectoryInfo("runs/experiment") }
+            .WritableFolder();
         var jobs = new Option<int>("--jobs") { Description = "Local worker processes", DefaultValueFactory = _ => 1 }.AtLeast(1);
         var threads = new Option<int>("--threads")
         {
             Description = "Torch threads per worker (0 = the cores shared out among --jobs; fewer leave cores for other work)",
             DefaultValueFactory = _ => 0,
-        };
+        }.AtLeast(0);
         var dryRun = new Option<bool>("--dry-run")
         {
             Description = "Only write the job specs (and, for slurm / k8s, the script or manifest, printed instead of submitted)",
@@ -28,12 +30,13 @@ static class ExperimentCommands
         {
             Description = "Who runs the cells: local (worker processes here), slurm (an sbatch job array, DIR/slurm/) or k8s (an Indexed Job manifest, DIR/k8s/job.yaml)",
             DefaultValueFactory = _ => "local",
-        }.AcceptOnlyFromAmong("local", "slurm", "k8s");
+        }.OneOf("local", "slurm", "k8s");
         var partition = new Option<string>("--partition") { Description = "slurm: the partition" };
         var time = new Option<string>("--time") { Description = "slurm: time limit per cell (e.g. 2:00:00); a cell stopped by it resumes from its checkpoint when resubmitted" };
         var cpus = new Option<int>("--cpus-per-task") { Description = "slurm / k8s: cores per cell (its torch threads)", DefaultValueFactory = _ => 1 }.AtLeast(1);
         var mem = new Option<string>("--mem") { Description = "slurm: memory per cell (e.g. 8G); k8s: the pod's memory request (e.g. 8Gi)" };
-        var maxParallel = new Option<int?>("--max-parallel") { Description = "slurm / k8s: at most K cells at once (the array's %K throttle, the Job's parallelism)" };
+        var maxParallel = new Option<int?>("--max-parallel") { Description = "slurm / k8s: at most K cells at once (the array's %K throttle, the Job's parallelism)" }
+            .AtLeast(1);
         var submit = new Option<bool>("--submit") { Description = "slurm: submit the array with sbatch (otherwise only written)" };
         var image = new Option<string>("--image") { Description = "k8s: a container image with chainlora on its PATH", DefaultValueFactory = _ => new KubernetesOptions().Image };
         var claim = new Option<string>("--pvc") { Description = "k8s: the PersistentVolumeClaim holding the grid folder, mounted at its path", DefaultValueFactory = _ => new KubernetesOptions().VolumeClaim };
@@ -52,9 +55,11 @@ static class ExperimentCommands
             foreach (var spec in specs) JobRunner.Check(spec);
             Grid.WriteSpecs(specs);
             AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(cfg));
-            var todo = specs.Count(s => !s.IsFinished);
-            output.WriteLine($"{specs.Count} jobs in {dir}/jobs ({specs.Count - todo} finished, {todo} to run)");
             var pending = specs.Where(s => !s.IsFinished).ToList();
+            var todo = pending.Count;
+            output.WriteLine($"{specs.Count} jobs in {dir}/jobs ({specs.Count - todo} finished, {todo} to run)");
+            foreach (var spec in pending)
+                if (spec.TryReadResult(out var damaged) is null && damaged is not null) output.WriteLine($"job {spec.Id} runs again: {damaged}");
             switch (r.GetValue(scheduler))
             {
                 case "slurm":
@@ -115,7 +120,7 @@ static class ExperimentCommands
 
     public static Command RunJob(TextWriter output)
     {
-        var spec = new Argument<FileInfo>("spec") { Description = "A job's spec.json (written by `chainlora experiment`)" };
+        var spec = new Argument<FileInfo>("spec") { Description = "A job's spec.json (written by `chainlora experiment`)" }.ExistingFile();
         var tensorBoard = TensorBoardOption("TensorBoard events into DIR/<job id> (as `experiment --tensorboard DIR` asks)");
         var command = new Command("run-job", "Run one grid cell; writes result.json beside the spec (skips if it exists)") { spec, tensorBoard };
         command.SetAction(r =>
@@ -129,7 +134,7 @@ static class ExperimentCommands
 
     static Command Status(TextWriter output)
     {
-        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" };
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" }.ExistingFolder();
         var command = new Command("status", "What finished, what failed (with its last lines of stderr), what Slurm holds and what is left") { dir };
         command.SetAction(r =>
         {
@@ -142,12 +147,14 @@ static class ExperimentCommands
         return command;
     }
 
-    static Option<DirectoryInfo> TensorBoardOption(string description) => new("--tensorboard") { Description = description, HelpName = "DIR" };
+    static Option<DirectoryInfo> TensorBoardOption(string description) =>
+        new Option<DirectoryInfo>("--tensorboard") { Description = description, HelpName = "DIR" }.WritableFolder();
 
     public static Command Report(TextWriter output)
     {
-        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" };
-        var outDir = new Option<DirectoryInfo>("--out") { Description = "Where to write results.md, CSV tables and PNG plots (default DIR/report)" };
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "An experiment folder (with jobs/)" }.ExistingFolder();
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Where to write results.md, CSV tables and PNG plots (default DIR/report)" }
+            .WritableFolder();
         var command = new Command("report", "Aggregate whatever results exist: best LR on dev, mean ± std of test over seeds; tables and plots")
         {
             dir, outDir,

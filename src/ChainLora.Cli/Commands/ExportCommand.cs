@@ -10,14 +10,16 @@ static class ExportCommand
 {
     public static Command Create(TextWriter output)
     {
-        var run = new Option<DirectoryInfo>("--run") { Description = "Run folder of `chainlora train --out` (holds chain/chain.json)", Required = true };
+        var run = new Option<DirectoryInfo>("--run") { Description = "Run folder of `chainlora train --out` (holds chain/chain.json)", Required = true }
+            .ExistingFolder();
         var format = new Option<string>("--format")
         {
             Description = "peft: adapter_config.json + adapter_model.safetensors (the whole chain as one adapter); " +
                 "merged: the fine-tuned model as a Hugging Face checkpoint with config.json and tokenizer files",
             Required = true,
-        }.AcceptOnlyFromAmong([.. EnumNames.All<ExportFormat>()]);
-        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder, written whole or not at all", Required = true };
+        }.OneOf([.. EnumNames.All<ExportFormat>()]);
+        var outDir = new Option<DirectoryInfo>("--out") { Description = "Output folder, written whole or not at all", Required = true }
+            .WritableFolder();
         var maxShard = new Option<string>("--max-shard-size")
         {
             Description = "merged: split weights into shards above this size (2GB = 2e9 bytes, 1GiB = 2^30)",
@@ -31,7 +33,7 @@ static class ExportCommand
         {
             Description = "merged: dtype of the written weights, fp32 or bf16 (the merge itself is computed in fp32)",
             DefaultValueFactory = _ => StorageDtype.Names[0],
-        }.AcceptOnlyFromAmong([.. StorageDtype.Names]);
+        }.OneOf([.. StorageDtype.Names]);
         var force = new Option<bool>("--force") { Description = "Replace an output folder that holds files other than an earlier export's" };
         var device = CommonOptions.Device();
         device.Description = "merged: where the pretrained weights are loaded and the chain merged: cpu or cuda[:N] (cuda needs a CUDA build of TorchSharp)";

@@ -12,18 +12,19 @@ static class FrankWolfeCommand
         var problem = CommonOptions.Choice("--problem",
             "Loss over the observed entries of a noisy low-rank matrix (completion: least squares, convex; robust: log(1 + r^2/2), non-convex)",
             defaults.Problem);
-        var iterations = new Option<int>("--iterations") { Description = "T, the horizon (it also sets the step size)", DefaultValueFactory = _ => defaults.Iterations };
+        var iterations = new Option<int>("--iterations") { Description = "T, the horizon (it also sets the step size)", DefaultValueFactory = _ => defaults.Iterations }
+            .AtLeast(1);
         var seed = CommonOptions.Seed();
         var power = new Option<int>("--power-iterations")
         {
             Description = "Linear minimisation oracle: 0 = exact top singular pair; k = k power iterations (its error epsilon is measured)",
             DefaultValueFactory = _ => defaults.PowerIterations,
-        };
+        }.AtLeast(0);
         var stepScale = new Option<double>("--step-scale")
         {
             Description = "Multiply Theorem 4.1's step size (1 = the theorem; eta is capped at 1)", DefaultValueFactory = _ => defaults.StepScale,
-        };
-        var plot = new Option<string?>("--plot") { Description = "Write a PNG of the gap, its average and the bound against t" };
+        }.Positive();
+        var plot = new Option<string?>("--plot") { Description = "Write a PNG of the gap, its average and the bound against t" }.WritableFile();
         var json = CommonOptions.Json();
         var command = new Command("frank-wolfe",
             "Run the paper's Algorithm 2 (idealized COLA: Frank-Wolfe over the trace-norm ball, a rank-one step per iteration) and check " +

@@ -11,7 +11,7 @@ static class PerplexityCommand
     public static Command Create(TextWriter output)
     {
         var model = CommonOptions.Model();
-        var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score", Required = true };
+        var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score", Required = true }.ExistingFile();
         var batch = new Option<int>("--batch-size") { Description = "Context windows per forward pass", DefaultValueFactory = _ => 8 }.AtLeast(1);
         var context = EvalCommand.Context();
         var json = CommonOptions.Json();
@@ -25,7 +25,6 @@ static class PerplexityCommand
         command.SetStoppableAction((r, stop) =>
         {
             var file = r.GetValue(text)!;
-            if (!file.Exists) throw new FileNotFoundException($"--text file not found: {file.FullName}");
             using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!, stop),
                 StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
             var result = Perplexity.OfText(loaded.Model, loaded.Tokenizer, File.ReadAllText(file.FullName), r.GetValue(batch),

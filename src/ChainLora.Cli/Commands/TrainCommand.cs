@@ -22,7 +22,7 @@ static class TrainCommand
         var chainLength = new Option<int?>("--chain-length")
         {
             Description = $"Links in the chain, knots between whole epochs where they divide (default: {TrainerOptions.DefaultChainLength(TrainingMethod.Cola)} for cola, 1 otherwise)",
-        };
+        }.AtLeast(1);
         var knots = CommonOptions.Choice("--knots",
             "Where knots sit (fixed: whole epochs split evenly; auto: where the training loss stops improving, at most --chain-length links)",
             KnotPlacement.Fixed);
@@ -30,56 +30,58 @@ static class TrainCommand
         var knotWindow = new Option<int>("--knot-window")
         {
             Description = "auto knots: steps per window compared (0 = 5% of the budget)", DefaultValueFactory = _ => autoDefaults.Window,
-        };
+        }.AtLeast(0);
         var knotThreshold = new Option<double>("--knot-threshold")
         {
             Description = "auto knots: tie a knot when the windowed mean loss improves by less than this fraction",
             DefaultValueFactory = _ => autoDefaults.Threshold,
-        };
+        }.Fraction();
         var variant = CommonOptions.Choice("--cola-variant", "Chain variant (docs/METHOD.md; paper: Algorithm 1 as published)", defaults.Trainer.Variant);
-        var ranks = new Option<string?>("--ranks") { Description = "Rank of each link, e.g. 8,4 (the last repeats; default: --rank for every link)" };
-        var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Lora.Rank };
-        var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale alpha / r)", DefaultValueFactory = _ => defaults.Lora.Alpha };
-        var dropout = new Option<double>("--lora-dropout") { Description = "Dropout on the LoRA input", DefaultValueFactory = _ => defaults.Lora.Dropout };
+        var ranks = new Option<string?>("--ranks") { Description = "Rank of each link, e.g. 8,4 (the last repeats; default: --rank for every link)" }
+            .Check(text => text is null || ParseRanks(text) is not null ? null : $"--ranks '{text}': expected a comma-separated list of ranks, whole numbers from 1 to {int.MaxValue}");
+        var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Lora.Rank }.AtLeast(1);
+        var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale alpha / r)", DefaultValueFactory = _ => defaults.Lora.Alpha }.Positive();
+        var dropout = new Option<double>("--lora-dropout") { Description = "Dropout on the LoRA input", DefaultValueFactory = _ => defaults.Lora.Dropout }.Fraction();
         var targets = new Option<string?>("--targets")
         {
             Description = $"Modules to adapt, e.g. q_proj,v_proj (default: {string.Join(",", defaults.Lora.TargetModules)}, the paper's)",
         };
         var bias = CommonOptions.Choice("--lora-bias", "Biases that train with LoRA", defaults.Lora.Bias);
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the train sample", DefaultValueFactory = _ => defaults.Trainer.Epochs };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate (linear decay to 0)", DefaultValueFactory = _ => defaults.Trainer.LearningRate };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the train sample", DefaultValueFactory = _ => defaults.Trainer.Epochs }.AtLeast(1);
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate (linear decay to 0)", DefaultValueFactory = _ => defaults.Trainer.LearningRate }.Positive();
         var optimizer = CommonOptions.Choice("--optimizer", "Optimizer", defaults.Trainer.Optimizer);
-        var weightDecay = new Option<double>("--weight-decay") { Description = "Weight decay", DefaultValueFactory = _ => defaults.Trainer.WeightDecay };
-        var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => defaults.Trainer.Momentum };
-        var warmup = new Option<double>("--warmup-ratio") { Description = "Fraction of the steps spent warming up", DefaultValueFactory = _ => defaults.Trainer.WarmupRatio };
-        var clip = new Option<double>("--max-grad-norm") { Description = "Gradient clipping (0 = off)", DefaultValueFactory = _ => defaults.Trainer.MaxGradNorm };
-        var batch = new Option<int>("--batch-size") { Description = "Examples per micro-batch (lm: windows)", DefaultValueFactory = _ => defaults.BatchSize };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "Weight decay", DefaultValueFactory = _ => defaults.Trainer.WeightDecay }.NotNegative();
+        var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => defaults.Trainer.Momentum }.Fraction();
+        var warmup = new Option<double>("--warmup-ratio") { Description = "Fraction of the steps spent warming up", DefaultValueFactory = _ => defaults.Trainer.WarmupRatio }.Fraction();
+        var clip = new Option<double>("--max-grad-norm") { Description = "Gradient clipping (0 = off)", DefaultValueFactory = _ => defaults.Trainer.MaxGradNorm }.NotNegative();
+        var batch = new Option<int>("--batch-size") { Description = "Examples per micro-batch (lm: windows)", DefaultValueFactory = _ => defaults.BatchSize }.AtLeast(1);
         var accumulation = new Option<int>("--grad-accum")
         {
             Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => defaults.Trainer.GradientAccumulation,
-        };
+        }.AtLeast(1);
         var numTrain = EvalCommand.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
-        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows)", DefaultValueFactory = _ => defaults.Sizes.Dev };
+        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
         var numEval = EvalCommand.NumEval();
         var context = EvalCommand.Context();
         var seed = CommonOptions.Seed();
-        var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
+            .WritableFolder();
         var adapter = EvalCommand.Adapter("A PEFT LoRA adapter folder, merged into the weights before training (exports stay relative to the pretrained model)");
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
             Description = "Also checkpoint to OUT/checkpoint every N optimizer steps (link ends always checkpoint; 0 = only those)",
             DefaultValueFactory = _ => defaults.CheckpointEvery,
-        };
+        }.AtLeast(0);
         var resume = new Option<string?>("--resume")
         {
             Description = "Continue an interrupted run exactly from its checkpoint (a checkpoint folder or a run folder holding checkpoint/); pass the same options",
-        };
+        }.ExistingFolder();
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a run already in --out (its log, checkpoint and result.json)" };
         var tensorBoard = new Option<string>("--tensorboard")
         {
             Description = "Also write TensorBoard events into DIR (loss, learning rate, tokens/s, grad norm per step, a marker at each knot, dev and test metrics); give each run its own DIR",
             HelpName = "DIR",
-        };
+        }.WritableFolder();
         var checkpointing = CommonOptions.GradientCheckpointing();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
@@ -121,12 +123,12 @@ static class TrainCommand
                     Alpha = r.GetValue(alpha),
                     Dropout = r.GetValue(dropout),
                     Bias = r.GetEnum<LoraBias>(bias),
-                    TargetModules = r.GetValue(targets) is { } t ? ParseList(t, "--targets", s => s) : defaults.Lora.TargetModules,
+                    TargetModules = r.GetValue(targets) is { } t ? t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : defaults.Lora.TargetModules,
                 },
                 Chain = new ChainConfig
                 {
                     Length = r.GetValue(chainLength) ?? TrainerOptions.DefaultChainLength(trainingMethod),
-                    Ranks = r.GetValue(ranks) is { } rs ? ParseList(rs, "--ranks", int.Parse) : null,
+                    Ranks = r.GetValue(ranks) is { } rs ? ParseRanks(rs) : null,
                     Auto = r.GetEnum<KnotPlacement>(knots) == KnotPlacement.Auto
                         ? new AutoKnots { Window = r.GetValue(knotWindow), Threshold = r.GetValue(knotThreshold) } : null,
                 },
@@ -165,15 +167,16 @@ static class TrainCommand
         return command;
     }
 
-    static List<T> ParseList<T>(string text, string option, Func<string, T> parse)
+    /// <summary>"8,4" as ranks; null when an entry is not a whole number from 1 to int.MaxValue (the parse check names it).</summary>
+    static List<int>? ParseRanks(string text)
     {
-        try
+        var ranks = new List<int>();
+        foreach (var entry in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(parse).ToList();
+            if (!int.TryParse(entry, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var rank) || rank < 1)
+                return null;
+            ranks.Add(rank);
         }
-        catch (FormatException)
-        {
-            throw new ArgumentException($"{option} '{text}': expected a comma-separated list");
-        }
+        return ranks.Count > 0 ? ranks : null;
     }
 }

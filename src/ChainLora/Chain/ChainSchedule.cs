@@ -99,6 +99,9 @@ public sealed class ChainSchedule
         var m = chain.Length;
         if (chain.Auto is not null)
             return new ChainSchedule(chain, lora, [MakeLink(chain, lora, 0, 0, total, null)], total);
+        if (m > total)
+            throw new ArgumentException(
+                $"chain length {m} (--chain-length): the run takes {total} optimizer steps and each link needs at least one; use at most {total} links or more data or epochs");
         List<int> bounds;
         if (chain.KnotSteps is { } steps) bounds = [.. steps];
         else if (chain.KnotFractions is { } f) bounds = f.Select(x => (int)Math.Round(x * total)).ToList();
@@ -108,7 +111,7 @@ public sealed class ChainSchedule
         for (var i = 1; i < bounds.Count; i++)
             if (bounds[i] <= bounds[i - 1])
                 throw new ArgumentException(
-                    $"chain of {m} links over {total} steps: link {i} would be empty (knots at steps {string.Join(", ", bounds.Skip(1).SkipLast(1))})");
+                    $"chain of {m} links over {total} steps: link {i} would be empty (from step {bounds[i - 1]} to step {bounds[i]})");
 
         var reason = chain.KnotSteps is not null ? "fixed: knot steps" : chain.KnotFractions is not null ? "fixed: knot fractions"
             : m <= epochs ? "fixed: whole epochs split evenly" : "fixed: steps split evenly";

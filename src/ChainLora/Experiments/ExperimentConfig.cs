@@ -124,11 +124,20 @@ public sealed record ExperimentConfig
     public ExperimentConfig Validate(string source)
     {
         void Require(bool ok, string message) { if (!ok) throw new InvalidDataException($"{source}: {message}"); }
+        void RequirePositive(string field, IEnumerable<double> values)
+        {
+            foreach (var x in values)
+                Require(x > 0 && double.IsFinite(x), $"{field}: {x.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a positive finite number" +
+                    (double.IsInfinity(x) ? " (a number past 1.8e308 reads as infinity)" : ""));
+        }
         Require(Model.Length > 0, "field 'model' is required");
         Require(Tasks.Count > 0, "field 'tasks' needs at least one task");
         Require(Methods.Count > 0, "field 'methods' needs at least one method");
         Require(Seeds.Count > 0, "field 'seeds' needs at least one seed");
-        Require(LearningRates.Count > 0 && LearningRates.All(x => x > 0), "field 'learning_rates' needs positive values");
+        Require(LearningRates.Count > 0, "field 'learning_rates' needs at least one learning rate");
+        // A JSON number beyond double's range (1e999) reads as infinity, which no spec or result can be written with.
+        RequirePositive("field 'learning_rates'", LearningRates);
+        RequirePositive("field 'alpha'", [Alpha]);
         foreach (var m in Methods)
         {
             Require(m.Name.Length > 0, "every method needs a 'name'");
@@ -137,6 +146,7 @@ public sealed record ExperimentConfig
             Require(m.Kind == MethodKind.Cola || (m.Variant == ColaVariant.Paper && m.Knots == KnotPlacement.Fixed),
                 $"method '{m.Name}': variant and knots need kind cola");
             Require(m.NumTrain is null or >= 1, $"method '{m.Name}': num_train {m.NumTrain} must be at least 1");
+            if (m.LearningRates is { } rates) RequirePositive($"method '{m.Name}': field 'learning_rates'", rates);
         }
         Require(Context is null or >= 2, $"field 'context' {Context} must be at least 2");
         Require(Context is null || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),

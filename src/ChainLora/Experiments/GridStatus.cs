@@ -21,7 +21,8 @@ public static class GridStatus
 
     static CellStatus Status(JobSpec job, IReadOnlyDictionary<string, string> queue)
     {
-        if (job.IsFinished) return new(job, CellState.Finished, null);
+        if (job.TryReadResult(out var damaged) is not null) return new(job, CellState.Finished, null);
+        if (damaged is not null) return new(job, CellState.Failed, $"unreadable result, `chainlora experiment` runs the cell again: {damaged}");
         if (queue.TryGetValue(job.SpecPath, out var slurm))
             return new(job, slurm == "running" ? CellState.Running : CellState.Queued, $"slurm: {slurm}");
         var exitFile = Path.Combine(job.Out, ExitCodeFile);

@@ -1,6 +1,6 @@
 // One grid cell as a self-contained job: `chainlora run-job SPEC.json` executes it, so a grid can
 // be fanned out on any scheduler (Slurm arrays, Kubernetes Jobs) and `chainlora report` collects
-// whatever results exist. Results on disk are the source of truth: a finished job has result.json.
+// whatever results exist. Results on disk are the source of truth: a finished job has a readable result.json.
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -62,13 +62,41 @@ public sealed record JobSpec
     public string SpecPath => Path.Combine(Out, "spec.json");
     [JsonIgnore]
     public string ResultPath => Path.Combine(Out, ResultFile.Name);
+    /// <summary>
+    /// Whether the cell is done: its result.json reads as a result (<see cref="TryReadResult"/>). A
+    /// damaged one does not count, so `chainlora experiment` runs the cell again.
+    /// </summary>
     [JsonIgnore]
-    public bool IsFinished => File.Exists(ResultPath);
+    public bool IsFinished => TryReadResult(out _) is not null;
+
+    /// <summary>
+    /// The cell's result, read as <see cref="ResultTable"/> reads it for a report; null when it has
+    /// none, or when result.json is cut short, is not JSON or lacks the metrics a report needs
+    /// (<paramref name="problem"/> then says which). One check for report, status and the runners.
+    /// </summary>
+    public JobResult? TryReadResult(out string? problem)
+    {
+        problem = null;
+        if (!File.Exists(ResultPath)) return null;
+        try
+        {
+            return ResultTable.Read(this, ResultPath, Out);
+        }
+        catch (InvalidDataException e)
+        {
+            problem = e.Message;
+            return null;
+        }
+    }
 
     public static JobSpec Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"job spec not found: {path}", path);
-        return ExperimentConfig.Deserialize<JobSpec>(File.ReadAllText(path), path);
+        var spec = ExperimentConfig.Deserialize<JobSpec>(File.ReadAllText(path), path);
+        // Infinity (1e999 in the file) would fail later, where the spec is serialized for its id, with .NET's own message.
+        foreach (var (field, value) in new[] { ("learning_rate", spec.LearningRate), ("alpha", spec.Alpha) })
+            if (!double.IsFinite(value)) throw new InvalidDataException($"{path}: field '{field}': {value.ToString(CultureInfo.InvariantCulture)} is not a finite number");
+        return spec;
     }
 
     public void Save(string path) => AtomicFile.WriteAllText(path, ExperimentConfig.Serialize(this));

@@ -1,5 +1,5 @@
 // Runs job specs as child processes (`chainlora run-job SPEC`), N at a time, seed by seed. Finished
-// jobs (result.json present) are skipped and interrupted ones continue from their checkpoint, so
+// jobs (a readable result.json, JobSpec.IsFinished) are skipped and interrupted ones continue from their checkpoint, so
 // re-running a grid resumes it.
 using System.Diagnostics;
 

@@ -31,7 +31,7 @@ public static class ResultTable
             if (!File.Exists(specPath) || !File.Exists(resultPath)) continue;
             try
             {
-                results.Add(Read(specPath, resultPath, jobDir));
+                results.Add(Read(JobSpec.Load(specPath), resultPath, jobDir));
             }
             catch (Exception e) when (skipped is not null && e is InvalidDataException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
             {
@@ -41,9 +41,12 @@ public static class ResultTable
         return results;
     }
 
-    static JobResult Read(string specPath, string resultPath, string jobDir)
+    /// <summary>
+    /// <paramref name="spec"/>'s result from <paramref name="resultPath"/>; a file that is not JSON, or
+    /// lacks the metrics or has a field of the wrong type, is an InvalidDataException naming it.
+    /// </summary>
+    public static JobResult Read(JobSpec spec, string resultPath, string jobDir)
     {
-        var spec = JobSpec.Load(specPath);
         JsonNode root;
         try { root = JsonNode.Parse(File.ReadAllText(resultPath)) ?? throw new InvalidDataException($"{resultPath}: empty"); }
         catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{resultPath}: {e.Message}", e); }

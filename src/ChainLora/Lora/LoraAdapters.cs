@@ -27,15 +27,8 @@ public sealed class LoraAdapters
     /// </summary>
     public static LoraAdapters Inject(nn.Module model, LoraConfig config)
     {
-        config.Validate();
-        var targets = model.named_modules()
-            .Where(m => m.module is Linear && config.TargetModules.Any(t => Matches(m.name, t)))
-            .Select(m => (m.name, linear: (Linear)m.module))
-            .ToList();
-        if (targets.Count == 0)
-            throw new ArgumentException(
-                $"LoRA target modules [{string.Join(", ", config.TargetModules)}] match no linear layer of the model");
-        if (targets.Any(t => t.linear.SidePaths.Count > 0))
+        var targets = Targets(model, config);
+        if (targets.Any(t => t.Linear.SidePaths.Count > 0))
             throw new InvalidOperationException("the model already carries LoRA adapters");
 
         foreach (var (_, p) in model.named_parameters()) p.requires_grad = false;
@@ -49,11 +42,43 @@ public sealed class LoraAdapters
         foreach (var (name, p) in model.named_parameters())
         {
             var isLora = name.Contains($".{SidePathName}.lora_", StringComparison.Ordinal);
-            var isBias = name.EndsWith(".bias", StringComparison.Ordinal);
-            var ofAdapted = isBias && layers.ContainsKey(name[..^".bias".Length]);
-            p.requires_grad = isLora || (isBias && config.Bias == LoraBias.All) || (ofAdapted && config.Bias == LoraBias.LoraOnly);
+            p.requires_grad = isLora || TrainsBias(name, config, layers.ContainsKey);
         }
         return new LoraAdapters(model, config, layers);
+    }
+
+    /// <summary>
+    /// What <see cref="Inject"/> would add to <paramref name="model"/>, counted without allocating:
+    /// the layers adapted, the elements of A (r, in) and B (out, r) per unit of rank (the sum of
+    /// in + out over those layers), and the bias elements that would train with them.
+    /// </summary>
+    public static (int Layers, long ElementsPerRank, long BiasElements) Footprint(nn.Module model, LoraConfig config)
+    {
+        var targets = Targets(model, config);
+        var names = targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var biases = model.named_parameters().Where(p => TrainsBias(p.name, config, names.Contains)).Sum(p => p.parameter.numel());
+        return (targets.Count, targets.Sum(t => t.Linear.InFeatures + t.Linear.OutFeatures), biases);
+    }
+
+    /// <summary>Every <see cref="Linear"/> whose path equals a target or ends with "." + target; throws if none does.</summary>
+    static List<(string Name, Linear Linear)> Targets(nn.Module model, LoraConfig config)
+    {
+        config.Validate();
+        var targets = model.named_modules()
+            .Where(m => m.module is Linear && config.TargetModules.Any(t => Matches(m.name, t)))
+            .Select(m => (m.name, (Linear)m.module))
+            .ToList();
+        if (targets.Count == 0)
+            throw new ArgumentException(
+                $"LoRA target modules [{string.Join(", ", config.TargetModules)}] match no linear layer of the model");
+        return targets;
+    }
+
+    /// <summary>Whether the parameter <paramref name="name"/> is a bias that trains under <see cref="LoraConfig.Bias"/>.</summary>
+    static bool TrainsBias(string name, LoraConfig config, Func<string, bool> isAdapted)
+    {
+        if (!name.EndsWith(".bias", StringComparison.Ordinal)) return false;
+        return config.Bias == LoraBias.All || (config.Bias == LoraBias.LoraOnly && isAdapted(name[..^".bias".Length]));
     }
 
     static bool Matches(string path, string target) =>

@@ -32,14 +32,17 @@ public static class MemoryBudget
         return available;
     }
 
-    /// <summary>Throws <see cref="MemoryBudgetExceededException"/> when <paramref name="bytes"/> exceed the budget; <paramref name="what"/> names what needs them.</summary>
-    public static void Require(long bytes, string what)
+    /// <summary>
+    /// Throws <see cref="MemoryBudgetExceededException"/> when <paramref name="bytes"/> exceed the budget;
+    /// <paramref name="what"/> names what needs them, <paramref name="advice"/> what would need less.
+    /// </summary>
+    public static void Require(long bytes, string what, string advice = "use a smaller model, batch or sequence, --base-dtype bf16")
     {
         if (AvailableBytes() is { } available && bytes > available)
             throw new MemoryBudgetExceededException(
                 $"{what} needs {ByteSize.Format(bytes)} but {ByteSize.Format(available)} is available " +
                 $"({(Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } ? Variable : "MemAvailable")}); " +
-                $"use a smaller model, batch or sequence, --base-dtype bf16, or set {Variable} to override");
+                $"{advice}, or set {Variable} to override");
     }
 
     static long? MemInfoBytes(string field)

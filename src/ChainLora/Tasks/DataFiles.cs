@@ -119,6 +119,9 @@ public static partial class DataFiles
         using var reader = new StreamReader(path);
         var header = reader.ReadLine() ?? throw new InvalidDataException($"{path}: empty file, expected a header row");
         var columns = header.Split('\t').Select(c => c.Trim()).ToArray();
+        // Cells go into an object by column name: a second "label" column would silently replace the first.
+        if (columns.GroupBy(c => c, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new InvalidDataException($"{path}:1: column '{twice.Key}' appears twice in the header; keep one");
         var lineNumber = 1;
         while (reader.ReadLine() is { } line)
         {

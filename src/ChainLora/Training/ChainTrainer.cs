@@ -15,7 +15,8 @@
 //   logging          TrainerOptions.LogPath: JSONL per step {step, link, loss, lr} and knot events
 //   bf16 base        the model's frozen matrices may be bf16; LoRA and optimizer state stay fp32
 //   activations      TrainerOptions.Activations: fp32 residual stream or bf16 activations (auto: by device)
-//   memory           TrainerOptions.GradientCheckpointing recomputes each decoder layer in backward
+//   memory           TrainerOptions.GradientCheckpointing recomputes each decoder layer in backward;
+//                    adapters, gradients and optimizer state are checked against the budget in Setup
 using System.Diagnostics;
 using ChainLora.Chain;
 using ChainLora.Lora;
@@ -78,6 +79,7 @@ public sealed class ChainTrainer
             throw new ArgumentException(
                 $"gradient accumulation {options.GradientAccumulation} needs at least that many micro-batches per epoch; the data has {data.BatchesPerEpoch}");
         Schedule = layout = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
+        CheckTrainingMemory();
         if (options.Method == TrainingMethod.Full)
         {
             foreach (var p in model.parameters())
@@ -92,6 +94,31 @@ public sealed class ChainTrainer
             var first = Schedule.Links[0];
             Adapters = LoraAdapters.Inject(model, lora with { Rank = first.Rank, Alpha = first.Alpha });
         }
+    }
+
+    /// <summary>
+    /// What training adds to the loaded model (<see cref="TrainingMemory"/>) must fit the memory
+    /// budget before any of it is allocated: a huge rank is refused here, not by the OOM killer.
+    /// </summary>
+    void CheckTrainingMemory()
+    {
+        var state = TrainingMemory.StateTensors(options);
+        var optimizerName = IO.EnumNames.Name(options.Optimizer);
+        var onHost = model.Device.type == TorchSharp.DeviceType.CPU;
+        if (options.Method == TrainingMethod.Full)
+        {
+            if (!onHost) return;
+            var count = model.parameters().Sum(p => p.numel());
+            MemoryBudget.Require(TrainingMemory.FullBytes(count, state), $"full fine-tuning (gradients and {optimizerName} state of {count} parameters)",
+                "use LoRA or a smaller model");
+            return;
+        }
+        var ranks = Enumerable.Range(0, chainConfig.Length).Select(i => chainConfig.RankOf(i, lora.Rank)).ToList();
+        var (layers, perRank, biases) = LoraAdapters.Footprint(model, lora);
+        var rankText = ranks.Distinct().Count() == 1 ? $"rank {ranks[0]}" : $"ranks {string.Join(",", ranks)}";
+        MemoryBudget.Require(TrainingMemory.LoraBytes(perRank, biases, ranks, state, onHost),
+            $"LoRA at {rankText} on {layers} layers (adapters, gradients, {optimizerName} state{(ranks.Count > 1 ? ", tied links" : "")})",
+            "use a smaller --rank or --ranks, fewer --targets or a shorter chain");
     }
 
     /// <summary>
@@ -173,9 +200,11 @@ public sealed class ChainTrainer
         {
             throw Diverged(run, run.State.Step, next.Index, e.Message);
         }
+        // The old link's optimizer state goes before the new link is allocated, so a knot never holds
+        // both (the peak TrainingMemory counts).
+        optimizer!.Dispose();
         Adapters.ExtendChain(next.Rank, next.Alpha);
         if (options.GradientInit) InitializeFromWeightGradients();
-        optimizer!.Dispose();
         trainable = Trainable();
         optimizer = NewOptimizer(trainable);
         run.State.KnotSeconds += clock.Elapsed.TotalSeconds;

@@ -65,7 +65,9 @@ public class ChainScheduleTests
     public void An_empty_link_is_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => ChainSchedule.Create(new ChainConfig { Length = 4 }, Lora, 1, 3));
-        Assert.Contains("empty", e.Message);
+        Assert.Contains("chain length 4 (--chain-length): the run takes 3 optimizer steps and each link needs at least one", e.Message);
+        e = Assert.Throws<ArgumentException>(() => ChainSchedule.Create(new ChainConfig { Length = 3, KnotSteps = [2, 2] }, Lora, 2, 2));
+        Assert.Contains("link 2 would be empty (from step 2 to step 2)", e.Message);
     }
 
     [Fact]

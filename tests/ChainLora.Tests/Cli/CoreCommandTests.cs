@@ -7,15 +7,24 @@ public class CoreCommandTests
     [Fact]
     public void A_failure_is_one_line_unless_verbose_asks_for_the_trace()
     {
-        var (exit, _, error) = CliHarness.Run("perplexity", "--model", "/nonexistent-model", "--text", "/nonexistent.txt");
-        Assert.Equal(2, exit);
-        Assert.Single(error.Trim().Split('\n'));
-        Assert.DoesNotContain("   at ", error);
-        (exit, _, error) = CliHarness.Run("perplexity", "--model", "/nonexistent-model", "--text", "/nonexistent.txt", "--verbose");
-        Assert.Equal(2, exit);
-        Assert.Contains("System.IO.FileNotFoundException", error);
-        Assert.Contains("   at ", error);
-        Assert.EndsWith("error: --text file not found: /nonexistent.txt", error.Trim());
+        // A folder without jobs/ fails while the command runs (a missing path is refused earlier, while parsing, with no exception).
+        var dir = Directory.CreateTempSubdirectory("chainlora-nojobs-").FullName;
+        try
+        {
+            var (exit, _, error) = CliHarness.Run("experiment", "status", dir);
+            Assert.Equal(2, exit);
+            Assert.Single(error.Trim().Split('\n'));
+            Assert.DoesNotContain("   at ", error);
+            (exit, _, error) = CliHarness.Run("experiment", "status", dir, "--verbose");
+            Assert.Equal(2, exit);
+            Assert.Contains("System.IO.DirectoryNotFoundException", error);
+            Assert.Contains("   at ", error);
+            Assert.EndsWith($"error: {dir}: no jobs/ folder (write the specs with `chainlora experiment --config FILE --out {dir}`)", error.Trim());
+        }
+        finally
+        {
+            Directory.Delete(dir);
+        }
     }
 
     [Fact]

@@ -165,7 +165,7 @@ public sealed class TaskCliTests : IDisposable
         Assert.Empty(result["test"]!.AsObject());
         (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--lr", "Infinity");
         Assert.Equal(2, exit);
-        Assert.Contains("learning rate", error);
+        Assert.Contains("--lr Infinity: must be a positive number", error);
     }
 
     [Fact]

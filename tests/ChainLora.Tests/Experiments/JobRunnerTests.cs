@@ -106,6 +106,37 @@ public sealed class JobRunnerTests : TempFolderTest
     }
 
     [Fact]
+    public void A_corrupt_result_is_not_finished_status_says_why_and_experiment_computes_the_cell_again()
+    {
+        var model = SharedData.Require("models/stories260K");
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var config = LmGrid.Write(PathIn("grid.json"), model, text, """[{ "name": "zero-shot", "kind": "zero-shot" }]""", seeds: "[1, 2]");
+        var grid = PathIn("grid");
+        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid);
+        Assert.True(exit == 0, error);
+        var results = Directory.GetFiles(Path.Combine(grid, "jobs"), "result.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(2, results.Count);
+        var good = JsonNode.Parse(File.ReadAllText(results[0]))!;
+        // Cut short, as a copy interrupted outside ChainLora's atomic writes leaves it.
+        File.WriteAllText(results[0], File.ReadAllText(results[0])[..40]);
+
+        (exit, output, _) = CliHarness.Run("experiment", "status", grid);
+        Assert.Equal(1, exit);
+        Assert.Matches($@"failed\s+\S+  unreadable result, `chainlora experiment` runs the cell again: {System.Text.RegularExpressions.Regex.Escape(results[0])}: ", output);
+        Assert.EndsWith("1 finished, 1 failed", output.Trim());
+
+        (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid);
+        Assert.True(exit == 0, error);
+        Assert.Contains("2 jobs", output);
+        Assert.Contains("(1 finished, 1 to run)", output);
+        Assert.Contains($"runs again: {results[0]}: ", output);
+        Assert.True(JsonNode.DeepEquals(good["test"], JsonNode.Parse(File.ReadAllText(results[0]))!["test"]), "the cell computed again differs");
+        (exit, output, _) = CliHarness.Run("experiment", "status", grid);
+        Assert.Equal(0, exit);
+        Assert.Equal("2 finished", output.Trim());
+    }
+
+    [Fact]
     public void Report_leaves_out_a_corrupt_result_and_says_so()
     {
         Directory.CreateDirectory(PathIn("model"));

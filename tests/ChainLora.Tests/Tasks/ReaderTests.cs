@@ -96,6 +96,16 @@ public sealed class ReaderTests : IDisposable
     }
 
     [Fact]
+    public void A_tsv_header_naming_a_column_twice_is_refused_naming_the_file_and_column()
+    {
+        // Read as it was, the row's last "label" cell would win silently and the model would train on it.
+        var file = Write("sst2/train.tsv", "sentence\tlabel\tlabel\ngood film\t1\t0\n");
+        Write("sst2/dev.tsv", "sentence\tlabel\nfine film\t1\n");
+        var e = LoadFails("sst2", Path.Combine(temp.FullName, "sst2"));
+        Assert.Contains($"{file}:1: column 'label' appears twice in the header", e.Message);
+    }
+
+    [Fact]
     public void Squad_official_files_of_one_split_are_read_together_in_name_order()
     {
         static string Doc(string title, string question, string answer) => $$"""
