@@ -160,6 +160,11 @@ public static class Checkpoint
             {
                 if (!adapters.Layers.TryGetValue(f.Layer, out var layer))
                     throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
+                // The rank sizes the factors ExtendChain allocates: it must be the stored factors' before anything is.
+                var storedA = Stored($"{f.Layer}.lora_A");
+                if (storedA.dim() != 2 || storedA.shape[0] != f.Rank)
+                    throw new InvalidDataException($"{Path.Combine(dir, StateFile)}: '{f.Layer}' has rank {f.Rank} where its stored lora_A is " +
+                        $"[{string.Join(", ", storedA.shape)}]; the checkpoint is damaged");
                 layer.ExtendChain(f.Rank, f.Alpha);
                 layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
                 {

@@ -86,6 +86,7 @@ public class CheckpointTests
         { "state.json", "step-past-knot" },
         { "state.json", "batch-9999" },
         { "state.json", "step-negative" },
+        { "state.json", "rank-huge" },
         { "weights.safetensors", "truncate" },
         { "rng.bin", "mt19937-position" },
         { "optimizer.bin", "negative-rank" },
@@ -134,6 +135,11 @@ public class CheckpointTests
                     break;
                 case "step-negative":
                     state["Step"] = -3;
+                    File.WriteAllText(path, state.ToJsonString());
+                    break;
+                case "rank-huge":
+                    // The rank sized the factors ExtendChain allocated before the stored ones were compared: 256 GB here.
+                    state["TiedScalings"]![0]!["Rank"] = 2_000_000_000;
                     File.WriteAllText(path, state.ToJsonString());
                     break;
                 case "mt19937-position":
