@@ -3,7 +3,7 @@
 //   .jsonl    one JSON object per line (SuperGLUE; Hugging Face `Dataset.to_json`)
 //   .json     SQuAD v1.1 and DROP: the official single document, flattened to one row per question;
 //             other tasks: JSON lines (what `Dataset.to_json` writes under that name)
-//   .parquet  Hugging Face exports, one row per example (Parquet.Net)
+//   .parquet  Hugging Face exports, one row per example (Apache Arrow's reader, through ParquetSharp)
 // Splits come from file names: a name whose words include "train", "dev"/"val"/"validation" or
 // "test" (train32.jsonl, dev-v1.1-part1.json, drop_dataset_dev.json, validation-00000-of-00001.parquet),
 // or from the folder holding it (Hugging Face's default/train/0000.parquet). Several files of one
@@ -11,8 +11,10 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Parquet;
-using Parquet.Serialization;
+using Apache.Arrow;
+using Apache.Arrow.Types;
+using ParquetSharp;
+using ParquetSharp.Arrow;
 
 namespace ChainLora.Tasks;
 
@@ -145,50 +147,104 @@ public static partial class DataFiles
     }
 
     /// <summary>
-    /// Rows of a parquet file. Parquet.Net 6.1 can loop forever on a damaged footer (it trusts the
-    /// footer's list lengths and reads past its end), so it reads on its own thread and a file that is
-    /// not read within 10 s plus 1 s per MB is refused as damaged; that thread is then left spinning
-    /// until the process exits, which the CLI does at once.
+    /// Rows of a parquet file, decoded by Apache Arrow's C++ reader (through ParquetSharp), which is
+    /// fuzzed upstream and checks the footer's lengths against the file: a damaged file is refused at
+    /// once. (Parquet.Net 6.1, used before, looped forever on some damaged footers.)
     /// </summary>
     public static IEnumerable<JsonRow> ReadParquet(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        IList<Dictionary<string, object>>? rows = null;
-        Exception? error = null;
-        var reader = new Thread(() =>
+        var rows = new List<JsonRow>();
+        try
         {
-            try
-            {
-                using var stream = new MemoryStream(bytes, writable: false);
-                rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
-            }
-            catch (Exception e)
-            {
-                error = e;
-            }
-        })
-        { IsBackground = true, Name = $"parquet {Path.GetFileName(path)}" };
-        reader.Start();
-        var limit = TimeSpan.FromSeconds(10 + bytes.Length / 1e6);
-        if (!reader.Join(limit))
-            throw new InvalidDataException($"{path}: not a readable parquet file: not read within {limit.TotalSeconds:F0} s (a damaged footer)");
-        if (error is not null || rows is null)
-            throw new InvalidDataException($"{path}: not a readable parquet file: {error?.Message}", error);
-        for (var i = 0; i < rows.Count; i++)
-            yield return new JsonRow((JsonObject)ToNode(rows[i])!, $"{path}: row {i + 1}");
+            using var file = new FileReader(path);
+            using var batches = file.GetRecordBatchReader();
+            while (batches.ReadNextRecordBatchAsync().AsTask().GetAwaiter().GetResult() is { } batch)
+                using (batch)
+                    for (var i = 0; i < batch.Length; i++)
+                        rows.Add(new JsonRow(Fields(batch.Schema.FieldsList, batch.Arrays, i, path), $"{path}: row {rows.Count + 1}"));
+        }
+        // Opening reports the C++ reader's error as a ParquetException; reading batches goes through
+        // Arrow's C stream interface, whose .NET importer throws a plain Exception with the same text.
+        catch (Exception e) when (e is ParquetException || e.GetType() == typeof(Exception))
+        {
+            throw new InvalidDataException($"{path}: not a readable parquet file: {Reason(e)}", e);
+        }
+        return rows;
     }
 
-    /// <summary>Parquet.Net's untyped values (structs as dictionaries, lists, ReadOnlyMemory strings) as JSON.</summary>
-    static JsonNode? ToNode(object? value) => value switch
+    /// <summary>The C++ reader's text on one line (ParquetSharp wraps it as "&lt;C++ type&gt; (message: '&lt;text&gt;')").</summary>
+    static string Reason(Exception e)
     {
-        null => null,
-        string s => JsonValue.Create(s),
-        ReadOnlyMemory<char> m => JsonValue.Create(m.ToString()),
-        bool or sbyte or byte or short or ushort or int or uint or long or ulong or float or double or decimal => JsonSerializer.SerializeToNode(value),
-        IDictionary<string, object> d => new JsonObject(d.Select(kv => KeyValuePair.Create(kv.Key, ToNode(kv.Value)))),
-        System.Collections.IEnumerable items => new JsonArray(items.Cast<object?>().Select(ToNode).ToArray()),
-        _ => JsonValue.Create(value.ToString()),
+        var wrapped = NativeMessage().Match(e.Message);
+        return (wrapped.Success ? wrapped.Groups[1].Value : e.Message).Trim().ReplaceLineEndings(" ");
+    }
+
+    [GeneratedRegex(@"\(message: '(.*)'\)\s*$", RegexOptions.Singleline)]
+    private static partial Regex NativeMessage();
+
+    /// <summary>
+    /// Value <paramref name="i"/> of an Arrow column as JSON: what Hugging Face datasets store (strings,
+    /// integers, floats, booleans, lists, structs; pandas categoricals as dictionaries), dates and
+    /// times as ISO text; another type is refused, naming the column (<paramref name="where"/>).
+    /// </summary>
+    static JsonNode? ToNode(IArrowArray array, int i, string where) => array.IsNull(i) ? null : array switch
+    {
+        StringArray a => JsonValue.Create(a.GetString(i)),
+        LargeStringArray a => JsonValue.Create(a.GetString(i)),
+        StringViewArray a => JsonValue.Create(a.GetString(i)),
+        BooleanArray a => JsonValue.Create(a.GetValue(i)),
+        Int8Array a => JsonValue.Create(a.GetValue(i)),
+        Int16Array a => JsonValue.Create(a.GetValue(i)),
+        Int32Array a => JsonValue.Create(a.GetValue(i)),
+        Int64Array a => JsonValue.Create(a.GetValue(i)),
+        UInt8Array a => JsonValue.Create(a.GetValue(i)),
+        UInt16Array a => JsonValue.Create(a.GetValue(i)),
+        UInt32Array a => JsonValue.Create(a.GetValue(i)),
+        UInt64Array a => JsonValue.Create(a.GetValue(i)),
+        FloatArray a => JsonValue.Create(a.GetValue(i)),
+        DoubleArray a => JsonValue.Create(a.GetValue(i)),
+        Date32Array a => JsonValue.Create(a.GetDateOnly(i)?.ToString("O")),
+        Date64Array a => JsonValue.Create(a.GetDateOnly(i)?.ToString("O")),
+        TimestampArray a => JsonValue.Create(a.GetTimestamp(i)?.ToString("O")),
+        ListArray a => Items(a.GetSlicedValues(i), where),
+        LargeListArray a => Items(a.GetSlicedValues(i), where),
+        FixedSizeListArray a => Items(a.GetSlicedValues(i), where),
+        StructArray a => Fields(((StructType)a.Data.DataType).Fields, a.Fields, i, where),
+        DictionaryArray a => ToNode(a.Dictionary, Index(a, i, where), where),
+        _ => throw new InvalidDataException($"{where}: values of type {array.Data.DataType.Name} are not read (strings, numbers, booleans, dates, lists and structs are)"),
     };
+
+    /// <summary>Row <paramref name="i"/> of named columns (a row, or a struct's fields) as an object; a name given twice is refused.</summary>
+    static JsonObject Fields(IReadOnlyList<Field> fields, IEnumerable<IArrowArray> columns, int i, string where)
+    {
+        var o = new JsonObject();
+        foreach (var (field, column) in fields.Zip(columns))
+            if (!o.TryAdd(field.Name, ToNode(column, i, $"{where}: field '{field.Name}'")))
+                throw new InvalidDataException($"{where}: field '{field.Name}' appears twice");
+        return o;
+    }
+
+    static JsonArray Items(IArrowArray values, string where) =>
+        new([.. Enumerable.Range(0, values.Length).Select(k => ToNode(values, k, where))]);
+
+    /// <summary>Entry <paramref name="i"/> of a dictionary column's indices, checked against the dictionary.</summary>
+    static int Index(DictionaryArray column, int i, string where)
+    {
+        long index = column.Indices switch
+        {
+            Int8Array a => a.GetValue(i)!.Value,
+            Int16Array a => a.GetValue(i)!.Value,
+            Int32Array a => a.GetValue(i)!.Value,
+            Int64Array a => a.GetValue(i)!.Value,
+            UInt8Array a => a.GetValue(i)!.Value,
+            UInt16Array a => a.GetValue(i)!.Value,
+            UInt32Array a => a.GetValue(i)!.Value,
+            _ => -1,
+        };
+        if (index < 0 || index >= column.Dictionary.Length)
+            throw new InvalidDataException($"{where}: dictionary index {index} is outside its dictionary of {column.Dictionary.Length} values");
+        return (int)index;
+    }
 
     /// <summary>SQuAD v1.1: {data: [{title, paragraphs: [{context, qas: [{question, answers, id}]}]}]}, one row per question.</summary>
     public static IEnumerable<JsonRow> ReadSquadDocument(string path)

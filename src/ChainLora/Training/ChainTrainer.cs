@@ -348,7 +348,7 @@ public sealed class ChainTrainer
             trainable = Trainable();
             optimizer.Dispose();
             optimizer = NewOptimizer(trainable);
-            Checkpoint.RestoreOptimizer(resumeFrom, optimizer);
+            Checkpoint.RestoreOptimizer(resumeFrom, optimizer, state.Step);
         }
         return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step, options.TensorBoardDir),
             new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));

@@ -114,6 +114,8 @@ public static class Checkpoint
         using (var current = get_rng_state())
             if (rng.Length != current.numel())
                 throw new InvalidDataException($"{rngPath}: {rng.Length} bytes, a CPU generator state has {current.numel()}; the checkpoint is damaged");
+        if (GeneratorState.Problem(rng) is { } problem)
+            throw new InvalidDataException($"{rngPath}: not a CPU generator state: {problem}; the checkpoint is damaged");
 
         var tensors = SafeTensors.Load(Path.Combine(dir, WeightsFile));
         try
@@ -124,7 +126,7 @@ public static class Checkpoint
         {
             foreach (var t in tensors.Values) t.Dispose();
         }
-        set_rng_state(tensor(rng, ScalarType.Byte, CPU));
+        using (var state = tensor(rng, ScalarType.Byte, CPU)) set_rng_state(state);
         return run;
     }
 
@@ -158,6 +160,11 @@ public static class Checkpoint
             {
                 if (!adapters.Layers.TryGetValue(f.Layer, out var layer))
                     throw new InvalidDataException($"{dir}: checkpoint adapts '{f.Layer}', which this model has no LoRA on");
+                // The rank sizes the factors ExtendChain allocates: it must be the stored factors' before anything is.
+                var storedA = Stored($"{f.Layer}.lora_A");
+                if (storedA.dim() != 2 || storedA.shape[0] != f.Rank)
+                    throw new InvalidDataException($"{Path.Combine(dir, StateFile)}: '{f.Layer}' has rank {f.Rank} where its stored lora_A is " +
+                        $"[{string.Join(", ", storedA.shape)}]; the checkpoint is damaged");
                 layer.ExtendChain(f.Rank, f.Alpha);
                 layer.RestoreTiedLinks(f.TiedScalings.Select((s, i) =>
                 {
@@ -214,22 +221,31 @@ public static class Checkpoint
     }
 
     /// <summary>
-    /// The optimizer's moments and step counts; a damaged file is named. The caller checks the data
-    /// position against its data (<see cref="MicroBatchFeed"/>).
+    /// The optimizer's moments and step counts, checked against this run's optimizer first (its
+    /// options, each moment's dtype and shape, step counts up to <paramref name="step"/>) and refused
+    /// naming the file. The caller checks the data position against its data (<see cref="MicroBatchFeed"/>).
     /// </summary>
-    public static void RestoreOptimizer(string dir, Optimizer optimizer)
+    public static void RestoreOptimizer(string dir, Optimizer optimizer, int step)
     {
         var path = Path.Combine(dir, OptimizerFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: missing", path);
-        try
-        {
-            Helper(optimizer).load_state_dict(path);
-        }
-        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException or InvalidOperationException or FormatException)
-        {
-            throw new InvalidDataException($"{path}: not this run's optimizer state ({e.Message}); the checkpoint is damaged or from other options", e);
-        }
+        var helper = Helper(optimizer);
+        OptimizerStateFile.Check(path, helper, step);
+        helper.load_state_dict(path);
+        using var scope = NewDisposeScope();
+        foreach (var (moment, i) in Moments(helper.state_dict()).Select((m, i) => (m, i)))
+            if (!moment.isfinite().all().item<bool>())
+                throw new InvalidDataException($"{path}: moment {i} holds NaN or infinite values; the checkpoint is damaged");
     }
+
+    /// <summary>The tensors an optimizer keeps per parameter (moments, momentum buffers, sums of squares).</summary>
+    static IEnumerable<Tensor> Moments(Optimizer.StateDictionary state) => state.State.SelectMany(s => s switch
+    {
+        TorchSharp.Modules.AdamW.State a => new[] { a.exp_avg, a.exp_avg_sq, a.max_exp_avg_sq },
+        TorchSharp.Modules.SGD.State g => [g.momentum_buffer],
+        TorchSharp.Modules.Adagrad.State g => [g.sum],
+        _ => [],
+    }).OfType<Tensor>();
 
     // TorchSharp's AdamW, SGD and Adagrad share OptimizerHelper, which carries the state I/O.
     static TorchSharp.Modules.OptimizerHelper Helper(Optimizer optimizer) =>

@@ -1,6 +1,4 @@
-using System.Text.Json.Serialization;
 using ChainLora.Tasks;
-using Parquet.Serialization;
 
 namespace ChainLora.Tests.Tasks;
 
@@ -216,47 +214,48 @@ public sealed class ReaderTests : IDisposable
         Assert.Equal(" Smith, Jones\n", ((AnswerExample)drop.Train[0]).Target);
     }
 
-    sealed class RteRow
-    {
-        [JsonPropertyName("premise")] public string Premise { get; set; } = "";
-        [JsonPropertyName("hypothesis")] public string Hypothesis { get; set; } = "";
-        [JsonPropertyName("idx")] public int Idx { get; set; }
-        [JsonPropertyName("label")] public long Label { get; set; }
-    }
+    static readonly string[] Rte = ["premise", "hypothesis", "idx", "label"];
 
-    sealed class RecordRow
-    {
-        [JsonPropertyName("passage")] public string Passage { get; set; } = "";
-        [JsonPropertyName("query")] public string Query { get; set; } = "";
-        [JsonPropertyName("entities")] public List<string> Entities { get; set; } = [];
-        [JsonPropertyName("answers")] public List<string> Answers { get; set; } = [];
-    }
-
-    static void WriteParquet<T>(string path, IEnumerable<T> rows)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using var stream = File.Create(path);
-        ParquetSerializer.SerializeAsync(rows, stream).GetAwaiter().GetResult();
-    }
+    /// <summary>RTE rows in Hugging Face's layout: premise, hypothesis, an int32 idx and an int64 label.</summary>
+    static void WriteRte(string path, params (string Premise, string Hypothesis, long Label)[] rows) =>
+        ParquetFiles.Write(path,
+            (Rte[0], ParquetFiles.Strings([.. rows.Select(r => r.Premise)])),
+            (Rte[1], ParquetFiles.Strings([.. rows.Select(r => r.Hypothesis)])),
+            (Rte[2], ParquetFiles.Ints([.. rows.Select((_, i) => i)])),
+            (Rte[3], ParquetFiles.Longs([.. rows.Select(r => r.Label)])));
 
     [Fact]
     public void Hugging_face_parquet_snapshots_are_found_in_split_folders_and_read()
     {
         var root = Path.Combine(temp.FullName, "rte-hf");
-        WriteParquet(Path.Combine(root, "default", "train", "0000.parquet"),
-            [new RteRow { Premise = "A.", Hypothesis = "B.", Label = 0 }, new RteRow { Premise = "C.", Hypothesis = "D.", Label = 1 }]);
-        WriteParquet(Path.Combine(root, "default", "validation", "0000.parquet"), [new RteRow { Premise = "E.", Hypothesis = "F.", Label = 1 }]);
+        WriteRte(Path.Combine(root, "default", "train", "0000.parquet"), ("A.", "B.", 0), ("C.", "D.", 1));
+        WriteRte(Path.Combine(root, "default", "validation", "0000.parquet"), ("E.", "F.", 1));
         var pools = TaskData.Load(TaskRegistry.Find("rte"), root);
         Assert.Equal([0, 1], pools.Train.Cast<ChoiceExample>().Select(e => e.Label));
         Assert.Equal("E.\nDoes this mean that \"F.\" is true? Yes or No?\n", Assert.Single(pools.Validation).Prompt);
 
+        // Lists of strings (ReCoRD's entities and answers).
         var record = Path.Combine(temp.FullName, "record-hf", "data");
-        WriteParquet(Path.Combine(record, "train-00000-of-00001.parquet"),
-            [new RecordRow { Passage = "Bo ran.", Query = "@placeholder ran.", Entities = ["Bo", "Al"], Answers = ["Bo"] }]);
-        WriteParquet(Path.Combine(record, "validation-00000-of-00001.parquet"),
-            [new RecordRow { Passage = "Al sat.", Query = "@placeholder sat.", Entities = ["Bo", "Al"], Answers = ["Al"] }]);
+        void WriteRecord(string file, string passage, string query, string answer) =>
+            ParquetFiles.Write(Path.Combine(record, file),
+                ("passage", ParquetFiles.Strings(passage)), ("query", ParquetFiles.Strings(query)),
+                ("entities", ParquetFiles.StringLists(["Bo", "Al"])), ("answers", ParquetFiles.StringLists([answer])));
+        WriteRecord("train-00000-of-00001.parquet", "Bo ran.", "@placeholder ran.", "Bo");
+        WriteRecord("validation-00000-of-00001.parquet", "Al sat.", "@placeholder sat.", "Al");
         var recordPools = TaskData.Load(TaskRegistry.Find("record"), Path.GetDirectoryName(record)!);
         Assert.Equal([1], ((ChoiceExample)recordPools.Validation[0]).Correct);
+
+        // A struct of lists (DROP's answers_spans).
+        var drop = Path.Combine(temp.FullName, "drop-hf", "data");
+        void WriteDrop(string file, string[] spans) =>
+            ParquetFiles.Write(Path.Combine(drop, file),
+                ("section_id", ParquetFiles.Strings("s")), ("query_id", ParquetFiles.Strings("q")),
+                ("passage", ParquetFiles.Strings("P.")), ("question", ParquetFiles.Strings("Who?")),
+                ("answers_spans", ParquetFiles.Struct(("spans", ParquetFiles.StringLists(spans)), ("types", ParquetFiles.StringLists([.. spans.Select(_ => "span")])))));
+        WriteDrop("train-00000-of-00001.parquet", ["Smith", "Jones"]);
+        WriteDrop("validation-00000-of-00001.parquet", ["4"]);
+        var dropPools = TaskData.Load(TaskRegistry.Find("drop"), Path.GetDirectoryName(drop)!);
+        Assert.Equal(" Smith, Jones\n", ((AnswerExample)dropPools.Train[0]).Target);
     }
 
     [Fact]
@@ -264,9 +263,35 @@ public sealed class ReaderTests : IDisposable
     {
         var root = Path.Combine(temp.FullName, "rte-bad");
         var file = Path.Combine(root, "validation.parquet");
-        WriteParquet(file, [new RteRow { Premise = "A.", Hypothesis = "B.", Label = 0 }, new RteRow { Premise = "C.", Hypothesis = "D.", Label = -1 }]);
+        WriteRte(file, ("A.", "B.", 0), ("C.", "D.", -1));
         var e = LoadFails("rte", root);
         Assert.Contains($"{file}: row 2: field 'label'", e.Message);
+    }
+
+    [Fact]
+    public void A_parquet_file_that_is_not_one_is_refused_naming_it()
+    {
+        var root = Path.Combine(temp.FullName, "rte-damaged");
+        var file = Path.Combine(root, "train.parquet");
+        WriteRte(file, ("A.", "B.", 0));
+        File.WriteAllBytes(file, File.ReadAllBytes(file)[..^12]); // the footer's length and magic cut off
+        var e = LoadFails("rte", root);
+        Assert.StartsWith($"{file}: not a readable parquet file", e.Message);
+    }
+
+    [Fact]
+    public void A_parquet_footer_that_looped_the_old_reader_is_refused_at_once()
+    {
+        // Two footer bytes of a valid file changed (a list length among them): Parquet.Net 6.1 spun on
+        // it forever, so the reader gave up after 10 s and left that thread spinning in the process.
+        var root = Path.Combine(temp.FullName, "sst2-damaged");
+        var file = Path.Combine(root, "train.parquet");
+        Directory.CreateDirectory(root);
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", "parquet", "parquet-net-loops.parquet"), file);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = LoadFails("sst2", root);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"refused after {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.Equal($"{file}: not a readable parquet file: IOError: Couldn't deserialize thrift: No more data to read.", e.Message);
     }
 
     [Fact]

@@ -24,18 +24,29 @@ public class CheckpointTests
     [InlineData(3)]  // mid first link, between checkpoints
     [InlineData(6)]  // right at the first knot
     [InlineData(11)] // in the last link
-    public void A_run_interrupted_and_resumed_ends_exactly_like_an_uninterrupted_one(int stopAfter)
+    public void A_run_interrupted_and_resumed_ends_exactly_like_an_uninterrupted_one(int stopAfter) =>
+        AssertResumesExactly(Options, stopAfter);
+
+    // optimizer.bin is checked field by field against the run's optimizer (OptimizerStateFile): each kind's layout must pass.
+    [Theory]
+    [InlineData(OptimizerKind.Sgd, 0.9)] // a momentum buffer per parameter once a step is taken
+    [InlineData(OptimizerKind.Sgd, 0.0)]
+    [InlineData(OptimizerKind.AdaGrad, 0.0)]
+    public void Each_optimizer_resumes_exactly(OptimizerKind optimizer, double momentum) =>
+        AssertResumesExactly(Options with { Optimizer = optimizer, Momentum = momentum, WeightDecay = 0.01 }, stopAfter: 8);
+
+    static void AssertResumesExactly(TrainerOptions options, int stopAfter)
     {
         var dir = Directory.CreateTempSubdirectory("ckpt").FullName;
         try
         {
             using var reference = TinyModels.Opt();
-            var full = new ChainTrainer(reference, Options with { CheckpointDir = Path.Combine(dir, "a") }, Lora, Chain)
+            var full = new ChainTrainer(reference, options with { CheckpointDir = Path.Combine(dir, "a") }, Lora, Chain)
                 .Train(new RandomLmData(8));
 
             using (var first = TinyModels.Opt())
             {
-                var trainer = new ChainTrainer(first, Options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+                var trainer = new ChainTrainer(first, options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
                 {
                     OnStep = r => { if (r.Step == stopAfter) throw new Interrupted(); },
                 };
@@ -43,7 +54,7 @@ public class CheckpointTests
             }
             manual_seed(999); // the resumed process starts with unrelated RNG state
             using var resumedModel = TinyModels.Opt();
-            var resumed = new ChainTrainer(resumedModel, Options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+            var resumed = new ChainTrainer(resumedModel, options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
                 .Train(new RandomLmData(8), resumeFrom: Path.Combine(dir, "b"));
 
             Assert.True(full.StepLosses.SequenceEqual(resumed.StepLosses), string.Join(",", full.StepLosses.Select(x => x.ToString("F4"))) + " vs " + string.Join(",", resumed.StepLosses.Select(x => x.ToString("F4"))));
@@ -75,8 +86,17 @@ public class CheckpointTests
         { "state.json", "step-past-knot" },
         { "state.json", "batch-9999" },
         { "state.json", "step-negative" },
+        { "state.json", "rank-huge" },
         { "weights.safetensors", "truncate" },
+        { "rng.bin", "mt19937-position" },
+        { "optimizer.bin", "negative-rank" },
+        { "optimizer.bin", "beta1" },
+        { "optimizer.bin", "nan-moment" },
     };
+
+    // optimizer.bin of AdamW (OptimizerStateFile): "AdamW" with its length, two one-byte counts, six
+    // option doubles and two flags; then the first state's step, and its first moment's dtype and rank.
+    const int FirstBeta1 = 1 + 5 + 2 + 16, FirstDtype = 1 + 5 + 2 + 6 * 8 + 2 + 8;
 
     [Theory]
     [MemberData(nameof(Damages))]
@@ -116,6 +136,35 @@ public class CheckpointTests
                 case "step-negative":
                     state["Step"] = -3;
                     File.WriteAllText(path, state.ToJsonString());
+                    break;
+                case "rank-huge":
+                    // The rank sized the factors ExtendChain allocated before the stored ones were compared: 256 GB here.
+                    state["TiedScalings"]![0]!["Rank"] = 2_000_000_000;
+                    File.WriteAllText(path, state.ToJsonString());
+                    break;
+                case "mt19937-position":
+                    // libtorch's set_state threw "Invalid mt19937 state" past TorchSharp, aborting the process.
+                    var rng = File.ReadAllBytes(path);
+                    new Random(25).NextBytes(rng.AsSpan(16));
+                    File.WriteAllBytes(path, rng);
+                    break;
+                case "negative-rank":
+                    // TorchSharp allocated the shape's array from it: OverflowException (fuzz seed 85jKaxUrQy61).
+                    var optimizer = File.ReadAllBytes(path);
+                    Assert.Equal([(byte)ScalarType.Float32, 1], optimizer[FirstDtype..(FirstDtype + 2)]);
+                    File.WriteAllBytes(path, [.. optimizer[..(FirstDtype + 1)], .. Enumerable.Repeat((byte)0xFF, 9), 0x01, .. optimizer[(FirstDtype + 2)..]]);
+                    break;
+                case "beta1":
+                    // TorchSharp took the file's option values over the run's, silently.
+                    var options = File.ReadAllBytes(path);
+                    Assert.Equal(0.9, BitConverter.ToDouble(options, FirstBeta1));
+                    BitConverter.GetBytes(0.5).CopyTo(options, FirstBeta1);
+                    File.WriteAllBytes(path, options);
+                    break;
+                case "nan-moment":
+                    var moments = File.ReadAllBytes(path);
+                    BitConverter.GetBytes(float.NaN).CopyTo(moments, FirstDtype + 3);
+                    File.WriteAllBytes(path, moments);
                     break;
             }
             using var resumed = TinyModels.Opt();
