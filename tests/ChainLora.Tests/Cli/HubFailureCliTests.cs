@@ -120,7 +120,7 @@ public sealed class HubFailureCliTests : IDisposable
     public async Task A_signal_during_a_download_ends_it_at_once_with_130_and_one_line(string command, int signal)
     {
         hub.StallOnce("model.safetensors", 1000);
-        using var process = CliProcess.Start(Command(command), Environment(timeout: "600"));
+        using var process = CliProcess.StartSignallable(Command(command), Environment(timeout: "600"));
         var error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         _ = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
         await hub.Stalled.WaitAsync(Limit, TestContext.Current.CancellationToken);

@@ -77,8 +77,17 @@ static class CliProcess
         return (process.ExitCode, output.Result, error.Result);
     }
 
-    /// <summary>Sends <paramref name="signal"/> (2 SIGINT, 15 SIGTERM) to <paramref name="process"/>, as kill(1) does, at once.</summary>
-    public static void Signal(Process process, int signal) => Assert.Equal(0, Kill(process.Id, signal));
+    /// <summary>
+    /// Sends <paramref name="signal"/> (2 SIGINT, 15 SIGTERM) to <paramref name="process"/>, as kill(1) does, at
+    /// once. A SIGINT to a child that ignores it (started with Start under a test run that ignores SIGINT)
+    /// fails here, naming the cause, instead of as a child that never stops.
+    /// </summary>
+    public static void Signal(Process process, int signal)
+    {
+        if (signal == 2 && IgnoresSigint(process.Id))
+            Assert.Fail($"process {process.Id} ignores SIGINT, inherited from this test run: start it with {nameof(StartSignallable)}");
+        Assert.Equal(0, Kill(process.Id, signal));
+    }
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     static extern int Kill(int pid, int signal);

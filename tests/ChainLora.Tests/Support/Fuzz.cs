@@ -62,6 +62,17 @@ static class Fuzz
         return kept;
     }
 
+    /// <summary>
+    /// Where the input being read waits while the reader runs: what names the input if the process dies
+    /// (exit 139 or 134) with no exception to report. Deleted once the reader returns or throws.
+    /// </summary>
+    static string InHand(string name)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "chainlora-fuzz-failures");
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, $"in-hand-{Environment.ProcessId}-{Path.GetFileName(name)}");
+    }
+
     /// <summary>A resident-set growth per input above this is a failure: no input of a few KB deserves it.</summary>
     public const double PeakMemoryBoundMb = 512;
 
@@ -93,6 +104,10 @@ static class Fuzz
                         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                         File.WriteAllBytes(path, name == input.Name ? input.Bytes : content);
                     }
+                    // The input in hand, kept until the reader is done with it: a crash of the whole process
+                    // (a native fault no exception reports) leaves it behind, named by target and process.
+                    var inHand = InHand(input.Name);
+                    File.WriteAllBytes(inHand, input.Bytes);
                     var measured = ChainLora.Runtime.ProcessMemory.ResetPeak();
                     var before = ChainLora.Runtime.ProcessMemory.CurrentRssMb();
                     var work = Task.Run(() => read(dir));
@@ -112,6 +127,7 @@ static class Fuzz
                     finally
                     {
                         Directory.Delete(dir, recursive: true);
+                        File.Delete(inHand);
                     }
                     return measured ? ChainLora.Runtime.ProcessMemory.PeakRssMb() - before : double.NaN;
                 }
