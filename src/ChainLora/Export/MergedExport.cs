@@ -72,7 +72,11 @@ public static class MergedExport
         return weights;
     }
 
-    /// <summary>config.json for <paramref name="model"/>: its config record plus architectures and torch_dtype.</summary>
+    /// <summary>
+    /// config.json for <paramref name="model"/>: its config record with architectures and torch_dtype,
+    /// restricted to the fields its family's transformers config reads (a Llama-derived family keeps its
+    /// own: sliding_window, head_dim, rope_scaling, ...; head_dim is written resolved).
+    /// </summary>
     public static string ConfigJsonFor(CausalLM model, ScalarType dtype)
     {
         var torchDtype = dtype switch
@@ -81,16 +85,21 @@ public static class MergedExport
             ScalarType.BFloat16 => "bfloat16",
             _ => throw new ArgumentException($"export dtype {dtype}: expected fp32 or bf16"),
         };
-        object config = model switch
+        var (config, fields) = model switch
         {
-            LlamaForCausalLM l => l.Config with { TorchDtype = torchDtype, Architectures = ["LlamaForCausalLM"] },
-            OptForCausalLM o => o.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] },
+            LlamaForCausalLM l => ((object)(l.Config with
+            {
+                TorchDtype = torchDtype, Architectures = [l.Config.Family.Architecture], HeadDim = l.Config.HeadSize,
+            }), l.Config.Family.Fields),
+            OptForCausalLM o => (o.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] }, null),
             _ => throw new ArgumentException($"no config.json writer for {model.GetType().Name}"),
         };
         var json = JsonNode.Parse(ConfigJson.Write(config))!.AsObject();
         // Derived read-only properties (head_dim, embed_dim, ...) are not config.json fields.
         foreach (var p in config.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => !p.CanWrite))
             json.Remove(JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name));
+        if (fields is not null)
+            foreach (var key in json.Select(p => p.Key).Where(k => !fields.Contains(k)).ToList()) json.Remove(key);
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
