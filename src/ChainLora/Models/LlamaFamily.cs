@@ -8,7 +8,10 @@ public sealed record LlamaFamily
     public required string ModelType { get; init; }
     /// <summary>transformers' causal-LM class, written to architectures on export.</summary>
     public required string Architecture { get; init; }
-    /// <summary>config.json fields the family's config class reads; any other (outside ConfigJson.InertFields) is refused.</summary>
+    /// <summary>
+    /// config.json fields the family's transformers code reads (its config class, or getattr in its modeling,
+    /// as head_dim in Qwen2 and Phi-3); any other (outside ConfigJson.InertFields) is refused.
+    /// </summary>
     public required IReadOnlySet<string> Fields { get; init; }
     /// <summary>The family's config class defaults, for fields the file leaves out.</summary>
     public required LlamaConfig Defaults { get; init; }
@@ -57,7 +60,7 @@ public sealed record LlamaFamily
         new()
         {
             ModelType = "qwen2", Architecture = "Qwen2ForCausalLM", QkvBias = true, SlidingWindowNeedsUse = true,
-            Fields = FieldsWith("use_sliding_window", "sliding_window", "max_window_layers", "layer_types"),
+            Fields = FieldsWith("head_dim", "use_sliding_window", "sliding_window", "max_window_layers", "layer_types"),
             Defaults = Qwen with { ModelType = "qwen2", Architectures = ["Qwen2ForCausalLM"] },
         },
         new()
@@ -81,8 +84,8 @@ public sealed record LlamaFamily
         new()
         {
             ModelType = "phi3", Architecture = "Phi3ForCausalLM", FusedProjections = true,
-            Fields = FieldsWith("sliding_window", "original_max_position_embeddings", "partial_rotary_factor", "embd_pdrop", "resid_pdrop",
-                "attention_bias"),
+            Fields = FieldsWith("head_dim", "sliding_window", "original_max_position_embeddings", "partial_rotary_factor", "embd_pdrop",
+                "resid_pdrop", "attention_bias"),
             Defaults = new LlamaConfig
             {
                 ModelType = "phi3", VocabSize = 32064, HiddenSize = 3072, IntermediateSize = 8192, MaxPositionEmbeddings = 4096,

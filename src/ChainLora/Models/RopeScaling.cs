@@ -35,8 +35,9 @@ public sealed record RopeScaling
     [JsonExtensionData] public Dictionary<string, JsonElement>? Other { get; init; }
 
     /// <summary>The rope type's name as transformers resolves it: the legacy "type" overrides "rope_type" (configuration_*.py).</summary>
-    public string TypeName => Type ?? RopeType ?? "default";
+    [JsonIgnore] public string TypeName => Type ?? RopeType ?? "default";
 
+    [JsonIgnore]
     public RopeKind Kind => TypeName switch
     {
         "default" => RopeKind.Default,
