@@ -85,21 +85,14 @@ public static class MergedExport
             ScalarType.BFloat16 => "bfloat16",
             _ => throw new ArgumentException($"export dtype {dtype}: expected fp32 or bf16"),
         };
-        var (config, fields) = model switch
-        {
-            LlamaForCausalLM l => ((object)(l.Config with
-            {
-                TorchDtype = torchDtype, Architectures = [l.Config.Family.Architecture], HeadDim = l.Config.HeadSize,
-            }), l.Config.Family.Fields),
-            OptForCausalLM o => (o.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] }, null),
-            _ => throw new ArgumentException($"no config.json writer for {model.GetType().Name}"),
-        };
+        if (model is LlamaForCausalLM llama)
+            return (llama.Config with { TorchDtype = torchDtype, Architectures = [llama.Config.Family.Architecture] }).ToJson();
+        if (model is not OptForCausalLM opt) throw new ArgumentException($"no config.json writer for {model.GetType().Name}");
+        var config = opt.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] };
         var json = JsonNode.Parse(ConfigJson.Write(config))!.AsObject();
         // Derived read-only properties (head_dim, embed_dim, ...) are not config.json fields.
         foreach (var p in config.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => !p.CanWrite))
             json.Remove(JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name));
-        if (fields is not null)
-            foreach (var key in json.Select(p => p.Key).Where(k => !fields.Contains(k)).ToList()) json.Remove(key);
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 

@@ -77,7 +77,11 @@ public static class ConfigJson
     public static T ReadStrict<T>(string path, T defaults, IReadOnlySet<string> fields, Func<T, T> validate) where T : class
     {
         using var doc = Parse(path);
-        var file = JsonObject.Create(doc.RootElement) ?? throw new InvalidDataException($"{path}: expected a JSON object");
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object, found {doc.RootElement.ValueKind}");
+        var file = new JsonObject();
+        foreach (var field in doc.RootElement.EnumerateObject())
+            if (!file.TryAdd(field.Name, JsonNode.Parse(field.Value.GetRawText())))
+                throw new InvalidDataException($"{path}: config field '{field.Name}' appears twice");
         foreach (var (key, value) in file)
             if (!fields.Contains(key) && !InertFields.Contains(key))
                 throw new InvalidDataException(

@@ -3,6 +3,7 @@
 // names bind to config.json. Which fields a family reads, its defaults and what its code fixes are
 // in LlamaFamily.cs; a field that changes the maths is honoured or refused, never ignored.
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace ChainLora.Models;
@@ -111,10 +112,24 @@ public sealed record LlamaConfig
         return this;
     }
 
+    /// <summary>
+    /// config.json text with the fields the family's transformers code reads, and no others; head_dim
+    /// written resolved (transformers' Qwen3 and Gemma configs take an explicit null for it literally).
+    /// </summary>
+    public string ToJson()
+    {
+        var json = JsonNode.Parse(ConfigJson.Write(this with { HeadDim = HeadSize }))!.AsObject();
+        foreach (var key in json.Select(p => p.Key).Where(k => !Family.Fields.Contains(k)).ToList()) json.Remove(key);
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
     /// <summary>A config.json of any Llama-derived family (llama, mistral, qwen2, qwen3, gemma, phi3), refused by field name where it cannot be honoured.</summary>
     public static LlamaConfig FromFile(string path)
     {
-        var family = LlamaFamily.For(ConfigJson.ModelType(path));
+        var type = ConfigJson.ModelType(path);
+        if (!LlamaFamily.Contains(type))
+            throw new InvalidDataException($"{path}: config field 'model_type' = {type}: not a Llama-derived family ({string.Join(", ", LlamaFamily.ModelTypes)})");
+        var family = LlamaFamily.For(type);
         return ConfigJson.ReadStrict(path, family.Defaults, family.Fields, c => c.Validate());
     }
 

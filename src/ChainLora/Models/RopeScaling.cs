@@ -89,7 +89,7 @@ public sealed record RopeScaling
     {
         using var scope = NewDisposeScope();
         var kind = scaling?.Kind ?? RopeKind.Default;
-        var exponents = arange(0, dim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / dim;  // (dim / 2) fp32
+        var exponents = arange(0, dim, 2, dtype: ScalarType.Int64, device: CPU).to(ScalarType.Float32) / dim;  // (dim / 2) fp32
         Tensor invFreq;
         var attentionFactor = 1.0;
         switch (kind)
@@ -120,7 +120,7 @@ public sealed record RopeScaling
     static Tensor DynamicNtk(double factor, int dim, double theta, int maxPositions, long seqLen, Tensor exponents)
     {
         if (seqLen <= maxPositions) return 1.0 / pow(Scalar(theta), exponents);
-        var length = tensor(seqLen);                                                       // int64, as torch.max(position_ids) + 1
+        var length = tensor(seqLen, device: CPU);                                          // int64, as torch.max(position_ids) + 1
         var scale = (factor * length / maxPositions - (factor - 1)).pow((double)dim / (dim - 2));  // fp32
         var theBase = theta * scale;
         return 1.0 / theBase.pow(exponents);
@@ -144,10 +144,10 @@ public sealed record RopeScaling
         (low, high) = (Math.Max(low, 0), Math.Min(high, dim - 1));
         if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
 
-        var posFreqs = pow(Scalar(theta), arange(0, dim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / dim);
+        var posFreqs = pow(Scalar(theta), arange(0, dim, 2, dtype: ScalarType.Int64, device: CPU).to(ScalarType.Float32) / dim);
         var extrapolation = 1.0 / posFreqs;
         var interpolation = 1.0 / (factor * posFreqs);
-        var ramp = ((arange(dim / 2, dtype: ScalarType.Float32) - low) / (high - low)).clamp(0, 1);
+        var ramp = ((arange(dim / 2, dtype: ScalarType.Float32, device: CPU) - low) / (high - low)).clamp(0, 1);
         var extrapolationFactor = 1 - ramp;
         return (interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor, attention);
     }
@@ -167,5 +167,5 @@ public sealed record RopeScaling
         return where(medium, smoothed, llama);
     }
 
-    static Tensor Scalar(double value) => tensor(value, ScalarType.Float32);
+    static Tensor Scalar(double value) => tensor(value, ScalarType.Float32, CPU);
 }
