@@ -56,6 +56,8 @@ public sealed record RopeScaling
             var (key, value) = other.First();
             throw new ArgumentException($"config field 'rope_scaling.{key}' = {ConfigJson.Show(value)}: not read by any supported rope type (type '{TypeName}')");
         }
+        if (Type is null && RopeType is null)
+            throw new ArgumentException("config field 'rope_scaling' names no rope_type (transformers then has no rope function to call)");
         if (Type is not null && RopeType is not null && Type != RopeType)
             throw new ArgumentException($"config field 'rope_scaling' has type '{Type}' and rope_type '{RopeType}': they must agree");
         var kind = Kind;

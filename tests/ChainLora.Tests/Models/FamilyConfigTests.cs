@@ -32,6 +32,7 @@ public class FamilyConfigTests : TempFolderTest
         { "llama-rope-yarn", """{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "short_factor": [1.0]}}""", ["rope_scaling.short_factor", "[1.0]"] },
         { "llama-rope-linear", """{"rope_scaling": {"type": "linear", "rope_type": "dynamic", "factor": 2.0}}""", ["rope_scaling", "linear", "dynamic"] },
         { "llama-rope-linear", """{"rope_scaling": {"type": "linear", "factor": 0}}""", ["rope_scaling.factor", "0"] },
+        { "llama-rope-linear", """{"rope_scaling": {"factor": 2.0}}""", ["rope_scaling", "no rope_type"] },
         { "llama-rope-linear", """{"quantization_config": {"quant_method": "bitsandbytes"}}""", ["quantization_config", "quant_method"] },
         { "llama-rope-linear", """{"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}""", ["rope_parameters"] },
         { "llama-rope-linear", """{"attention_dropout": 0.1}""", ["attention_dropout", "0.1"] },
