@@ -71,6 +71,37 @@ public class FamilyReferenceTests : TempFolderTest
         Assert.Equal(expected, produced);
     }
 
+    /// <summary>Sliding windows under both attention kernels, with left padding, and with gradient checkpointing (training's path).</summary>
+    [Theory]
+    [InlineData("mistral", AttentionKernel.Math)]
+    [InlineData("mistral", AttentionKernel.Fused)]
+    [InlineData("phi3", AttentionKernel.Math)]
+    [InlineData("phi3", AttentionKernel.Fused)]
+    public void Sliding_windows_match_the_reference_under_each_kernel_padded_and_checkpointed(string name, AttentionKernel kernel)
+    {
+        using var model = Load(name);
+        model.AttentionKernel = kernel;
+        model.GradientCheckpointing = true;
+        var p = ChainLora.Tests.Fixtures.Json(Path.Combine(Dir(name), "logits.json")).GetProperty("padded");
+        var mask = ChainLora.Tests.Fixtures.Ints(p.GetProperty("attention_mask"));
+        var logits = model.Forward(ChainLora.Tests.Fixtures.Ints(p.GetProperty("input_ids")), mask).detach();
+        var diff = (logits - ChainLora.Tests.Fixtures.Floats3(p.GetProperty("logits"))).abs()
+            .masked_fill(mask.to(ScalarType.Bool).unsqueeze(-1).logical_not(), 0).max().item<float>();
+        Assert.True(diff < Tolerance, $"{name} {kernel}: max |Δlogit| at real positions = {diff:E2}");
+    }
+
+    [Theory]
+    [InlineData("mistral")]
+    [InlineData("phi3")]
+    public void Left_padded_batched_generation_with_a_window_equals_each_prompt_alone(string name)
+    {
+        using var model = Load(name);
+        List<int> longer = [5, 9, 13, 17, 21, 25, 29], shorter = [40, 41, 42];
+        var batched = Generation.Generate(model, [longer, shorter], new GenerationOptions(MaxNewTokens: 9));
+        Assert.Equal(Generation.Generate(model, [longer], new GenerationOptions(MaxNewTokens: 9))[0], batched[0]);
+        Assert.Equal(Generation.Generate(model, [shorter], new GenerationOptions(MaxNewTokens: 9))[0], batched[1]);
+    }
+
     static List<int> DecodeWithCache(CausalLM model, List<int> prompt, int count)
     {
         using var _ = no_grad();
