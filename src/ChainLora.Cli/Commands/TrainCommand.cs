@@ -44,7 +44,8 @@ static class TrainCommand
         var dropout = new Option<double>("--lora-dropout") { Description = "Dropout on the LoRA input", DefaultValueFactory = _ => defaults.Lora.Dropout }.Fraction();
         var targets = new Option<string?>("--targets")
         {
-            Description = $"Modules to adapt, e.g. q_proj,v_proj (default: {string.Join(",", defaults.Lora.TargetModules)}, the paper's)",
+            Description = "Modules to adapt, comma-separated, or all-linear (every linear layer but the LM head, as PEFT). " +
+                $"Default: the model family's. By model type: {string.Join("; ", LoraConfig.TargetsHelp())}",
         };
         var bias = CommonOptions.Choice("--lora-bias", "Biases that train with LoRA", defaults.Lora.Bias);
         var epochs = new Option<int>("--epochs") { Description = "Passes over the train sample", DefaultValueFactory = _ => defaults.Trainer.Epochs }.AtLeast(1);

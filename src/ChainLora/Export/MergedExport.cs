@@ -72,7 +72,11 @@ public static class MergedExport
         return weights;
     }
 
-    /// <summary>config.json for <paramref name="model"/>: its config record plus architectures and torch_dtype.</summary>
+    /// <summary>
+    /// config.json for <paramref name="model"/>: its config record with architectures and torch_dtype,
+    /// restricted to the fields its family's transformers config reads (a Llama-derived family keeps its
+    /// own: sliding_window, head_dim, rope_scaling, ...; head_dim is written resolved).
+    /// </summary>
     public static string ConfigJsonFor(CausalLM model, ScalarType dtype)
     {
         var torchDtype = dtype switch
@@ -81,12 +85,10 @@ public static class MergedExport
             ScalarType.BFloat16 => "bfloat16",
             _ => throw new ArgumentException($"export dtype {dtype}: expected fp32 or bf16"),
         };
-        object config = model switch
-        {
-            LlamaForCausalLM l => l.Config with { TorchDtype = torchDtype, Architectures = ["LlamaForCausalLM"] },
-            OptForCausalLM o => o.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] },
-            _ => throw new ArgumentException($"no config.json writer for {model.GetType().Name}"),
-        };
+        if (model is LlamaForCausalLM llama)
+            return (llama.Config with { TorchDtype = torchDtype, Architectures = [llama.Config.Family.Architecture] }).ToJson();
+        if (model is not OptForCausalLM opt) throw new ArgumentException($"no config.json writer for {model.GetType().Name}");
+        var config = opt.Config with { TorchDtype = torchDtype, Architectures = ["OPTForCausalLM"] };
         var json = JsonNode.Parse(ConfigJson.Write(config))!.AsObject();
         // Derived read-only properties (head_dim, embed_dim, ...) are not config.json fields.
         foreach (var p in config.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => !p.CanWrite))

@@ -38,7 +38,7 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
     }
 
     /// <summary>
-    /// A model of a config record (LlamaConfig or OptConfig), random-initialised, or with
+    /// A model of a config record (LlamaConfig, of any Llama-derived family, or OptConfig), random-initialised, or with
     /// <paramref name="initialize"/> false left for a checkpoint to fill.
     /// </summary>
     public static CausalLM Create(object config, ScalarType dtype = ScalarType.Float32, Device? device = null, bool initialize = true)
@@ -60,12 +60,10 @@ public sealed class PretrainedModel(CausalLM model, ITextTokenizer tokenizer, st
     static PretrainedModel LoadHuggingFace(string dir, string configPath, ScalarType dtype, Device? device)
     {
         var type = ConfigJson.ModelType(configPath);
-        object config = type switch
-        {
-            "llama" => LlamaConfig.FromFile(configPath),
-            "opt" => OptConfig.FromFile(configPath),
-            _ => throw new InvalidDataException($"{configPath}: model_type '{type}' is not supported (llama, opt)"),
-        };
+        object config = type == "opt" ? OptConfig.FromFile(configPath)
+            : LlamaFamily.Contains(type) ? LlamaConfig.FromFile(configPath)
+            : throw new InvalidDataException(
+                $"{configPath}: model_type '{type}' is not supported ({string.Join(", ", LlamaFamily.ModelTypes.Append("opt"))})");
         // The weight files are opened (their headers only) before anything is allocated, and the
         // config's sizes checked against them: a config that asks for 2e9 layers is an error, not an
         // out-of-memory kill. Weights are then allocated once, in their final dtype, and filled

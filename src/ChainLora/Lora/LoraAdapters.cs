@@ -27,6 +27,7 @@ public sealed class LoraAdapters
     /// </summary>
     public static LoraAdapters Inject(nn.Module model, LoraConfig config)
     {
+        config = Resolved(model, config);
         var targets = Targets(model, config);
         if (targets.Any(t => t.Linear.SidePaths.Count > 0))
             throw new InvalidOperationException("the model already carries LoRA adapters");
@@ -54,18 +55,31 @@ public sealed class LoraAdapters
     /// </summary>
     public static (int Layers, long ElementsPerRank, long BiasElements) Footprint(nn.Module model, LoraConfig config)
     {
-        var targets = Targets(model, config);
+        var targets = Targets(model, Resolved(model, config));
         var names = targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         var biases = model.named_parameters().Where(p => TrainsBias(p.name, config, names.Contains)).Sum(p => p.parameter.numel());
         return (targets.Count, targets.Sum(t => t.Linear.InFeatures + t.Linear.OutFeatures), biases);
     }
 
-    /// <summary>Every <see cref="Linear"/> whose path equals a target or ends with "." + target; throws if none does.</summary>
+    /// <summary>PEFT's all-linear leaves out the output layer (model.get_output_embeddings()); ours is lm_head when untied.</summary>
+    const string OutputLayer = "lm_head";
+
+    /// <summary><paramref name="config"/> with the model family's default targets when it names none (<see cref="LoraConfig.Targets"/>).</summary>
+    static LoraConfig Resolved(nn.Module model, LoraConfig config) =>
+        config.TargetModules.Count > 0 ? config
+            : model is CausalLM lm ? config.WithTargetsFor(lm.ModelType)
+            : throw new ArgumentException("LoRA target modules: none given, and the model has no family defaults");
+
+    /// <summary>
+    /// Every <see cref="Linear"/> whose path equals a target or ends with "." + target, or under
+    /// <see cref="LoraConfig.AllLinear"/> every one but the output layer; throws if none does.
+    /// </summary>
     static List<(string Name, Linear Linear)> Targets(nn.Module model, LoraConfig config)
     {
         config.Validate();
+        var allLinear = config.TargetModules is [LoraConfig.AllLinear];
         var targets = model.named_modules()
-            .Where(m => m.module is Linear && config.TargetModules.Any(t => Matches(m.name, t)))
+            .Where(m => m.module is Linear && (allLinear ? m.name != OutputLayer : config.TargetModules.Any(t => Matches(m.name, t))))
             .Select(m => (m.name, (Linear)m.module))
             .ToList();
         if (targets.Count == 0)

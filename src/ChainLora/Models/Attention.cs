@@ -27,16 +27,21 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel 
     /// <summary>
     /// <paramref name="paddingMask"/> (B, past+T) with 1 for real tokens, or null. Returns a
     /// boolean mask (B, 1, T, past+T) where true = may attend, or null when is_causal covers it.
-    /// A padded query row may always attend to itself so its softmax stays finite.
+    /// A padded query row may always attend to itself so its softmax stays finite. With a
+    /// <paramref name="window"/> (sliding-window attention, transformers' sliding_window_overlay) a
+    /// query at i sees only keys j with i - window &lt; j &lt;= i; it changes nothing while past+T &lt;= window.
     /// </summary>
-    public static AttentionPlan Create(Tensor? paddingMask, long past, long length, Device device, AttentionKernel kernel = AttentionKernel.Auto)
+    public static AttentionPlan Create(Tensor? paddingMask, long past, long length, Device device, AttentionKernel kernel = AttentionKernel.Auto,
+        int? window = null)
     {
-        if (paddingMask is null)
+        if (window is { } w && past + length <= w) window = null;
+        if (paddingMask is null && window is null)
             return past == 0 ? new AttentionPlan(null, IsCausal: true, kernel)
                  : length == 1 ? new AttentionPlan(null, IsCausal: false, kernel)
                  : new AttentionPlan(CausalBlock(past, length, device).unsqueeze(0).unsqueeze(0), false, kernel);
+        var causal = CausalBlock(past, length, device, window);                          // (T, S)
+        if (paddingMask is null) return new AttentionPlan(causal.unsqueeze(0).unsqueeze(0), false, kernel);
         var total = past + length;
-        var causal = CausalBlock(past, length, device);                                  // (T, S)
         var keyValid = paddingMask.to(ScalarType.Bool).unsqueeze(1);                     // (B, 1, S)
         var self = arange(total, device: device).unsqueeze(0)
             .eq(arange(past, total, device: device).unsqueeze(1));                       // (T, S)
@@ -44,9 +49,14 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel 
         return new AttentionPlan(mask, false, kernel);
     }
 
-    static Tensor CausalBlock(long past, long length, Device device) =>
-        arange(past + length, device: device).unsqueeze(0)
-            .le(arange(past, past + length, device: device).unsqueeze(1));
+    /// <summary>(T, S) true where query past+t may see key s: s &lt;= past+t, and within <paramref name="window"/> when given.</summary>
+    static Tensor CausalBlock(long past, long length, Device device, int? window = null)
+    {
+        var keys = arange(past + length, device: device).unsqueeze(0);
+        var queries = arange(past, past + length, device: device).unsqueeze(1);
+        var causal = keys.le(queries);
+        return window is { } w ? causal.logical_and(keys.gt(queries - w)) : causal;
+    }
 
     /// <summary>
     /// q (B, H, T, hd), k and v (B, KV, S, hd) with H a multiple of KV; returns (B, H, T, hd).

@@ -17,7 +17,7 @@ public abstract class CausalLM : nn.Module
     public abstract int NumLayers { get; }
     /// <summary>Width of the (fp32) residual stream.</summary>
     public abstract int HiddenSize { get; }
-    /// <summary>"llama" or "opt": the HF model_type.</summary>
+    /// <summary>The HF model_type: "opt", or a Llama-derived family ("llama", "mistral", "qwen2", ...).</summary>
     public abstract string ModelType { get; }
 
     /// <summary>

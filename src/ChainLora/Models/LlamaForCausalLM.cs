@@ -1,5 +1,11 @@
 // Mirrors transformers' modeling_llama.py (LlamaAttention, LlamaMLP, LlamaDecoderLayer,
-// LlamaModel, LlamaForCausalLM) with identical parameter names, so safetensors load 1:1.
+// LlamaModel, LlamaForCausalLM) with identical parameter names, so safetensors load 1:1, and the
+// families transformers derives from it in modular_*.py, by the options of LlamaFamily.cs:
+//   Mistral   sliding_window (the attention mask, in training, scoring and cached generation)
+//   Qwen2     a bias on q, k and v
+//   Qwen3     q_norm and k_norm (RMSNorm over each head) before the rotation; head_dim
+//   Gemma     embeddings times sqrt(hidden_size), (1 + w) RMSNorm, a GELU-gated MLP, head_dim, tied head
+//   Phi-3     fused qkv_proj and gate_up_proj; sliding_window; partial rotary
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -7,16 +13,31 @@ namespace ChainLora.Models;
 
 public sealed class LlamaAttention : nn.Module
 {
-    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly Linear? q_proj, k_proj, v_proj;
+    readonly Linear? qkv_proj;     // Phi-3: q, k and v rows stacked in that order
+    readonly Linear o_proj;
+    readonly RmsNorm? q_norm, k_norm;
     readonly int heads, kvHeads, headDim;
 
     public LlamaAttention(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaAttention))
     {
-        (heads, kvHeads, headDim) = (c.NumAttentionHeads, c.KeyValueHeads, c.HeadDim);
-        q_proj = new Linear(c.HiddenSize, heads * headDim, c.AttentionBias, dtype, device, init);
-        k_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device, init);
-        v_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.AttentionBias, dtype, device, init);
+        var family = c.Family;
+        (heads, kvHeads, headDim) = (c.NumAttentionHeads, c.KeyValueHeads, c.HeadSize);
+        var qkvBias = family.QkvBias || c.AttentionBias;
+        if (family.FusedProjections)
+            qkv_proj = new Linear(c.HiddenSize, (heads + 2 * kvHeads) * headDim, qkvBias, dtype, device, init);
+        else
+        {
+            q_proj = new Linear(c.HiddenSize, heads * headDim, qkvBias, dtype, device, init);
+            k_proj = new Linear(c.HiddenSize, kvHeads * headDim, qkvBias, dtype, device, init);
+            v_proj = new Linear(c.HiddenSize, kvHeads * headDim, qkvBias, dtype, device, init);
+        }
         o_proj = new Linear(heads * headDim, c.HiddenSize, c.AttentionBias, dtype, device, init);
+        if (family.QkNorm)
+        {
+            q_norm = new RmsNorm(headDim, c.RmsNormEps, device);
+            k_norm = new RmsNorm(headDim, c.RmsNormEps, device);
+        }
         RegisterComponents();
     }
 
@@ -24,32 +45,64 @@ public sealed class LlamaAttention : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionPlan plan, KvCache? cache, int layer)
     {
         var (b, t) = (x.shape[0], x.shape[1]);
-        var q = q_proj.call(x).view(b, t, heads, headDim).transpose(1, 2);     // (B, H, T, hd)
-        var k = k_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);   // (B, KV, T, hd)
-        var v = v_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        var (q, k, v) = Project(x);
+        q = q.view(b, t, heads, headDim);                                      // (B, T, H, hd)
+        k = k.view(b, t, kvHeads, headDim);                                    // (B, T, KV, hd)
+        if (q_norm is not null) (q, k) = (q_norm.call(q), k_norm!.call(k));
+        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);                // (B, H, T, hd)
+        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);                // (B, KV, T, hd)
+        v = v.view(b, t, kvHeads, headDim).transpose(1, 2);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
         var y = plan.Attend(q, k, v);                                          // (B, H, T, hd)
         return o_proj.call(y.transpose(1, 2).reshape(b, t, heads * headDim));
+    }
+
+    (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+    {
+        if (qkv_proj is null) return (q_proj!.call(x), k_proj!.call(x), v_proj!.call(x));
+        var qkv = qkv_proj.call(x);                                            // (B, T, (H + 2 KV) hd)
+        var (q, kv) = (heads * headDim, kvHeads * headDim);
+        return (qkv.narrow(-1, 0, q), qkv.narrow(-1, q, kv), qkv.narrow(-1, q + kv, kv));
     }
 }
 
 public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
-    readonly Linear gate_proj, up_proj, down_proj;
+    readonly Linear? gate_proj, up_proj;
+    readonly Linear? gate_up_proj; // Phi-3: gate rows, then up rows
+    readonly Linear down_proj;
+    readonly Func<Tensor, Tensor> activation;
 
     public LlamaMlp(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaMlp))
     {
-        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
-        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
+        if (c.Family.FusedProjections)
+            gate_up_proj = new Linear(c.HiddenSize, 2 * c.IntermediateSize, c.MlpBias, dtype, device, init);
+        else
+        {
+            gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
+            up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device, init);
+        }
         down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype, device, init);
+        activation = Activation(c.Activation);
         RegisterComponents();
     }
 
-    // SwiGLU: down(silu(gate(x)) * up(x))
-    public override Tensor forward(Tensor x) =>
-        down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x));
+    /// <summary>transformers' ACT2FN for the activations the families use.</summary>
+    static Func<Tensor, Tensor> Activation(string name) => name switch
+    {
+        "silu" => x => x.silu(),
+        "gelu" => x => x.gelu(),
+        "gelu_pytorch_tanh" or "gelu_new" => x => x.gelu(GELU.Approximate.tanh),
+        _ => throw new ArgumentException($"config field 'hidden_act' = {name}: not supported"),
+    };
+
+    // Gated: down(act(gate(x)) * up(x))
+    public override Tensor forward(Tensor x)
+    {
+        if (gate_up_proj is null) return down_proj.call(activation(gate_proj!.call(x)) * up_proj!.call(x));
+        var gateUp = gate_up_proj.call(x).chunk(2, -1);
+        return down_proj.call(activation(gateUp[0]) * gateUp[1]);
+    }
 }
 
 public sealed class LlamaDecoderLayer : nn.Module
@@ -62,10 +115,12 @@ public sealed class LlamaDecoderLayer : nn.Module
     {
         self_attn = new LlamaAttention(c, dtype, device, init);
         mlp = new LlamaMlp(c, dtype, device, init);
-        input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
-        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
+        input_layernorm = Norm(c, device);
+        post_attention_layernorm = Norm(c, device);
         RegisterComponents();
     }
+
+    internal static RmsNorm Norm(LlamaConfig c, Device? device) => new(c.HiddenSize, c.RmsNormEps, device, unitOffset: c.Family.GemmaNorms);
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionPlan plan, KvCache? cache, int layer)
     {
@@ -79,13 +134,17 @@ public sealed class LlamaModel : nn.Module
     readonly Embedding embed_tokens;
     readonly ModuleList<LlamaDecoderLayer> layers;
     readonly RmsNorm norm;
+    readonly double? embeddingScale;   // Gemma: sqrt(hidden_size)
+    readonly int? window;
 
     public LlamaModel(LlamaConfig c, ScalarType dtype, Device? device, bool init) : base(nameof(LlamaModel))
     {
         embed_tokens = Embeddings.Create(c.VocabSize, c.HiddenSize, dtype, device, init);
         layers = new ModuleList<LlamaDecoderLayer>(
             Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(c, dtype, device, init)).ToArray());
-        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device);
+        norm = LlamaDecoderLayer.Norm(c, device);
+        embeddingScale = c.Family.GemmaNorms ? Math.Sqrt(c.HiddenSize) : null;
+        window = c.AttentionWindow;
         RegisterComponents();
     }
 
@@ -96,9 +155,11 @@ public sealed class LlamaModel : nn.Module
     {
         var (b, t) = (inputIds.shape[0], inputIds.shape[1]);
         var past = cache?.Length ?? 0;
-        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel);
+        var plan = AttentionPlan.Create(attentionMask, past, t, inputIds.device, kernel, window);
         var (cos, sin) = rope.For(Positions.Of(attentionMask, b, past, t, inputIds.device), activations);
         var h = embed_tokens.call(inputIds).to(activations);                    // (B, T, D)
+        // GemmaModel: the normalizer is a tensor in the activations' dtype, so sqrt(3072) rounds in bf16.
+        if (embeddingScale is { } scale) h = h * tensor(scale, activations, h.device);
         var checkpoint = ActivationCheckpoint.For(checkpointLayers, cache);
         for (var i = 0; i < layers.Count; i++)
         {
@@ -109,6 +170,7 @@ public sealed class LlamaModel : nn.Module
     }
 }
 
+/// <summary>A Llama-architecture causal LM of any family of <see cref="LlamaFamily"/>, named by its model_type.</summary>
 public sealed class LlamaForCausalLM : CausalLM
 {
     readonly LlamaModel model;
@@ -127,7 +189,7 @@ public sealed class LlamaForCausalLM : CausalLM
         Config = config.Validate();
         model = new LlamaModel(config, dtype, device, initialize);
         if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize, false, dtype, device, initialize);
-        rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
+        rope = new RotaryEmbedding(config.RotaryDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings);
         RegisterComponents();
     }
 
@@ -135,7 +197,7 @@ public sealed class LlamaForCausalLM : CausalLM
     public override int MaxPositions => Config.MaxPositionEmbeddings;
     public override int NumLayers => Config.NumHiddenLayers;
     public override int HiddenSize => Config.HiddenSize;
-    public override string ModelType => "llama";
+    public override string ModelType => Config.ModelType;
 
     public override Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
         model.Forward(inputIds, attentionMask, cache, rope, GradientCheckpointing, AttentionKernel, ActivationDtype);

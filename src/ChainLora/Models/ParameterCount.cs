@@ -22,9 +22,12 @@ public readonly record struct ParameterCount(long Matrices, long Vectors)
 
     static ParameterCount Llama(LlamaConfig c)
     {
-        long h = c.HiddenSize, i = c.IntermediateSize, kv = (long)c.KeyValueHeads * c.HeadDim, layers = c.NumHiddenLayers, v = c.VocabSize;
-        var perLayer = 2 * h * h + 2 * kv * h + 3 * h * i;
-        var vectorsPerLayer = 2 * h + (c.AttentionBias ? 2 * h + 2 * kv : 0) + (c.MlpBias ? 2 * i + h : 0);
+        var family = c.Family;
+        long h = c.HiddenSize, i = c.IntermediateSize, hd = c.HeadSize, layers = c.NumHiddenLayers, v = c.VocabSize;
+        long q = c.NumAttentionHeads * hd, kv = c.KeyValueHeads * hd;
+        var perLayer = 2 * h * q + 2 * kv * h + 3 * h * i;   // fused projections hold the same rows
+        var vectorsPerLayer = 2 * h + (family.QkvBias || c.AttentionBias ? q + 2 * kv : 0) + (c.AttentionBias ? h : 0)
+            + (c.MlpBias ? 2 * i + h : 0) + (family.QkNorm ? 2 * hd : 0);
         return new(v * h * (c.TieWordEmbeddings ? 1 : 2) + layers * perLayer, layers * vectorsPerLayer + h);
     }
 

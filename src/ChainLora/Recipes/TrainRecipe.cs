@@ -184,7 +184,9 @@ public sealed class TrainRecipe : IDisposable
             adapter = options.Adapter is null ? null : PeftAdapter.Load(options.Adapter);
             // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
             adapter?.MergeInto(model.Model);
-            return new TrainRecipe(model, ownsModel, options with { ResumeFrom = resume }, prepared, clock, adapter, folderLock);
+            // Targets left to the family's defaults are named here, so result.json and the fingerprint carry them.
+            var resolved = options with { ResumeFrom = resume, Lora = options.Lora.WithTargetsFor(model.Model.ModelType) };
+            return new TrainRecipe(model, ownsModel, resolved, prepared, clock, adapter, folderLock);
         }
         catch
         {

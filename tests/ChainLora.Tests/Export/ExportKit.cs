@@ -54,3 +54,29 @@ static class ExportKit
         File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\na b\n");
     }
 }
+
+/// <summary>Model folders of the family reference fixtures (scripts/make_family_fixtures.py), loadable by PretrainedModel.</summary>
+static class FamilyModels
+{
+    /// <summary>One fixture per family; llama with llama3 rope scaling, as Llama 3.x ships.</summary>
+    public static TheoryData<string> Names => ["llama-rope-llama3", "qwen2", "qwen3", "mistral", "gemma", "phi3"];
+
+    /// <summary>
+    /// The fixture's config.json and model.safetensors in <paramref name="dir"/>, with a byte-level BPE
+    /// vocabulary of single letters (ids 3..29, inside the fixtures' 64) so text tokenizes.
+    /// </summary>
+    public static string Folder(string fixture, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        foreach (var file in new[] { "config.json", "model.safetensors" })
+            File.Copy(Path.Combine(Fixtures.Reference(fixture), file), Path.Combine(dir, file));
+        var vocab = new Dictionary<string, int> { ["<s>"] = 0, ["<pad>"] = 1, ["</s>"] = 2, ["\u0120"] = 3 };
+        foreach (var c in "abcdefghijklmnopqrstuvwxyz.") vocab[c.ToString()] = vocab.Count;
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(vocab));
+        File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\n");
+        return dir;
+    }
+
+    /// <summary>The family's linear layer names (LoraConfig.Targets), sorted as PEFT's target_modules are written.</summary>
+    public static IReadOnlyList<string> LinearNames(string modelType) => [.. LoraConfig.Targets[modelType].Linear.Order(StringComparer.Ordinal)];
+}

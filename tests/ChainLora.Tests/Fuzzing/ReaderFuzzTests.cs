@@ -44,7 +44,8 @@ public class ReaderFuzzTests
 
     [Fact]
     public void Config_json() =>
-        Fuzz.Reader(Utf8(ConfigJson.Write(TinyModels.LlamaConfig)), "config.json", p => LlamaConfig.FromFile(p));
+        Fuzz.Reader(Utf8((TinyModels.LlamaConfig with { RopeScaling = new RopeScaling { RopeType = "llama3", Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 32 } }).ToJson()),
+            "config.json", p => LlamaConfig.FromFile(p));
 
     [Fact]
     public void Experiment_config() =>

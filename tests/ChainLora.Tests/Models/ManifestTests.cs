@@ -12,7 +12,8 @@ namespace ChainLora.Tests.Models;
 /// </summary>
 public class ManifestTests
 {
-    public static TheoryData<string> Configs => ["opt-125m", "opt-350m", "opt-1.3b", "llama-2-7b"];
+    public static TheoryData<string> Configs =>
+        ["opt-125m", "opt-350m", "opt-1.3b", "llama-2-7b", "llama-3.2-1b", "qwen2.5-0.5b", "qwen3-0.6b", "mistral-7b-v0.3", "gemma-2b", "phi-3-mini-4k"];
 
     static object ConfigOf(string name) => name switch
     {
@@ -20,7 +21,7 @@ public class ManifestTests
         "opt-350m" => OptConfig.Opt350m,
         "opt-1.3b" => OptConfig.Opt1_3b,
         "llama-2-7b" => LlamaConfig.Llama2_7B,
-        _ => throw new ArgumentException(name),
+        _ => FamilyConfigs.Published[name],
     };
 
     [Theory, MemberData(nameof(Configs))]

@@ -40,6 +40,22 @@ public class ParameterCountTests
         Assert.Equal(1_315_758_080L, ParameterCount.Of(OptConfig.Opt1_3b).Total);
     }
 
+    /// <summary>transformers' num_parameters() of each family's published checkpoint (Hub model cards).</summary>
+    [Theory]
+    [InlineData("llama-3.2-1b", 1_235_814_400L)]
+    [InlineData("qwen2.5-0.5b", 494_032_768L)]
+    [InlineData("qwen3-0.6b", 596_049_920L)]
+    [InlineData("mistral-7b-v0.3", 7_248_023_552L)]
+    [InlineData("gemma-2b", 2_506_172_416L)]
+    [InlineData("phi-3-mini-4k", 3_821_079_552L)]
+    public void Each_familys_published_model_has_its_published_size(string name, long size)
+    {
+        var config = FamilyConfigs.Published[name];
+        Assert.Equal(size, ParameterCount.Of(config).Total);
+        using var model = PretrainedModel.Create(config, device: new TorchSharp.torch.Device(TorchSharp.DeviceType.META));
+        Assert.Equal(size, model.parameters().Sum(p => p.numel()));
+    }
+
     [Fact]
     public void A_model_larger_than_the_budget_is_refused_before_it_is_allocated()
     {

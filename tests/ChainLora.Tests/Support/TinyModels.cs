@@ -53,3 +53,64 @@ sealed class RandomLmData(int batches, long seed = 7, int batchSize = 2, int len
         }
     }
 }
+
+/// <summary>
+/// Published configs of one model per Llama-derived family (their config.json sizes, no weights):
+/// for the size and manifest tests, where transformers' parameter counts and names are known.
+/// </summary>
+static class FamilyConfigs
+{
+    public static readonly IReadOnlyDictionary<string, LlamaConfig> Published = new Dictionary<string, LlamaConfig>
+    {
+        ["llama-3.2-1b"] = new()
+        {
+            VocabSize = 128256, HiddenSize = 2048, IntermediateSize = 8192, NumHiddenLayers = 16, NumAttentionHeads = 32, NumKeyValueHeads = 8,
+            HeadDim = 64, MaxPositionEmbeddings = 131072, RmsNormEps = 1e-5, RopeTheta = 500000, TieWordEmbeddings = true,
+            RopeScaling = new RopeScaling { RopeType = "llama3", Factor = 32, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 },
+        },
+        ["qwen2.5-0.5b"] = LlamaFamily.For("qwen2").Defaults with
+        {
+            HiddenSize = 896,
+            IntermediateSize = 4864,
+            NumHiddenLayers = 24,
+            NumAttentionHeads = 14,
+            NumKeyValueHeads = 2,
+            RopeTheta = 1000000,
+            TieWordEmbeddings = true,
+            SlidingWindow = 32768,
+            MaxWindowLayers = 24,
+        },
+        ["qwen3-0.6b"] = LlamaFamily.For("qwen3").Defaults with
+        {
+            HiddenSize = 1024,
+            IntermediateSize = 3072,
+            NumHiddenLayers = 28,
+            NumAttentionHeads = 16,
+            NumKeyValueHeads = 8,
+            HeadDim = 128,
+            MaxPositionEmbeddings = 40960,
+            RopeTheta = 1000000,
+            TieWordEmbeddings = true,
+            SlidingWindow = null,
+        },
+        ["mistral-7b-v0.3"] = LlamaFamily.For("mistral").Defaults with
+        {
+            VocabSize = 32768,
+            MaxPositionEmbeddings = 32768,
+            RmsNormEps = 1e-5,
+            RopeTheta = 1000000,
+            SlidingWindow = null,
+        },
+        ["gemma-2b"] = LlamaFamily.For("gemma").Defaults with
+        {
+            HiddenSize = 2048,
+            IntermediateSize = 16384,
+            NumHiddenLayers = 18,
+            NumAttentionHeads = 8,
+            NumKeyValueHeads = 1,
+            HeadDim = 256,
+            HiddenActivation = "gelu_pytorch_tanh",
+        },
+        ["phi-3-mini-4k"] = LlamaFamily.For("phi3").Defaults with { NumKeyValueHeads = 32, SlidingWindow = 2047 },
+    };
+}
