@@ -22,15 +22,16 @@ public sealed record TokenizerConfig(
 
     /// <summary>
     /// The tokenizer_config.json of <paramref name="dir"/> (an empty config when absent). The chat
-    /// template is its "chat_template" (a string, or a list of {name, template} of which "default"
-    /// is taken), else the text of chat_template.jinja beside it.
+    /// template is the text of chat_template.jinja when the folder has one (transformers >= 4.47
+    /// reads that file and lets it replace the config's), else the config's "chat_template": a
+    /// string, or a list of {name, template} of which "default" is taken.
     /// </summary>
     public static TokenizerConfig Read(string dir)
     {
         var path = Path.Combine(dir, FileName);
         var config = File.Exists(path) ? Parse(path) : new TokenizerConfig();
         var jinja = Path.Combine(dir, ChatTemplateFileName);
-        return config.ChatTemplate is null && File.Exists(jinja)
+        return File.Exists(jinja)
             ? config with { ChatTemplate = File.ReadAllText(jinja), ChatTemplateSource = jinja }
             : config;
     }
