@@ -24,6 +24,16 @@ public delegate string ChatRenderer(IReadOnlyList<SftTurn> turns, bool addGenera
 
 public static class SftEncoder
 {
+    /// <summary><paramref name="template"/> as a renderer of turns (apply_chat_template with tokenize=False).</summary>
+    public static ChatRenderer Renderer(ChatTemplate template) =>
+        (turns, generation) => template.Render([.. turns.Select(t => new ChatMessage(t.Role, t.Content))], generation);
+
+    /// <summary>
+    /// <paramref name="example"/> as ids and loss mask: <see cref="Segments"/> then <see cref="Encode"/>.
+    /// </summary>
+    public static SftEncoded Encode(SftExample example, ITextTokenizer tokenizer, ChatRenderer? render, int maxTokens, bool trainOnInputs = false) =>
+        Encode(Segments(example, render, trainOnInputs), tokenizer, example.IsConversation, maxTokens);
+
     /// <summary>
     /// The segments of <paramref name="example"/>: a conversation through <paramref name="render"/>,
     /// each assistant answer trained on (everything when <paramref name="trainOnInputs"/>).
