@@ -36,6 +36,8 @@ public static partial class CliApp
         root.Subcommands.Add(ExperimentCommands.RunJob(output));
         root.Subcommands.Add(ExperimentCommands.Report(output));
         root.Subcommands.Add(ExportCommand.Create(output));
+        root.Subcommands.Add(DataCommand.Create(output));
+        root.Subcommands.Add(ChatCommand.Create(output));
         root.Subcommands.Add(FrankWolfeCommand.Create(output));
         return root;
     }

@@ -10,6 +10,9 @@ public sealed record GenerationOptions(int MaxNewTokens = 50, double Temperature
     /// <summary>Looked at before each new token: cancelled (Ctrl+C, SIGTERM), generation ends with OperationCanceledException.</summary>
     public CancellationToken Stop { get; init; }
 
+    /// <summary>Called with (prompt index, id) for each new token kept, as it is chosen (streaming).</summary>
+    public Action<int, int>? OnToken { get; init; }
+
     /// <summary>The settings checked; the error names the value.</summary>
     public GenerationOptions Validate()
     {
@@ -69,6 +72,7 @@ public static class Generation
                 var id = (int)chosen[i];
                 if (options.StopIds?.Contains(id) ?? false) { done[i] = true; continue; }
                 results[i].Add(id);
+                options.OnToken?.Invoke(i, id);
             }
             input = next.to(ScalarType.Int64).unsqueeze(1).MoveToOuterDisposeScope();
             if (attention is not null)

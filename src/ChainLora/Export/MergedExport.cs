@@ -31,7 +31,7 @@ public static class MergedExport
     public static readonly IReadOnlyList<string> TokenizerFiles =
     [
         "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "added_tokens.json", "vocab.json", "merges.txt",
+        "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
     ];
     const string SentencePieceName = "tokenizer.model";
 

@@ -28,6 +28,9 @@ public sealed class JsonRow
         return new JsonRow(copy, Location, prefix);
     }
 
+    /// <summary>The row's field names, in their order.</summary>
+    public IEnumerable<string> Fields => node.Select(p => prefix + p.Key);
+
     public bool Has(string field) => node.TryGetPropertyValue(field, out var v) && v is not null;
 
     public string String(string field)

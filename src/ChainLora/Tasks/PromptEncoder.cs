@@ -35,7 +35,8 @@ public sealed class PromptEncoder(ITextTokenizer tokenizer, int maxPositions)
     {
         var ids = tokenizer.Encode(text, addBos: true);
         if (room < 2) throw new ArgumentException($"no room for a prompt: {room} positions left of {maxPositions}");
-        return ids.Count <= room ? ids : [ids[0], .. ids.Skip(ids.Count - (room - 1))];
+        var head = tokenizer.Encode("", addBos: true).Count; // BOS, or nothing for tokenizers that add none (Qwen)
+        return ids.Count <= room ? ids : [.. ids.Take(head), .. ids.Skip(ids.Count - (room - head))];
     }
 
     /// <summary>The continuation's tokens; one longer than the context less BOS and a prompt token is cut at the end.</summary>

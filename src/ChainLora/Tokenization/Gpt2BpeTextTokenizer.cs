@@ -1,6 +1,5 @@
 // GPT-2 byte-level BPE (vocab.json + merges.txt), as used by OPT; mirrors transformers'
 // GPT2Tokenizer with OPT's special tokens, wrapping Microsoft.ML.Tokenizers' BpeTokenizer.
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
@@ -38,7 +37,7 @@ public sealed partial class Gpt2BpeTextTokenizer : ITextTokenizer
         BpeTokenizer inner;
         try
         {
-            inner = Create(new BpeOptions(vocabJsonPath, mergesTxtPath), []);
+            inner = Create(new BpeOptions(vocabJsonPath, mergesTxtPath));
         }
         catch (Exception e) when (e is not FileNotFoundException)
         {
@@ -48,57 +47,11 @@ public sealed partial class Gpt2BpeTextTokenizer : ITextTokenizer
         return new Gpt2BpeTextTokenizer(inner, vocabJsonPath, bosId, eosId, padId);
     }
 
-    /// <summary>
-    /// A Hugging Face <c>tokenizer.json</c> whose model is byte-level BPE (GPT-2, OPT, RoBERTa and
-    /// their kin): model.vocab, model.merges ("a b" strings or [a, b] pairs) and added_tokens,
-    /// whose special entries are never split.
-    /// </summary>
-    public static Gpt2BpeTextTokenizer FromTokenizerJson(string path, int? bosId = null, int? eosId = null, int? padId = null)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Tokenizer file not found: '{path}'", path);
-        BpeTokenizer inner;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var root = doc.RootElement;
-            var model = root.GetProperty("model");
-            var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
-            if (type != "BPE")
-                throw new InvalidDataException($"model.type is '{type ?? "missing"}'; only byte-level BPE tokenizer.json files are supported");
-            if (!Mentions(root.GetProperty("pre_tokenizer"), "ByteLevel"))
-                throw new InvalidDataException("pre_tokenizer is not ByteLevel; only byte-level BPE tokenizer.json files are supported");
-            var vocab = model.GetProperty("vocab").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
-            var added = root.TryGetProperty("added_tokens", out var a) && a.ValueKind == JsonValueKind.Array
-                ? a.EnumerateArray().Select(e => (Content: e.GetProperty("content").GetString()!, Id: e.GetProperty("id").GetInt32(),
-                    Special: e.TryGetProperty("special", out var sp) && sp.GetBoolean())).ToList()
-                : [];
-            foreach (var token in added) vocab[token.Content] = token.Id;
-            var merges = model.GetProperty("merges").EnumerateArray().Select(m => m.ValueKind == JsonValueKind.Array
-                ? $"{m[0].GetString()} {m[1].GetString()}"
-                : m.GetString()!).ToList();
-            var options = new BpeOptions(vocab) { Merges = merges };
-            inner = Create(options, added.Where(x => x.Special).Select(x => x.Content));
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException or ArgumentException)
-        {
-            throw new InvalidDataException($"'{path}': {e.Message}", e);
-        }
-        return new Gpt2BpeTextTokenizer(inner, path, bosId, eosId, padId);
-    }
-
-    static bool Mentions(JsonElement element, string type) => element.ValueKind switch
-    {
-        JsonValueKind.Object => element.EnumerateObject().Any(p =>
-            (p.Name == "type" && p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == type) || Mentions(p.Value, type)),
-        JsonValueKind.Array => element.EnumerateArray().Any(e => Mentions(e, type)),
-        _ => false,
-    };
-
-    /// <summary>Byte-level BPE with GPT-2's pre-tokenizer; OPT's special names and <paramref name="extraSpecial"/> stay whole.</summary>
-    static BpeTokenizer Create(BpeOptions options, IEnumerable<string> extraSpecial)
+    /// <summary>Byte-level BPE with GPT-2's pre-tokenizer; OPT's special names stay whole.</summary>
+    static BpeTokenizer Create(BpeOptions options)
     {
         options.ByteLevel = true; // bytes -> printable code points (GPT-2 bytes_to_unicode), " " -> "Ġ"
-        var names = SpecialTokenNames.Concat(extraSpecial).ToHashSet();
+        var names = SpecialTokenNames.ToHashSet();
         var special = options.Vocabulary.Where(kv => names.Contains(kv.Key)).ToDictionary();
         options.SpecialTokens = special;
         options.PreTokenizer = new RegexPreTokenizer(Gpt2Split(), special);

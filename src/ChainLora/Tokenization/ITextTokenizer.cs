@@ -2,7 +2,8 @@ namespace ChainLora.Tokenization;
 
 /// <summary>
 /// The tokenizer surface the rest of ChainLora uses: ids in, ids out, no special tokens added
-/// implicitly except BOS when asked. Implementations wrap Microsoft.ML.Tokenizers.
+/// implicitly except BOS when asked. Implementations wrap Microsoft.ML.Tokenizers (tokenizer.json's
+/// BPE merges run in its BpeTokenizer).
 /// </summary>
 public interface ITextTokenizer
 {
@@ -13,8 +14,10 @@ public interface ITextTokenizer
     int PadId { get; }
 
     /// <summary>
-    /// Token ids of <paramref name="text"/>, with BOS first when <paramref name="addBos"/>.
-    /// Text encoded on its own starts a new sequence (SentencePiece adds its dummy prefix space).
+    /// Token ids of <paramref name="text"/>, with BOS first when <paramref name="addBos"/> (what the
+    /// tokenizer puts at a sequence's start: nothing for a tokenizer.json whose post-processor adds
+    /// none, such as Qwen's). Text encoded on its own starts a new sequence (SentencePiece adds its
+    /// dummy prefix space). Added tokens written in the text (&lt;|eot_id|&gt;) are one id each.
     /// </summary>
     IReadOnlyList<int> Encode(string text, bool addBos);
 

@@ -1,5 +1,6 @@
 // Picks the tokenizer of a Hugging Face-style model directory from the files it holds, the way
-// transformers' AutoTokenizer falls back to the slow tokenizers (LlamaTokenizer, GPT2Tokenizer).
+// transformers' AutoTokenizer does: the fast tokenizer.json first, else the slow tokenizers'
+// files (LlamaTokenizer's tokenizer.model, GPT2Tokenizer's vocab.json + merges.txt).
 using System.Text.Json;
 
 namespace ChainLora.Tokenization;
@@ -22,22 +23,26 @@ public static class TokenizerLoader
     enum Kind { SentencePiece, Gpt2Bpe }
 
     /// <summary>
-    /// The tokenizer in <paramref name="dir"/>: <c>tokenizer.model</c> (or the one <c>*.model</c>)
-    /// is SentencePiece, <c>vocab.json</c> + <c>merges.txt</c> is GPT-2 byte-level BPE, and failing
-    /// both a byte-level BPE <c>tokenizer.json</c> (Hugging Face's fast format). When the first two are
-    /// present config.json's model_type decides. bos/eos/pad_token_id from config.json, when
-    /// present and not null, override the tokenizer files' own ids.
+    /// The tokenizer in <paramref name="dir"/>. A <c>tokenizer.json</c> (Hugging Face's fast format,
+    /// what AutoTokenizer loads first) is read with tokenizer_config.json beside it. Without one,
+    /// <c>tokenizer.model</c> (or the one <c>*.model</c>) is SentencePiece and <c>vocab.json</c> +
+    /// <c>merges.txt</c> GPT-2 byte-level BPE; when both are present config.json's model_type decides.
+    /// bos/eos/pad_token_id from config.json, when present and not null, override the tokenizer
+    /// files' own ids.
     /// </summary>
     public static ITextTokenizer FromDirectory(string dir)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Tokenizer directory not found: '{dir}'");
+        var configPath = Path.Combine(dir, ConfigFile);
+        var config = File.Exists(configPath) ? ReadConfig(configPath) : null;
+        var tokenizerJson = Path.Combine(dir, TokenizerJsonFile);
+        if (File.Exists(tokenizerJson))
+            return TokenizerJsonTextTokenizer.FromFile(tokenizerJson, TokenizerConfig.Read(dir), config?.BosId, config?.EosId, config?.PadId);
+
         var sentencePiece = FindSentencePieceModel(dir);
         var vocab = Path.Combine(dir, VocabFile);
         var merges = Path.Combine(dir, MergesFile);
         var hasBpe = File.Exists(vocab) && File.Exists(merges);
-        var configPath = Path.Combine(dir, ConfigFile);
-        var config = File.Exists(configPath) ? ReadConfig(configPath) : null;
-
         Kind kind;
         if (sentencePiece is not null && hasBpe)
         {
@@ -49,12 +54,10 @@ public static class TokenizerLoader
         }
         else if (sentencePiece is not null) kind = Kind.SentencePiece;
         else if (hasBpe) kind = Kind.Gpt2Bpe;
-        else if (File.Exists(Path.Combine(dir, TokenizerJsonFile)))
-            return Gpt2BpeTextTokenizer.FromTokenizerJson(Path.Combine(dir, TokenizerJsonFile), config?.BosId, config?.EosId, config?.PadId);
         else
             throw new FileNotFoundException(
-                $"No tokenizer in '{dir}': looked for {SentencePieceFile} (or a single *.model SentencePiece file), " +
-                $"{VocabFile} + {MergesFile}, or a byte-level BPE {TokenizerJsonFile}");
+                $"No tokenizer in '{dir}': looked for {TokenizerJsonFile}, {SentencePieceFile} (or a single *.model " +
+                $"SentencePiece file), or {VocabFile} + {MergesFile}");
 
         return kind == Kind.SentencePiece
             ? SentencePieceTextTokenizer.FromFile(sentencePiece!, config?.BosId, config?.EosId, config?.PadId)
@@ -83,16 +86,16 @@ public static class TokenizerLoader
         };
     }
 
-    sealed record TokenizerConfig(string? ModelType, int? BosId, int? EosId, int? PadId);
+    sealed record ModelConfig(string? ModelType, int? BosId, int? EosId, int? PadId);
 
-    static TokenizerConfig ReadConfig(string path)
+    static ModelConfig ReadConfig(string path)
     {
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"'{path}': expected a JSON object, found {root.ValueKind}");
-            return new TokenizerConfig(
+            return new ModelConfig(
                 root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null,
                 Id(root, "bos_token_id", path), Id(root, "eos_token_id", path), Id(root, "pad_token_id", path));
         }

@@ -26,10 +26,13 @@ public class MergedExportTests : TempFolderTest
         using var _ = model;
         var tokenizer = PathIn("tok");
         ExportKit.WriteTinyBpe(tokenizer);
+        File.WriteAllText(Path.Combine(tokenizer, "chat_template.jinja"), "{{ messages[0].content }}");
         var dir = PathIn("merged");
         MergedExport.Save(model, dir, tokenizer, cancel: TestContext.Current.CancellationToken);
 
-        Assert.Equal(["config.json", "merges.txt", "model.safetensors", "vocab.json"], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+        Assert.Equal(["chat_template.jinja", "config.json", "merges.txt", "model.safetensors", "vocab.json"],
+            Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal("hi", ChainLora.Tokenization.ChatTemplate.FromDirectory(dir).Render([new("user", "hi")], false)); // the template travels
         var keys = SafeTensors.ReadHeader(Path.Combine(dir, "model.safetensors")).Tensors.Keys.ToList();
         Assert.DoesNotContain(keys, k => k.Contains("lora") || k == "lm_head.weight");
         Assert.Equal(model.named_parameters().Count(p => !p.name.Contains(".lora.")), keys.Count);

@@ -71,6 +71,7 @@ public sealed class HubTests : IDisposable
         var weights = Bytes(3000, 1);
         var files = SmallModel(("model.safetensors", weights), ("pytorch_model.bin", Bytes(2000, 2)),
             ("generation_config.json", Text("{}")), ("tokenizer_config.json", Text("{}")), ("special_tokens_map.json", Text("{}")),
+            ("chat_template.jinja", Text("{{ messages }}")),
             ("README.md", Text("# card")), (".gitattributes", Text("*.bin lfs")), ("onnx/model.onnx", Bytes(100, 3)),
             ("tf_model.h5", Bytes(100, 4)));
         hub.Add(new FakeHub.Repo("org/both", CommitA, files));
@@ -78,12 +79,12 @@ public sealed class HubTests : IDisposable
         var snapshot = Resolve("org/both", Options());
 
         Assert.Equal(Path.Combine(RepoFolder("org/both"), "snapshots", CommitA), snapshot);
-        Assert.Equal(["config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
+        Assert.Equal(["chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
             SnapshotFiles(snapshot));
         foreach (var file in SnapshotFiles(snapshot)) AssertLinkedToBlob(snapshot, file, files[file]);
         Assert.Equal(CommitA, File.ReadAllText(Path.Combine(RepoFolder("org/both"), "refs", "main")));
-        // Three files hold "{}": one blob, as in Python's cache.
-        Assert.Equal(4, Directory.GetFiles(Path.Combine(RepoFolder("org/both"), "blobs")).Length);
+        // Three files hold "{}": one blob, as in Python's cache (config, tokenizer, weights, template, "{}").
+        Assert.Equal(5, Directory.GetFiles(Path.Combine(RepoFolder("org/both"), "blobs")).Length);
         Assert.DoesNotContain(hub.Requests, r => r.Path.Contains("README") || r.Path.Contains("pytorch_model") || r.Path.Contains("onnx"));
     }
 

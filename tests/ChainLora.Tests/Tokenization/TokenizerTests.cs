@@ -179,6 +179,7 @@ public sealed class TokenizerTests : IDisposable
                 new { id = 262, content = "<unk>", special = true },
             },
             pre_tokenizer = new { type = "ByteLevel", add_prefix_space = false, trim_offsets = true, use_regex = true },
+            decoder = new { type = "ByteLevel" },
             model = new { type = modelType, vocab, merges = new object[] { "Ġ t", new[] { "h", "e" }, "Ġt he" } },
         };
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), JsonSerializer.Serialize(json));
@@ -188,12 +189,13 @@ public sealed class TokenizerTests : IDisposable
     public void Bpe_tokenizer_json_encodes_like_vocab_json_and_merges()
     {
         WriteTinyTokenizerJson(temp.FullName);
-        var fromJson = TokenizerLoader.FromDirectory(temp.FullName);
-        Assert.IsType<Gpt2BpeTextTokenizer>(fromJson);
+        File.WriteAllText(Path.Combine(temp.FullName, "tokenizer_config.json"), """{"eos_token": "</s>", "pad_token": "<pad>"}""");
+        var fromJson = Assert.IsType<TokenizerJsonTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
         Assert.Equal((263, SpecialEos, SpecialEos, SpecialPad), (fromJson.VocabSize, fromJson.BosId, fromJson.EosId, fromJson.PadId));
         foreach (var (text, ids) in BpeCases.Select(c => c.Data))
         {
             Assert.Equal(ids, fromJson.Encode(text, addBos: false));
+            Assert.Equal(ids, fromJson.Encode(text, addBos: true)); // no post-processor: GPT-2's tokenizer.json adds nothing
             if (!text.Contains("</s>", StringComparison.Ordinal))   // decoding drops special tokens
                 Assert.Equal(text, fromJson.Decode(fromJson.Encode(text, addBos: true)));
         }

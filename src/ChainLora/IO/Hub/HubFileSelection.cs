@@ -15,7 +15,7 @@ public static class HubFileSelection
     public static readonly IReadOnlyList<string> OptionalFiles =
     [
         "generation_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt",
-        "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
     ];
 
     /// <summary>Weight layouts in order of preference: (single file, index file) per format.</summary>
