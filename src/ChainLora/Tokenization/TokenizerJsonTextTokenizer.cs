@@ -18,6 +18,9 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
     static readonly HashSet<string> ClassesWithBosFlags =
         ["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"];
 
+    /// <summary>The largest vocabularies are ~262k (Gemma 3); a larger id is a damaged file, not a model.</summary>
+    const int MaxId = 1 << 24;
+
     /// <summary>End-of-sequence names of the families ChainLora loads, for a folder with no config naming one.</summary>
     static readonly string[] EosNames = ["</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>"];
 
@@ -71,6 +74,9 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
         added = new AddedVocabulary(addedTokens, text => normalizer?.Normalize(text, continuation: false) ?? text);
         specialIds = addedTokens.Where(t => t.Special).Select(t => t.Id).ToHashSet();
 
+        foreach (var (token, id) in vocab.Select(kv => (kv.Key, kv.Value)).Concat(addedTokens.Select(t => (t.Content, t.Id))))
+            if (id is < 0 or >= MaxId)
+                throw new InvalidDataException($"token '{token}' has id {id}; ids run from 0 to {MaxId - 1}");
         tokenOf = new string?[Math.Max(vocab.Values.DefaultIfEmpty(-1).Max(), addedTokens.Select(t => t.Id).DefaultIfEmpty(-1).Max()) + 1];
         foreach (var (token, id) in vocab) tokenOf[id] = token;
         foreach (var token in addedTokens) tokenOf[token.Id] = token.Content;
