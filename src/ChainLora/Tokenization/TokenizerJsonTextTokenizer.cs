@@ -81,7 +81,12 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
         foreach (var (token, id) in vocab) tokenOf[id] = token;
         foreach (var token in addedTokens) tokenOf[token.Id] = token.Content;
 
-        bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges.Select(m => $"{m.Left} {m.Right}") });
+        // Microsoft.ML.Tokenizers reads merges as "a b" lines, so a space inside a token (possible in
+        // the [a, b] form) travels to it as a stand-in, in the vocabulary, the merges and the words alike.
+        bpe = BpeTokenizer.Create(new BpeOptions(vocab.ToDictionary(kv => ForBpe(kv.Key), kv => kv.Value))
+        {
+            Merges = merges.Select(m => $"{ForBpe(m.Left)} {ForBpe(m.Right)}"),
+        });
 
         var idOf = (string? token) => token is not null && TryGetId(token, out var id) ? id : (int?)null;
         var template = SpecialTokenTemplate.Parse(JsonFields.Optional(root, "post_processor"), "post_processor");
@@ -130,9 +135,6 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
             JsonValueKind.String when m.GetString()!.Split(' ') is [var l, var r] => (l, r),
             _ => throw new InvalidDataException($"{path} = {m.GetRawText()}: expected \"a b\" or [\"a\", \"b\"]"),
         };
-        // Microsoft.ML.Tokenizers reads merges as "a b" lines.
-        if (left.Contains(' ') || right.Contains(' '))
-            throw new InvalidDataException($"{path} = {m.GetRawText()}: merges of tokens holding a space are not supported");
         return (left, right);
     }
 
@@ -214,7 +216,7 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
                 i += width;
                 continue;
             }
-            if (runStart < i) ids.AddRange(bpe.EncodeToIds(word[runStart..i], considerPreTokenization: false, considerNormalization: false));
+            if (runStart < i) ids.AddRange(Merged(word[runStart..i]));
             var bytes = byteFallback ? ByteTokens(word.Substring(i, width)) : null;
             i += width;
             runStart = i;
@@ -231,8 +233,16 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
             }
         }
         if (unkPending) ids.Add(unkId!.Value);
-        if (runStart < word.Length) ids.AddRange(bpe.EncodeToIds(word[runStart..], considerPreTokenization: false, considerNormalization: false));
+        if (runStart < word.Length) ids.AddRange(Merged(word[runStart..]));
     }
+
+    /// <summary>U+FDD0, a noncharacter no vocabulary holds, in place of the space ML.Tokenizers' merges reader splits at.</summary>
+    const char SpaceStandIn = '\uFDD0';
+
+    static string ForBpe(string text) => text.Replace(' ', SpaceStandIn);
+
+    /// <summary>The BPE merges of a run of vocabulary characters, in Microsoft.ML.Tokenizers.</summary>
+    IReadOnlyList<int> Merged(string run) => bpe.EncodeToIds(ForBpe(run), considerPreTokenization: false, considerNormalization: false);
 
     List<int>? ByteTokens(string character)
     {
