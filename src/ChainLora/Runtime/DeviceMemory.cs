@@ -62,7 +62,8 @@ public static partial class DeviceMemory
                 {
                     if (Query(index) is { } now) Interlocked.Exchange(ref peak, Math.Max(Interlocked.Read(ref peak), now.Used));
                 } while (!stop.Token.WaitHandle.WaitOne(interval));
-            }) { IsBackground = true, Name = "device memory poller" };
+            })
+            { IsBackground = true, Name = "device memory poller" };
             thread.Start();
         }
 
