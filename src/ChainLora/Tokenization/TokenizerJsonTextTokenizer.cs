@@ -18,6 +18,9 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
     static readonly HashSet<string> ClassesWithBosFlags =
         ["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"];
 
+    /// <summary>The largest vocabularies are ~262k (Gemma 3); a larger id is a damaged file, not a model.</summary>
+    const int MaxId = 1 << 24;
+
     /// <summary>End-of-sequence names of the families ChainLora loads, for a folder with no config naming one.</summary>
     static readonly string[] EosNames = ["</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>"];
 
@@ -71,11 +74,19 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
         added = new AddedVocabulary(addedTokens, text => normalizer?.Normalize(text, continuation: false) ?? text);
         specialIds = addedTokens.Where(t => t.Special).Select(t => t.Id).ToHashSet();
 
+        foreach (var (token, id) in vocab.Select(kv => (kv.Key, kv.Value)).Concat(addedTokens.Select(t => (t.Content, t.Id))))
+            if (id is < 0 or >= MaxId)
+                throw new InvalidDataException($"token '{token}' has id {id}; ids run from 0 to {MaxId - 1}");
         tokenOf = new string?[Math.Max(vocab.Values.DefaultIfEmpty(-1).Max(), addedTokens.Select(t => t.Id).DefaultIfEmpty(-1).Max()) + 1];
         foreach (var (token, id) in vocab) tokenOf[id] = token;
         foreach (var token in addedTokens) tokenOf[token.Id] = token.Content;
 
-        bpe = BpeTokenizer.Create(new BpeOptions(vocab) { Merges = merges.Select(m => $"{m.Left} {m.Right}") });
+        // Microsoft.ML.Tokenizers reads merges as "a b" lines, so a space inside a token (possible in
+        // the [a, b] form) travels to it as a stand-in, in the vocabulary, the merges and the words alike.
+        bpe = BpeTokenizer.Create(new BpeOptions(vocab.ToDictionary(kv => ForBpe(kv.Key), kv => kv.Value))
+        {
+            Merges = merges.Select(m => $"{ForBpe(m.Left)} {ForBpe(m.Right)}"),
+        });
 
         var idOf = (string? token) => token is not null && TryGetId(token, out var id) ? id : (int?)null;
         var template = SpecialTokenTemplate.Parse(JsonFields.Optional(root, "post_processor"), "post_processor");
@@ -124,9 +135,6 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
             JsonValueKind.String when m.GetString()!.Split(' ') is [var l, var r] => (l, r),
             _ => throw new InvalidDataException($"{path} = {m.GetRawText()}: expected \"a b\" or [\"a\", \"b\"]"),
         };
-        // Microsoft.ML.Tokenizers reads merges as "a b" lines.
-        if (left.Contains(' ') || right.Contains(' '))
-            throw new InvalidDataException($"{path} = {m.GetRawText()}: merges of tokens holding a space are not supported");
         return (left, right);
     }
 
@@ -208,7 +216,7 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
                 i += width;
                 continue;
             }
-            if (runStart < i) ids.AddRange(bpe.EncodeToIds(word[runStart..i], considerPreTokenization: false, considerNormalization: false));
+            if (runStart < i) ids.AddRange(Merged(word[runStart..i]));
             var bytes = byteFallback ? ByteTokens(word.Substring(i, width)) : null;
             i += width;
             runStart = i;
@@ -225,8 +233,16 @@ public sealed class TokenizerJsonTextTokenizer : ITextTokenizer
             }
         }
         if (unkPending) ids.Add(unkId!.Value);
-        if (runStart < word.Length) ids.AddRange(bpe.EncodeToIds(word[runStart..], considerPreTokenization: false, considerNormalization: false));
+        if (runStart < word.Length) ids.AddRange(Merged(word[runStart..]));
     }
+
+    /// <summary>U+FDD0, a noncharacter no vocabulary holds, in place of the space ML.Tokenizers' merges reader splits at.</summary>
+    const char SpaceStandIn = '\uFDD0';
+
+    static string ForBpe(string text) => text.Replace(' ', SpaceStandIn);
+
+    /// <summary>The BPE merges of a run of vocabulary characters, in Microsoft.ML.Tokenizers.</summary>
+    IReadOnlyList<int> Merged(string run) => bpe.EncodeToIds(ForBpe(run), considerPreTokenization: false, considerNormalization: false);
 
     List<int>? ByteTokens(string character)
     {

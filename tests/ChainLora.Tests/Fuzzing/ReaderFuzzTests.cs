@@ -116,4 +116,27 @@ public class ReaderFuzzTests
         Fuzz.Reader(Utf8("""{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "ab": 6, "Ġa": 7}"""), "vocab.json",
             p => ChainLora.Tokenization.TokenizerLoader.FromDirectory(Path.GetDirectoryName(p)!),
             companions: new Dictionary<string, byte[]> { ["merges.txt"] = Utf8("#version: 0.2\na b\n") });
+
+    static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]);
+
+    [Fact]
+    public void Tokenizer_json_files() =>
+        Fuzz.Reader(File.ReadAllBytes(Fixture("tokenizers", "sp-legacy", "tokenizer.json")), "tokenizer.json", p =>
+        {
+            var tokenizer = ChainLora.Tokenization.TokenizerLoader.FromDirectory(Path.GetDirectoryName(p)!);
+            tokenizer.Decode(tokenizer.Encode("<s>Hi there, café 日本 <|end|>\n 42", addBos: true));
+        }, seconds: 20);
+
+    [Fact]
+    public void Chat_templates_and_tokenizer_configs() =>
+        Fuzz.Folder(new Dictionary<string, byte[]>
+        {
+            ["tokenizer_config.json"] = File.ReadAllBytes(Fixture("chat_templates", "mistral-7b-instruct-v0.3", "tokenizer_config.json")),
+            ["chat_template.jinja"] = Encoding.UTF8.GetBytes(System.Text.Json.JsonDocument.Parse(
+                File.ReadAllBytes(Fixture("chat_templates", "qwen3", "tokenizer_config.json"))).RootElement.GetProperty("chat_template").GetString()!),
+        }, ["tokenizer_config.json", "chat_template.jinja"], dir =>
+        {
+            var template = ChainLora.Tokenization.ChatTemplate.FromDirectory(dir);
+            template.Render([new("system", "Be brief."), new("user", "Hi"), new("assistant", "<think>\nx\n</think>\n\nHello")], addGenerationPrompt: true);
+        }, alsoAllowed: [typeof(ChainLora.Tokenization.ChatTemplateException)]);
 }

@@ -180,6 +180,20 @@ public sealed class TokenizerJsonTests : TempFolderTest
     }
 
     [Fact]
+    public void Merges_of_tokens_holding_a_space_work_in_the_pair_form()
+    {
+        // No pre-tokenizer, so the space stays inside the word; "a b" is reached through "a " + "b".
+        File.WriteAllText(PathIn("tokenizer.json"), """
+            {"added_tokens": [{"id": 5, "content": "</s>", "special": true}],
+             "model": {"type": "BPE", "vocab": {"a": 0, " ": 1, "b": 2, "a ": 3, "a b": 4},
+                       "merges": [["a", " "], ["a ", "b"]]}}
+            """);
+        var tok = TokenizerJsonTextTokenizer.FromFile(PathIn("tokenizer.json"));
+        Assert.Equal([4, 1, 0], tok.Encode("a b a", addBos: false));
+        Assert.Equal("a b   a", tok.Decode([4, 1, 0])); // no decoder: tokens joined by spaces, as in Hugging Face
+    }
+
+    [Fact]
     public void Bpe_dropout_is_refused()
     {
         var root = JsonNodeOf(Path.Combine(FixtureDir("llama3"), "tokenizer.json"));

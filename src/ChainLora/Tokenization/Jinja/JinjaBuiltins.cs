@@ -30,11 +30,16 @@ static partial class JinjaBuiltins
     static object? Arg(List<object?> args, int index, string name) =>
         index < args.Count ? args[index] : throw Py.TypeError($"missing required argument '{name}'");
 
+    const long MaxRange = 100_000;
+
     static List<object?> Range(List<object?> args)
     {
         var n = args.Select(a => Py.Check(a) is long l ? l : throw Py.TypeError($"'{Py.TypeName(a)}' object cannot be interpreted as an integer")).ToList();
         var (start, stop, step) = n.Count switch { 1 => (0, n[0], 1L), 2 => (n[0], n[1], 1L), 3 => (n[0], n[1], n[2]), _ => throw Py.TypeError("range expected 1 to 3 arguments") };
         if (step == 0) throw new TemplateRuntimeException("ValueError", "range() arg 3 must not be zero");
+        // jinja2's sandbox (safe_range) refuses ranges longer than MAX_RANGE.
+        if ((stop - start) / (double)step > MaxRange)
+            throw new TemplateRuntimeException("OverflowError", $"Range too big. The sandbox blocks ranges larger than MAX_RANGE ({MaxRange}).");
         var list = new List<object?>();
         for (var i = start; step > 0 ? i < stop : i > stop; i += step) list.Add(i);
         return list;

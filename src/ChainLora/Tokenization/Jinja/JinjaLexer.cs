@@ -211,9 +211,9 @@ static class JinjaLexer
             }
         }
         var text = s[start..pos].Replace("_", "");
-        tokens.Add(isFloat
-            ? new(TokenKind.Float, text, line, double.Parse(text, CultureInfo.InvariantCulture))
-            : new(TokenKind.Integer, text, line, long.Parse(text, CultureInfo.InvariantCulture)));
+        if (isFloat) tokens.Add(new(TokenKind.Float, text, line, double.Parse(text, CultureInfo.InvariantCulture)));
+        else if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var integer)) tokens.Add(new(TokenKind.Integer, text, line, integer));
+        else throw new TemplateSyntaxException($"line {line}: the integer {text} is too large");
         return pos;
     }
 

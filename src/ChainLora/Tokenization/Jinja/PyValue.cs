@@ -258,15 +258,20 @@ static class Py
         };
     }
 
+    /// <summary>A sequence repeated <paramref name="times"/>; refused past 100 M items (CPython would run out of memory).</summary>
+    static int Repeats(long times, int length) => times <= 0 ? 0
+        : times * (double)length <= 100_000_000 ? (int)times
+        : throw new TemplateRuntimeException("MemoryError", $"a sequence of {length} repeated {times} times");
+
     public static object Arithmetic(string op, object? a, object? b)
     {
         Check(a);
         Check(b);
         if (op == "*")
         {
-            if (a is string s && b is long n) return string.Concat(Enumerable.Repeat(s, (int)Math.Max(0, n)));
-            if (a is long m && b is string t) return string.Concat(Enumerable.Repeat(t, (int)Math.Max(0, m)));
-            if (a is List<object?> l && b is long k) return new List<object?>(Enumerable.Range(0, (int)Math.Max(0, k)).SelectMany(_ => l));
+            if (a is string s && b is long n) return string.Concat(Enumerable.Repeat(s, Repeats(n, s.Length)));
+            if (a is long m && b is string t) return string.Concat(Enumerable.Repeat(t, Repeats(m, t.Length)));
+            if (a is List<object?> l && b is long k) return new List<object?>(Enumerable.Range(0, Repeats(k, l.Count)).SelectMany(_ => l));
         }
         if (!IsNumber(a) || !IsNumber(b))
             throw TypeError($"unsupported operand type(s) for {op}: '{TypeName(a)}' and '{TypeName(b)}'");
