@@ -60,9 +60,10 @@ static class TrainCommand
             Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => defaults.Trainer.GradientAccumulation,
         }.AtLeast(1);
         var numTrain = EvalCommand.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
-        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
+        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows; with --split contiguous, from the dev region)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
         var numEval = EvalCommand.NumEval();
         var context = EvalCommand.Context();
+        var split = EvalCommand.Split();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
             .WritableFolder();
@@ -91,7 +92,7 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, seed, outDir, adapter, checkpointEvery, resume,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
@@ -108,6 +109,7 @@ static class TrainCommand
                 Seed = r.GetValue(seed),
                 BatchSize = r.GetValue(batch),
                 Context = r.GetValue(context),
+                Split = r.GetEnum<TextSplit>(split),
                 Trainer = new TrainerOptions
                 {
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),

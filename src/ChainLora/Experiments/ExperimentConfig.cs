@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ChainLora.Chain;
 using ChainLora.IO;
+using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Experiments;
@@ -87,6 +88,8 @@ public sealed record ExperimentConfig
     public string BaseDtype { get; init; } = "fp32";
     /// <summary>lm: tokens per window, BOS included (null: the model's maximum positions).</summary>
     public int? Context { get; init; }
+    /// <summary>lm: where dev comes from; configs without the field keep the first study's shuffled split.</summary>
+    public TextSplit Split { get; init; }
 
     static readonly JsonSerializerOptions Options = new()
     {
@@ -151,6 +154,8 @@ public sealed record ExperimentConfig
         Require(Context is null or >= 2, $"field 'context' {Context} must be at least 2");
         Require(Context is null || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
             "field 'context' applies to the lm task only");
+        Require(Split == TextSplit.Shuffled || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
+            $"field 'split' {EnumNames.Name(Split)} applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;

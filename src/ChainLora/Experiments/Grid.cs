@@ -22,7 +22,7 @@ public static class Grid
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
                             NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
                             BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,
-                            Context = config.Context,
+                            Context = config.Context, Split = config.Split,
                         };
                         jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
                     }

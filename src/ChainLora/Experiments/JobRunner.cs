@@ -67,6 +67,7 @@ public static class JobRunner
         Seed = job.Seed,
         BatchSize = job.BatchSize,
         Context = job.Context,
+        Split = job.Split,
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
@@ -95,6 +96,7 @@ public static class JobRunner
         NumTrain = job.NumTrain,
         NumEval = job.NumEval,
         Context = job.Context,
+        Split = job.Split,
         Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
     };
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ChainLora.Experiments;
 using ChainLora.IO;
+using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Tests.Experiments;
@@ -62,6 +63,25 @@ public class GridAndReportTests
             Assert.Equal(128, JobSpec.Load(written).Context);
         }
         finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void A_contiguous_split_reaches_every_lm_cell_with_new_ids_and_the_first_studys_cells_keep_theirs()
+    {
+        var lm = Config with { Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }], Context = 128, Split = TextSplit.Contiguous };
+        var jobs = Grid.Expand(lm, "/out");
+        Assert.All(jobs.Where(j => j.Kind.Trains()), j => Assert.Equal(TextSplit.Contiguous, JobRunner.TrainOptions(j).Split));
+        Assert.All(jobs.Where(j => !j.Kind.Trains()), j => Assert.Equal(TextSplit.Contiguous, JobRunner.EvalOptions(j).Split));
+        Assert.Empty(jobs.Select(j => j.Id).Intersect(Grid.Expand(lm with { Split = TextSplit.Shuffled }, "/out").Select(j => j.Id)));
+        Assert.Contains("\"split\": \"contiguous\"", ExperimentConfig.Serialize(jobs[0]));
+        Assert.DoesNotContain("split", ExperimentConfig.Serialize(jobs[0] with { Split = TextSplit.Shuffled }));
+        var e = Assert.Throws<InvalidDataException>(() => (Config with { Split = TextSplit.Contiguous }).Validate("grid.json"));
+        Assert.Equal("grid.json: field 'split' contiguous applies to the lm task only", e.Message);
+
+        // Every committed cell of the first lm study still has the id its folder is named by.
+        var cells = Directory.GetDirectories(Path.Combine(RepoFiles.Require("runs/lm"), "jobs"));
+        Assert.True(cells.Length >= 200, $"{cells.Length} cells");
+        Assert.All(cells, dir => Assert.Equal(Path.GetFileName(dir), JobSpec.Load(Path.Combine(dir, "spec.json")).Id));
     }
 
     [Theory]
