@@ -275,8 +275,10 @@ public class GridAndReportTests
             var study = Study.Of(cells).Single();
             Assert.Equal((200, 8), (study.NumTrain, study.Rank));
             var share = Reports.ShareClosed(study)!.Csv();
-            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,0.50 ± 0.00,3.410 ± 0.010,0.50 ± 0.00,3", share);
-            Assert.Contains("COLA M=3,8,paper,3.3400,0.35 ± 0.00,3.460 ± 0.010,0.25 ± 0.00,3", share);
+            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\"," +
+                "3.410 ± 0.010,\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\",3", share);
+            Assert.Contains("COLA M=3,8,paper,3.3400,\"0.35 ± 0.00 [0.35, 0.35]\",\"-0.0700 [-0.0700, -0.0700] chain better\"," +
+                "3.460 ± 0.010,\"0.25 ± 0.00 [0.25, 0.25]\",\"-0.0500 [-0.0500, -0.0500] chain better\",3", share);
             Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
             Assert.DoesNotContain("LoRA SGD", share);                     // another optimizer: Table 5's row, not a chain variant
             var table3 = Reports.Table3(study).Markdown();
@@ -285,6 +287,64 @@ public class GridAndReportTests
             Assert.Contains("| lm | LoRA | 3.510 ± 0.010 | 3.310 ± 0.010 |", Reports.Table8(study)!.Markdown());
             var files = Reports.Write(cells, Path.Combine(dir, "report"));
             Assert.Contains(files, f => f.EndsWith("share-closed.csv", StringComparison.Ordinal));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Every_table_comparing_a_chain_with_lora_gives_the_paired_difference_and_its_95_percent_interval()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "COLA (8,4)", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4] },
+                new MethodSpec { Name = "LoRA r32", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "COLA M=3 r32", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32] },
+                new MethodSpec { Name = "LoRA SGD", Kind = MethodKind.Lora, Optimizer = OptimizerKind.Sgd },
+                new MethodSpec { Name = "COLA M=3 SGD", Kind = MethodKind.Cola, ChainLength = 3, Optimizer = OptimizerKind.Sgd },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2, 3, 4], NumTrain = 200,
+        }.Validate("test");
+        // Per seed, chain NLL - LoRA NLL: "better" has its 95% t interval [-0.0147, -0.0053] (mean -0.01, sd 0.0038,
+        // t(0.975, 4) = 2.7764), "unclear" [-0.0094, +0.0098] covers 0, "worse" is "better" negated.
+        double[] better = [-0.010, -0.012, -0.008, -0.015, -0.005], unclear = [0.01, -0.01, 0.005, -0.004, 0.0];
+        var dir = Directory.CreateTempSubdirectory("paired-report").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                var s = (int)j.Seed;
+                var nll = j.Method switch
+                {
+                    "LoRA" => 3.5, "COLA M=2" => 3.5 + better[s], "COLA M=3" => 3.5 + unclear[s], "COLA (8,4)" => 3.5 - better[s],
+                    "LoRA r32" => 3.3, "COLA M=3 r32" => 3.3 + better[s], "LoRA SGD" => 3.6, _ => 3.6 - better[s],
+                } + 0.01 * s;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
+                {
+                    dev = new { nll_per_token = nll - 0.1 }, test = new { nll_per_token = nll }, training_flops = 1e12,
+                }));
+            }
+            var cells = ResultTable.Summarize(ResultTable.Load(dir));
+            var study = Study.Of(cells).Single();
+            const string Better = "-0.0100 [-0.0147, -0.0053] chain better", Unclear = "+0.0002 [-0.0094, +0.0098] no difference found",
+                Worse = "+0.0100 [+0.0053, +0.0147] LoRA better";
+            Assert.Contains($"| lm: Δ NLL vs LoRA (paired over seeds, mean [95% t interval]) |  | {Better} | {Unclear} |", Reports.Table3(study).Markdown());
+            var table4 = Reports.Table4(study).Markdown();
+            Assert.Contains($"| lm | COLA (8,4) | 8,4 | 3.530 ± 0.015 | 1.00 | +0.0% | {Worse} |", table4);
+            Assert.Contains($"| lm | COLA M=2 | 8 | 3.510 ± 0.017 | 1.00 | +0.0% | {Better} |", table4);
+            Assert.Contains($"| sgd | COLA M=3 SGD - LoRA, paired (mean [95% t interval]) | {Worse} |", Reports.Table5(study).Markdown());
+            Assert.Contains($"| lm | COLA M=3 - LoRA, paired (mean [95% t interval]) | {Unclear} | {Better} |", Reports.Table8(study)!.Markdown());
+            Assert.Contains($"| COLA M=2 - LoRA, paired over seeds (mean [95% t interval]) | {Better} |", Reports.Table1(cells).Markdown());
+            var paired = Reports.Paired(study)!.Markdown();
+            Assert.Contains($"| lm | COLA M=2 | LoRA | s0: -0.0100, s1: -0.0120, s2: -0.0080, s3: -0.0150, s4: -0.0050 | {Better} | {Better} |", paired);
+            Assert.Contains($"| lm | COLA M=3 SGD | LoRA SGD | ", paired);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
