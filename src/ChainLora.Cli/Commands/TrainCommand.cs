@@ -41,6 +41,10 @@ static class TrainCommand
             .Check(text => text is null || ParseRanks(text) is not null ? null : $"--ranks '{text}': expected a comma-separated list of ranks, whole numbers from 1 to {int.MaxValue}");
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Lora.Rank }.AtLeast(1);
         var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale alpha / r)", DefaultValueFactory = _ => defaults.Lora.Alpha }.Positive();
+        var rsLora = new Option<bool>("--rslora")
+        {
+            Description = "rsLoRA (Kalajdzievski 2023): scale B A by alpha / sqrt(r) instead of alpha / r; recorded as use_rslora in result.json and PEFT exports",
+        };
         var dropout = new Option<double>("--lora-dropout") { Description = "Dropout on the LoRA input", DefaultValueFactory = _ => defaults.Lora.Dropout }.Fraction();
         var targets = new Option<string?>("--targets")
         {
@@ -91,7 +95,7 @@ static class TrainCommand
         var command = new Command("train",
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
-            model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
+            model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
@@ -123,6 +127,7 @@ static class TrainCommand
                 {
                     Rank = r.GetValue(rank),
                     Alpha = r.GetValue(alpha),
+                    UseRsLora = r.GetValue(rsLora),
                     Dropout = r.GetValue(dropout),
                     Bias = r.GetEnum<LoraBias>(bias),
                     TargetModules = r.GetValue(targets) is { } t ? t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : defaults.Lora.TargetModules,

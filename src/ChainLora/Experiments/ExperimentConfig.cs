@@ -57,6 +57,10 @@ public sealed record MethodSpec
     public KnotPlacement Knots { get; init; } = KnotPlacement.Fixed;
     /// <summary>Overrides the grid's num_train for this method (low-data rows).</summary>
     public int? NumTrain { get; init; }
+    /// <summary>Overrides the grid's alpha for this method (an alpha policy such as alpha = 2r: 64 at rank 32).</summary>
+    public double? Alpha { get; init; }
+    /// <summary>rsLoRA: scale alpha / sqrt(r) (`--rslora`; lora and cola only).</summary>
+    public bool Rslora { get; init; }
 
     /// <summary>The chain length this row runs.</summary>
     [JsonIgnore]
@@ -150,6 +154,8 @@ public sealed record ExperimentConfig
                 $"method '{m.Name}': variant and knots need kind cola");
             Require(m.NumTrain is null or >= 1, $"method '{m.Name}': num_train {m.NumTrain} must be at least 1");
             if (m.LearningRates is { } rates) RequirePositive($"method '{m.Name}': field 'learning_rates'", rates);
+            if (m.Alpha is { } alpha) RequirePositive($"method '{m.Name}': field 'alpha'", [alpha]);
+            Require(m.Kind.HasChain() || (m.Alpha is null && !m.Rslora), $"method '{m.Name}': alpha and rslora need kind lora or cola");
         }
         Require(Context is null or >= 2, $"field 'context' {Context} must be at least 2");
         Require(Context is null || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),

@@ -73,7 +73,7 @@ public static class JobRunner
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
             Variant = job.Variant,
         },
-        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha },
+        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha, UseRsLora = job.Rslora },
         Chain = new ChainConfig
         {
             Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null,

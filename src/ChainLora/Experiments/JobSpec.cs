@@ -46,6 +46,9 @@ public sealed record JobSpec
     /// <summary>lm: where dev comes from (written only when contiguous, so the first study's ids stay).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public TextSplit Split { get; init; }
+    /// <summary>rsLoRA (written only when set).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Rslora { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 

@@ -103,7 +103,7 @@ public static class Reports
     /// </summary>
     public static CellSummary? ReferenceLora(IReadOnlyList<CellSummary> cells, CellSummary chain) => cells.FirstOrDefault(c =>
         c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == chain.Example.Optimizer && c.Example.Rank == chain.Example.Rank
-        && c.Example.Alpha == chain.Example.Alpha
+        && c.Example.Alpha == chain.Example.Alpha && c.Example.Rslora == chain.Example.Rslora
         && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (chain.Example.Epochs, chain.Example.BatchSize, chain.Example.NumTrain));
 
     static string? LoraFor(IReadOnlyList<CellSummary> cells, CellSummary chain) => ReferenceLora(cells, chain)?.Method;

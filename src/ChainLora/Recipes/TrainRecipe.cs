@@ -282,6 +282,6 @@ public sealed class TrainRecipe : IDisposable
             full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
             t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype),
-            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null);
+            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora);
     }
 }

@@ -234,18 +234,19 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
-    public void A_contiguous_split_is_recorded_in_result_json_and_refused_for_other_tasks()
+    public void A_contiguous_split_and_rslora_are_recorded_in_result_json_and_the_split_refused_for_other_tasks()
     {
         var text = Path.Combine(temp.FullName, "story.txt");
         File.WriteAllLines(text, Enumerable.Range(0, 300).Select(i => $"Once upon a time, a little cat named Tom {i % 7} went to play."));
         var outDir = Path.Combine(temp.FullName, "contiguous");
         var (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--num-train", "4",
-            "--num-dev", "2", "--num-eval", "2", "--epochs", "1", "--batch-size", "2", "--context", "32", "--split", "contiguous", "--json");
+            "--num-dev", "2", "--num-eval", "2", "--epochs", "1", "--batch-size", "2", "--context", "32", "--split", "contiguous", "--rslora", "--json");
         Assert.True(exit == 0, error);
         var result = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
         Assert.Equal("contiguous", (string)result["hyperparameters"]!["split"]!);
         Assert.Equal("contiguous", (string)result["data"]!["split"]!);
         Assert.True((int)result["data"]!["dev_pool"]! > 0);
+        Assert.True((bool)result["hyperparameters"]!["use_rslora"]!);
         Assert.StartsWith("contiguous regions at line breaks: story.txt characters [0, ", (string)result["data"]!["note"]!);
         (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "sst2", "--data", temp.FullName, "--out", Path.Combine(temp.FullName, "sst2"),
             "--split", "contiguous");

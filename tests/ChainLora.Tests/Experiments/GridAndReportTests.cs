@@ -78,6 +78,16 @@ public class GridAndReportTests
         var e = Assert.Throws<InvalidDataException>(() => (Config with { Split = TextSplit.Contiguous }).Validate("grid.json"));
         Assert.Equal("grid.json: field 'split' contiguous applies to the lm task only", e.Message);
 
+        // A method's alpha and rsLoRA reach its cells (and the LoRA they train).
+        var policy = Grid.Expand(lm with
+        {
+            Methods = [new MethodSpec { Name = "LoRA r32 a64", Kind = MethodKind.Lora, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "LoRA r32 rs", Kind = MethodKind.Lora, Ranks = [32], Rslora = true }],
+        }, "/out");
+        Assert.Equal((64.0, false), (JobRunner.TrainOptions(policy[0]).Lora.Alpha, JobRunner.TrainOptions(policy[0]).Lora.UseRsLora));
+        Assert.Equal((16.0, true), (JobRunner.TrainOptions(policy[^1]).Lora.Alpha, JobRunner.TrainOptions(policy[^1]).Lora.UseRsLora));
+        Assert.Contains("\"rslora\": true", ExperimentConfig.Serialize(policy[^1]));
+
         // Every committed cell of the first lm study still has the id its folder is named by.
         var cells = Directory.GetDirectories(Path.Combine(RepoFiles.Require("runs/lm"), "jobs"));
         Assert.True(cells.Length >= 200, $"{cells.Length} cells");
