@@ -88,9 +88,14 @@ public static class Reports
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static string Score(CellSummary c) => c.Metric == "-nll"
+    /// <summary>Test mean ± std over seeds, marked when the row's learning rate is not bracketed (<see cref="RateChoice.Mark"/>).</summary>
+    public static string Score(CellSummary c) => (c.Metric == "-nll"
         ? string.Format(Inv, "{0:F3} ± {1:F3}", -c.Mean, c.Std)
-        : string.Format(Inv, "{0:F1} ± {1:F1}", 100 * c.Mean, 100 * c.Std);
+        : string.Format(Inv, "{0:F1} ± {1:F1}", 100 * c.Mean, 100 * c.Std)) + (c.Rates?.Mark ?? "");
+
+    /// <summary>A higher-is-better score as shown: NLL per token (4 decimals) or a percentage.</summary>
+    public static string MetricValue(string metric, double value) =>
+        metric == "-nll" ? string.Format(Inv, "{0:F4}", -value) : string.Format(Inv, "{0:F1}", 100 * value);
 
     static IEnumerable<string> TasksOf(IReadOnlyList<CellSummary> cells) => cells.Select(c => c.Task).Distinct();
 
@@ -318,7 +323,8 @@ public static class Reports
     {
         Directory.CreateDirectory(outDir);
         var studies = Study.Of(cells);
-        var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)) };
+        var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)), ("learning-rates", LearningRates.Table(cells)) };
+        if (LearningRates.Ratio(cells) is { } ratio) tables.Add(("lr-ratio", ratio));
         foreach (var study in studies)
         {
             var suffix = study.FileSuffix;

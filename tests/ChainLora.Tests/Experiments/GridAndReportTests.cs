@@ -179,11 +179,11 @@ public class GridAndReportTests
             Assert.Equal(3, lora.Seeds);
 
             var table1 = Reports.Table1(cells).Markdown();
-            Assert.Contains("| LoRA | 71.0 ± 1.0 | 71.0 ± 1.0 |", table1);
+            Assert.Contains("| LoRA | 71.0 ± 1.0 (lr: top edge) | 71.0 ± 1.0 (lr: top edge) |", table1);
             Assert.Contains("relative gain of COLA M=2 over LoRA | +7.04% |", table1);
             var study = Study.Of(cells).Single();
             var table4 = Reports.Table4(study).Csv();
-            Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0,0.90,+10.0%"), table4);
+            Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0 (lr: top edge),0.90,+10.0%"), table4);
             Assert.Contains("chain length 2", Reports.Table3(study).Markdown());
 
             var files = Reports.Write(cells, Path.Combine(dir, "report"));
@@ -286,15 +286,15 @@ public class GridAndReportTests
             Assert.Equal((200, 8), (study.NumTrain, study.Rank));
             var share = Reports.ShareClosed(study)!.Csv();
             Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\"," +
-                "3.410 ± 0.010,\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\",3", share);
+                "3.410 ± 0.010 (lr: one rate),\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\",3", share);
             Assert.Contains("COLA M=3,8,paper,3.3400,\"0.35 ± 0.00 [0.35, 0.35]\",\"-0.0700 [-0.0700, -0.0700] chain better\"," +
-                "3.460 ± 0.010,\"0.25 ± 0.00 [0.25, 0.25]\",\"-0.0500 [-0.0500, -0.0500] chain better\",3", share);
+                "3.460 ± 0.010 (lr: one rate),\"0.25 ± 0.00 [0.25, 0.25]\",\"-0.0500 [-0.0500, -0.0500] chain better\",3", share);
             Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
             Assert.DoesNotContain("LoRA SGD", share);                     // another optimizer: Table 5's row, not a chain variant
             var table3 = Reports.Table3(study).Markdown();
-            Assert.Contains("| lm | 3.510 ± 0.010 | 3.460 ± 0.010 |", table3); // the rewarm variant stays out of Table 3
+            Assert.Contains("| lm | 3.510 ± 0.010 (lr: one rate) | 3.460 ± 0.010 (lr: one rate) |", table3); // the rewarm variant stays out of Table 3
             Assert.Contains("n = 50", Reports.Table6(study)!.Markdown());
-            Assert.Contains("| lm | LoRA | 3.510 ± 0.010 | 3.310 ± 0.010 |", Reports.Table8(study)!.Markdown());
+            Assert.Contains("| lm | LoRA | 3.510 ± 0.010 (lr: one rate) | 3.310 ± 0.010 (lr: one rate) |", Reports.Table8(study)!.Markdown());
             var files = Reports.Write(cells, Path.Combine(dir, "report"));
             Assert.Contains(files, f => f.EndsWith("share-closed.csv", StringComparison.Ordinal));
         }
@@ -347,8 +347,8 @@ public class GridAndReportTests
                 Worse = "+0.0100 [+0.0053, +0.0147] LoRA better";
             Assert.Contains($"| lm: Δ NLL vs LoRA (paired over seeds, mean [95% t interval]) |  | {Better} | {Unclear} |", Reports.Table3(study).Markdown());
             var table4 = Reports.Table4(study).Markdown();
-            Assert.Contains($"| lm | COLA (8,4) | 8,4 | 3.530 ± 0.015 | 1.00 | +0.0% | {Worse} |", table4);
-            Assert.Contains($"| lm | COLA M=2 | 8 | 3.510 ± 0.017 | 1.00 | +0.0% | {Better} |", table4);
+            Assert.Contains($"| lm | COLA (8,4) | 8,4 | 3.530 ± 0.015 (lr: one rate) | 1.00 | +0.0% | {Worse} |", table4);
+            Assert.Contains($"| lm | COLA M=2 | 8 | 3.510 ± 0.017 (lr: one rate) | 1.00 | +0.0% | {Better} |", table4);
             Assert.Contains($"| sgd | COLA M=3 SGD - LoRA, paired (mean [95% t interval]) | {Worse} |", Reports.Table5(study).Markdown());
             Assert.Contains($"| lm | COLA M=3 - LoRA, paired (mean [95% t interval]) | {Unclear} | {Better} |", Reports.Table8(study)!.Markdown());
             Assert.Contains($"| COLA M=2 - LoRA, paired over seeds (mean [95% t interval]) | {Better} |", Reports.Table1(cells).Markdown());
