@@ -69,12 +69,6 @@ public static class LearningRates
 
     static string Rate(double x) => x.ToString("G3", Inv);
 
-    /// <summary>How a row's alpha is set: rsLoRA, alpha = 2r, or a fixed alpha (scale alpha / r).</summary>
-    public static string AlphaPolicy(JobSpec spec) =>
-        spec.Rslora ? $"rsLoRA, alpha {spec.Alpha.ToString("G4", Inv)}"
-        : spec.Alpha == 2 * spec.Rank ? $"alpha = 2r ({spec.Alpha.ToString("G4", Inv)})"
-        : $"alpha {spec.Alpha.ToString("G4", Inv)} (scale {(spec.Alpha / spec.Rank).ToString("G3", Inv)})";
-
     /// <summary>Every trained row of <paramref name="cells"/>: its grid with the dev score at each rate, the choice and whether it is bracketed.</summary>
     public static ReportTable Table(IReadOnlyList<CellSummary> cells, string suffix = "")
     {
@@ -85,7 +79,7 @@ public static class LearningRates
             var grid = string.Join(", ", choice.Grid.Select(g =>
                 $"{Rate(g.Rate)}{(g.Rate == choice.Chosen ? "*" : "")}: " + (g.Seeds == 0 ? "not run"
                     : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")})")));
-            rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Optimizer), c.Example.Kind.HasChain() ? AlphaPolicy(c.Example) : "-",
+            rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
                 grid, Rate(choice.Chosen), choice.Bracketed ? "yes" : $"no: {EnumNames.Name(choice.Bracket)}"]);
         }
         return new ReportTable($"Learning rates chosen on dev (* = chosen; mean dev score per rate){suffix}",
@@ -106,7 +100,7 @@ public static class LearningRates
                 && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (full.Example.Epochs, full.Example.BatchSize, full.Example.NumTrain)))
             {
                 var ratio = lora.Rates!.Chosen / full.Rates!.Chosen;
-                rows.Add([lora.Task, lora.Method, AlphaPolicy(lora.Example), Rate(lora.Rates.Chosen) + lora.Rates.Mark, full.Method,
+                rows.Add([lora.Task, lora.Method, Reports.AlphaPolicy(lora.Example), Rate(lora.Rates.Chosen) + lora.Rates.Mark, full.Method,
                     Rate(full.Rates.Chosen) + full.Rates.Mark, RatioText(ratio, lora.Rates.Bracket, full.Rates.Bracket)]);
             }
         return rows.Count == 0 ? null

@@ -217,31 +217,61 @@ public static class Reports
     }
 
     /// <summary>Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain length.</summary>
-    static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis)
+    /// <summary>How a row's alpha is set, in words: rsLoRA, alpha = 2r, or a fixed alpha (scale alpha / r).</summary>
+    public static string AlphaPolicy(JobSpec spec) =>
+        spec.Rslora ? $"rsLoRA, alpha {spec.Alpha.ToString("G4", Inv)} (scale {(spec.Alpha / Math.Sqrt(spec.Rank)).ToString("G3", Inv)})"
+        : spec.Alpha == 2 * spec.Rank ? $"alpha = 2r ({spec.Alpha.ToString("G4", Inv)})"
+        : $"alpha {spec.Alpha.ToString("G4", Inv)} fixed (scale {(spec.Alpha / spec.Rank).ToString("G3", Inv)})";
+
+    /// <summary>
+    /// The alpha policies a LoRA or COLA row follows: rsLoRA with its alpha; else a fixed alpha (scale
+    /// alpha / r), and also alpha = 2r when its alpha is twice its rank. The reference rank's row
+    /// (rank 8, alpha 16) is thus in both "alpha = 2r" and "alpha 16 fixed".
+    /// </summary>
+    public static IReadOnlyList<string> AlphaPolicies(JobSpec s)
+    {
+        var alpha = s.Alpha.ToString("G4", Inv);
+        return s.Rslora ? [$"rsLoRA, alpha {alpha}"] : s.Alpha == 2 * s.Rank ? ["alpha = 2r", $"alpha {alpha} fixed"] : [$"alpha {alpha} fixed"];
+    }
+
+    /// <summary>
+    /// Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain
+    /// length. With <paramref name="byPolicy"/> (rank), rows come in a block per alpha policy that has
+    /// cells at two or more values, so a rank's scale never mixes policies.
+    /// </summary>
+    static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis, bool byPolicy = false)
     {
         var cells = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
             && Uniform(c.Example) && keep(c)).ToList();
         var values = cells.Select(c => axis(c.Example)).Distinct().Order().ToList();
         if (values.Count < 2) return null;
+        List<string?> policies = byPolicy
+            ? [.. cells.SelectMany(c => AlphaPolicies(c.Example)).Distinct()
+                .Where(p => cells.Where(c => AlphaPolicies(c.Example).Contains(p)).Select(c => axis(c.Example)).Distinct().Count() >= 2)]
+            : [];
+        if (policies.Count < 2) policies = [null];
         var rows = new List<IReadOnlyList<string>>();
         foreach (var t in TasksOf(cells))
-        {
-            CellSummary? At(int length, int v) => cells.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v);
-            var lengths = cells.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order().ToList();
-            foreach (var length in lengths)
-                rows.Add([t, length == 1 ? "LoRA" : $"COLA M={length}", .. values.Select(v => At(length, v) is { } c ? Score(c) : "")]);
-            foreach (var length in lengths.Where(l => l > 1))
-                rows.Add([t, $"COLA M={length} - LoRA, paired (mean [95% t interval])", .. values.Select(v =>
-                    At(length, v) is { } c && At(1, v) is { } lora ? Compare(c, lora, "chain", "LoRA") : "")]);
-        }
+            foreach (var policy in policies)
+            {
+                var inPolicy = policy is null ? cells : cells.Where(c => AlphaPolicies(c.Example).Contains(policy)).ToList();
+                var label = policy is null ? "" : $" ({policy})";
+                CellSummary? At(int length, int v) => inPolicy.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v);
+                var lengths = inPolicy.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order().ToList();
+                foreach (var length in lengths)
+                    rows.Add([t, (length == 1 ? "LoRA" : $"COLA M={length}") + label, .. values.Select(v => At(length, v) is { } c ? Score(c) : "")]);
+                foreach (var length in lengths.Where(l => l > 1))
+                    rows.Add([t, $"COLA M={length} - LoRA{label}, paired (mean [95% t interval])", .. values.Select(v =>
+                        At(length, v) is { } c && At(1, v) is { } lora ? Compare(c, lora, "chain", "LoRA") : "")]);
+            }
         return new ReportTable(title + study.Suffix, ["task", "method", .. values.Select(v => $"{column} {v}")], rows);
     }
 
     public static ReportTable? Table6(Study study) =>
-        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank, s => s.NumTrain);
+        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank && !c.Example.Rslora, s => s.NumTrain);
 
     public static ReportTable? Table8(Study study) =>
-        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank);
+        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank, byPolicy: true);
 
     /// <summary>
     /// Beyond the paper: every run at the reference rank's memory (links of rank at most the study's
@@ -250,13 +280,27 @@ public static class Reports
     /// and the 95% t interval of the mean; beside it the run's NLL against LoRA at rank r, paired by
     /// seed (<see cref="Compare"/>). The best on dev is marked: a variant is chosen on dev, never on test.
     /// </summary>
-    public static ReportTable? ShareClosed(Study study)
+    public static ReportTable? ShareClosed(Study study) => ShareClosedTables(study).FirstOrDefault();
+
+    /// <summary>
+    /// <see cref="ShareClosed"/> once per LoRA at four times the rank (else the largest rank run), one
+    /// for each alpha policy it was run with: the gap depends on how alpha follows the rank.
+    /// </summary>
+    public static List<ReportTable> ShareClosedTables(Study study)
     {
         var loras = study.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example is { Optimizer: OptimizerKind.AdamW }
             && c.Example.NumTrain == study.NumTrain).ToList();
-        var small = loras.FirstOrDefault(c => c.Example.Rank == study.Rank);
-        var large = loras.FirstOrDefault(c => c.Example.Rank == 4 * study.Rank) ?? loras.Where(c => c.Example.Rank > study.Rank).MaxBy(c => c.Example.Rank);
-        if (small is null || large is null) return null;
+        // The reference at rank r: the plain (not rsLoRA) one when both ran; the chains share it.
+        var small = loras.Where(c => c.Example.Rank == study.Rank).OrderBy(c => c.Example.Rslora).FirstOrDefault();
+        var largeRank = loras.Any(c => c.Example.Rank == 4 * study.Rank) ? 4 * study.Rank
+            : loras.Where(c => c.Example.Rank > study.Rank).Select(c => c.Example.Rank).DefaultIfEmpty(0).Max();
+        if (small is null || largeRank == 0) return [];
+        return [.. loras.Where(c => c.Example.Rank == largeRank).OrderBy(c => c.Method, StringComparer.Ordinal)
+            .Select(large => ShareClosed(study, small, large)).OfType<ReportTable>()];
+    }
+
+    static ReportTable? ShareClosed(Study study, CellSummary small, CellSummary large)
+    {
         // Chains trained as the two LoRAs were (AdamW, the study's train set); other optimizers have their own table.
         var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW
             && c.Example.NumTrain == study.NumTrain
@@ -286,7 +330,7 @@ public static class Reports
             rows.Add([c.Method + (c == bestOnDev ? " (best on dev)" : ""), LinkRanks(c.Example), EnumNames.Name(c.Example.Variant), dev, MeanStd(devShares),
                 Compare(c, small, "chain", small.Method, dev: true), Score(c), MeanStd(shares), Compare(c, small, "chain", small.Method), $"{shares.Count}"]);
         }
-        return new ReportTable($"Share of the gap from {small.Method} to {large.Method} closed at rank-{study.Rank} memory{study.Suffix}",
+        return new ReportTable($"Share of the gap from {small.Method} to {large.Method} ({AlphaPolicy(large.Example)}) closed at rank-{study.Rank} memory{study.Suffix}",
             ["method", "ranks", "variant", "dev NLL (mean)", "share closed on dev (mean ± std [95% t])", $"Δ dev NLL vs {small.Method} (paired, [95% t])",
              "test", "share closed on test (mean ± std [95% t])", $"Δ test NLL vs {small.Method} (paired, [95% t])", "seeds"], rows);
     }
@@ -331,8 +375,10 @@ public static class Reports
             tables.AddRange(new (string, ReportTable?)[]
             {
                 ("table3", Table3(study)), ("table4", Table4(study)), ("table5", Table5(study)), ("table6", Table6(study)),
-                ("table8", Table8(study)), ("share-closed", ShareClosed(study)), ("paired", Paired(study)),
+                ("table8", Table8(study)), ("paired", Paired(study)),
             }.Where(t => t.Item2 is not null).Select(t => (t.Item1 + suffix, t.Item2!)));
+            // One share-closed table per alpha policy of the larger LoRA: share-closed, share-closed-2, ...
+            tables.AddRange(ShareClosedTables(study).Select((table, i) => ($"share-closed{(i == 0 ? "" : $"-{i + 1}")}{suffix}", table)));
         }
         var files = new List<string>();
         var md = new StringBuilder("# Results\n\nGenerated by `chainlora report`; scores are accuracy / F1 in percent, lm is NLL per token.\n\n");

@@ -100,4 +100,51 @@ public class LearningRateTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void Both_alpha_policies_get_their_own_rank_rows_and_share_closed_table()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA r8", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "LoRA r32 a64", Kind = MethodKind.Lora, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "LoRA r32 a16", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "COLA M=3 r32 a64", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "COLA M=3 r32 a16", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32] },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2], NumTrain = 200,
+        }.Validate("test");
+        var dir = Directory.CreateTempSubdirectory("alpha-policies").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                var nll = j.Method switch
+                {
+                    "LoRA r8" => 3.5, "LoRA r32 a64" => 3.3, "LoRA r32 a16" => 3.4, "COLA M=3" => 3.45, "COLA M=3 r32 a64" => 3.28, _ => 3.39,
+                } + 0.01 * j.Seed;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
+            }
+            var study = Study.Of(ResultTable.Summarize(ResultTable.Load(dir))).Single();
+            var shares = Reports.ShareClosedTables(study);
+            Assert.Equal(["Share of the gap from LoRA r8 to LoRA r32 a16 (alpha 16 fixed (scale 0.5)) closed at rank-8 memory",
+                "Share of the gap from LoRA r8 to LoRA r32 a64 (alpha = 2r (64)) closed at rank-8 memory"], shares.Select(t => t.Title));
+            Assert.Contains(",\"0.50 ± 0.00 [0.50, 0.50]\",", shares[0].Csv());
+            Assert.Contains(",\"0.25 ± 0.00 [0.25, 0.25]\",", shares[1].Csv());
+            var table8 = Reports.Table8(study)!.Markdown();
+            Assert.Contains("| lm | LoRA (alpha = 2r) | 3.510 ± 0.010 (lr: one rate) | 3.310 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | LoRA (alpha 16 fixed) | 3.510 ± 0.010 (lr: one rate) | 3.410 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | COLA M=3 (alpha = 2r) | 3.460 ± 0.010 (lr: one rate) | 3.290 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | COLA M=3 - LoRA (alpha 16 fixed), paired (mean [95% t interval]) | -0.0500 [-0.0500, -0.0500] chain better | " +
+                "-0.0100 [-0.0100, -0.0100] chain better |", table8);
+            Assert.DoesNotContain("alpha 64 fixed", table8);   // one rank only: not a policy of its own
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
