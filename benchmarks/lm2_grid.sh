@@ -3,7 +3,7 @@
 # cell resumes from its checkpoint, so rerun it each session until the report is complete), then
 # writes docs/results/lm2. JOBS workers with THREADS torch threads each (default 1 and 1, leaving a
 # core for other work; JOBS=2 when the machine is otherwise idle). About 12 hours of 2 cores:
-# lm2-ablations 580 cells of 200 steps (~45 s each), lm2-converged 160 cells of 1600 steps (~300 s).
+# lm2-ablations 580 cells of 200 steps (~45 s each), lm2-converged 200 cells of 1600 steps (~300 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${THREADS:-1}"
