@@ -16,6 +16,7 @@ static class EvalCommand
         var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
         var numEval = NumEval();
         var context = Context();
+        var split = Split();
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations }
             .AtLeast(0);
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
@@ -26,7 +27,7 @@ static class EvalCommand
             "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
             "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
         {
-            model, adapter, task, data, seed, numTrain, numEval, context, icl, json, device, dtype,
+            model, adapter, task, data, seed, numTrain, numEval, context, split, icl, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -41,6 +42,7 @@ static class EvalCommand
                 NumTrain = r.GetValue(numTrain),
                 NumEval = r.GetValue(numEval),
                 Context = r.GetValue(context),
+                Split = r.GetEnum<TextSplit>(split),
                 Demonstrations = r.GetValue(icl),
                 Adapter = r.GetValue(adapter),
             };
@@ -73,7 +75,7 @@ static class EvalCommand
     public static Option<string> Data() => new Option<string>("--data")
     {
         Description = "The task's data folder (train / dev / val / test files as .tsv, .jsonl, .json or .parquet); " +
-                      "for lm a text file (split 90/10) or a folder with train.txt and optionally val.txt",
+                      "for lm a text file (split 90/10, or 80/10/10 with --split contiguous) or a folder with train.txt and optionally val.txt",
         Required = true,
     }.ExistingPath();
 
@@ -84,6 +86,10 @@ static class EvalCommand
     {
         Description = "lm: tokens per window, BOS included (default: the model's maximum positions); shorter windows train and score faster",
     }.AtLeast(2);
+
+    public static Option<string> Split() => CommonOptions.Choice("--split",
+        "lm: where dev comes from (shuffled: drawn with train from the first 90% of the text, the first study's split; " +
+        "contiguous: train, dev and test are the text's first 80%, next 10% and last 10%)", TextSplit.Shuffled);
 
     public static Option<int> NumEval() => new Option<int>("--num-eval")
     {

@@ -175,7 +175,9 @@ static class ExperimentCommands
         var results = ResultTable.Load(dir, skipped);
         foreach (var s in skipped) Console.Error.WriteLine($"skipped {s}");
         if (results.Count == 0) throw new InvalidDataException($"{dir}: no finished jobs (no jobs/*/result.json) to report");
-        return Reports.Write(ResultTable.Summarize(results), outDir);
+        var cells = ResultTable.Summarize(results, ResultTable.Planned(dir));
+        foreach (var warning in LearningRates.Warnings(cells)) Console.Error.WriteLine(warning);
+        return Reports.Write(cells, outDir);
     }
 
     /// <summary>How to start this CLI again: the apphost, or `dotnet ChainLora.Cli.dll`.</summary>

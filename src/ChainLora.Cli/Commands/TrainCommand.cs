@@ -41,6 +41,10 @@ static class TrainCommand
             .Check(text => text is null || ParseRanks(text) is not null ? null : $"--ranks '{text}': expected a comma-separated list of ranks, whole numbers from 1 to {int.MaxValue}");
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Lora.Rank }.AtLeast(1);
         var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale alpha / r)", DefaultValueFactory = _ => defaults.Lora.Alpha }.Positive();
+        var rsLora = new Option<bool>("--rslora")
+        {
+            Description = "rsLoRA (Kalajdzievski 2023): scale B A by alpha / sqrt(r) instead of alpha / r; recorded as use_rslora in result.json and PEFT exports",
+        };
         var dropout = new Option<double>("--lora-dropout") { Description = "Dropout on the LoRA input", DefaultValueFactory = _ => defaults.Lora.Dropout }.Fraction();
         var targets = new Option<string?>("--targets")
         {
@@ -61,9 +65,10 @@ static class TrainCommand
             Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => defaults.Trainer.GradientAccumulation,
         }.AtLeast(1);
         var numTrain = EvalCommand.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
-        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
+        var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows; with --split contiguous, from the dev region)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
         var numEval = EvalCommand.NumEval();
         var context = EvalCommand.Context();
+        var split = EvalCommand.Split();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
             .WritableFolder();
@@ -91,8 +96,8 @@ static class TrainCommand
         var command = new Command("train",
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
-            model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, seed, outDir, adapter, checkpointEvery, resume,
+            model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
@@ -109,6 +114,7 @@ static class TrainCommand
                 Seed = r.GetValue(seed),
                 BatchSize = r.GetValue(batch),
                 Context = r.GetValue(context),
+                Split = r.GetEnum<TextSplit>(split),
                 Trainer = new TrainerOptions
                 {
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),
@@ -122,6 +128,7 @@ static class TrainCommand
                 {
                     Rank = r.GetValue(rank),
                     Alpha = r.GetValue(alpha),
+                    UseRsLora = r.GetValue(rsLora),
                     Dropout = r.GetValue(dropout),
                     Bias = r.GetEnum<LoraBias>(bias),
                     TargetModules = r.GetValue(targets) is { } t ? t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : defaults.Lora.TargetModules,

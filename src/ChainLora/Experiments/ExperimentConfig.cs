@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ChainLora.Chain;
 using ChainLora.IO;
+using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Experiments;
@@ -56,6 +57,10 @@ public sealed record MethodSpec
     public KnotPlacement Knots { get; init; } = KnotPlacement.Fixed;
     /// <summary>Overrides the grid's num_train for this method (low-data rows).</summary>
     public int? NumTrain { get; init; }
+    /// <summary>Overrides the grid's alpha for this method (an alpha policy such as alpha = 2r: 64 at rank 32).</summary>
+    public double? Alpha { get; init; }
+    /// <summary>rsLoRA: scale alpha / sqrt(r) (`--rslora`; lora and cola only).</summary>
+    public bool Rslora { get; init; }
 
     /// <summary>The chain length this row runs.</summary>
     [JsonIgnore]
@@ -87,6 +92,8 @@ public sealed record ExperimentConfig
     public string BaseDtype { get; init; } = "fp32";
     /// <summary>lm: tokens per window, BOS included (null: the model's maximum positions).</summary>
     public int? Context { get; init; }
+    /// <summary>lm: where dev comes from; configs without the field keep the first study's shuffled split.</summary>
+    public TextSplit Split { get; init; }
 
     static readonly JsonSerializerOptions Options = new()
     {
@@ -147,10 +154,14 @@ public sealed record ExperimentConfig
                 $"method '{m.Name}': variant and knots need kind cola");
             Require(m.NumTrain is null or >= 1, $"method '{m.Name}': num_train {m.NumTrain} must be at least 1");
             if (m.LearningRates is { } rates) RequirePositive($"method '{m.Name}': field 'learning_rates'", rates);
+            if (m.Alpha is { } alpha) RequirePositive($"method '{m.Name}': field 'alpha'", [alpha]);
+            Require(m.Kind.HasChain() || (m.Alpha is null && !m.Rslora), $"method '{m.Name}': alpha and rslora need kind lora or cola");
         }
         Require(Context is null or >= 2, $"field 'context' {Context} must be at least 2");
         Require(Context is null || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
             "field 'context' applies to the lm task only");
+        Require(Split == TextSplit.Shuffled || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
+            $"field 'split' {EnumNames.Name(Split)} applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;

@@ -18,11 +18,12 @@ public static class Grid
                         {
                             Task = task.Name, Data = Path.Combine(config.DataRoot, task.Data), Model = config.Model,
                             Method = method.Name, Kind = method.Kind, ChainLength = method.Links, Ranks = method.Ranks,
-                            Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = config.Alpha, Icl = method.Icl,
+                            Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = method.Alpha ?? config.Alpha, Icl = method.Icl,
+                            Rslora = method.Rslora,
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
                             NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
                             BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,
-                            Context = config.Context,
+                            Context = config.Context, Split = config.Split,
                         };
                         jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
                     }

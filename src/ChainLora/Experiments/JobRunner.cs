@@ -67,12 +67,13 @@ public static class JobRunner
         Seed = job.Seed,
         BatchSize = job.BatchSize,
         Context = job.Context,
+        Split = job.Split,
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
             Variant = job.Variant,
         },
-        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha },
+        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha, UseRsLora = job.Rslora },
         Chain = new ChainConfig
         {
             Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null,
@@ -95,6 +96,7 @@ public static class JobRunner
         NumTrain = job.NumTrain,
         NumEval = job.NumEval,
         Context = job.Context,
+        Split = job.Split,
         Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
     };
 }

@@ -8,6 +8,7 @@ using System.Text.Json.Serialization;
 using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Recipes;
+using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Experiments;
@@ -42,6 +43,12 @@ public sealed record JobSpec
     /// <summary>lm: tokens per window; null is the model's maximum positions.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Context { get; init; }
+    /// <summary>lm: where dev comes from (written only when contiguous, so the first study's ids stay).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public TextSplit Split { get; init; }
+    /// <summary>rsLoRA (written only when set).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Rslora { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 

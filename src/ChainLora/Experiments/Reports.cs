@@ -88,9 +88,14 @@ public static class Reports
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static string Score(CellSummary c) => c.Metric == "-nll"
+    /// <summary>Test mean ± std over seeds, marked when the row's learning rate is not bracketed (<see cref="RateChoice.Mark"/>).</summary>
+    public static string Score(CellSummary c) => (c.Metric == "-nll"
         ? string.Format(Inv, "{0:F3} ± {1:F3}", -c.Mean, c.Std)
-        : string.Format(Inv, "{0:F1} ± {1:F1}", 100 * c.Mean, 100 * c.Std);
+        : string.Format(Inv, "{0:F1} ± {1:F1}", 100 * c.Mean, 100 * c.Std)) + (c.Rates?.Mark ?? "");
+
+    /// <summary>A higher-is-better score as shown: NLL per token (4 decimals) or a percentage.</summary>
+    public static string MetricValue(string metric, double value) =>
+        metric == "-nll" ? string.Format(Inv, "{0:F4}", -value) : string.Format(Inv, "{0:F1}", 100 * value);
 
     static IEnumerable<string> TasksOf(IReadOnlyList<CellSummary> cells) => cells.Select(c => c.Task).Distinct();
 
@@ -98,12 +103,35 @@ public static class Reports
         cells.FirstOrDefault(c => c.Task == task && c.Method == method);
 
     /// <summary>
-    /// The LoRA a chain is compared with: AdamW, the chain's rank, and the same budget (epochs,
-    /// batch size, train examples), so a grid of several budgets compares like with like.
+    /// The LoRA a chain is compared with: LoRA of the chain's optimizer, first link's rank and alpha, and
+    /// the same budget (epochs, batch size, train examples), so a grid of several budgets compares like with like.
     /// </summary>
-    static string? LoraFor(IReadOnlyList<CellSummary> cells, CellSummary chain) => cells.FirstOrDefault(c =>
-        c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Rank == chain.Example.Rank
-        && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (chain.Example.Epochs, chain.Example.BatchSize, chain.Example.NumTrain))?.Method;
+    public static CellSummary? ReferenceLora(IReadOnlyList<CellSummary> cells, CellSummary chain) => cells.FirstOrDefault(c =>
+        c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == chain.Example.Optimizer && c.Example.Rank == chain.Example.Rank
+        && c.Example.Alpha == chain.Example.Alpha && c.Example.Rslora == chain.Example.Rslora
+        && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (chain.Example.Epochs, chain.Example.BatchSize, chain.Example.NumTrain));
+
+    static string? LoraFor(IReadOnlyList<CellSummary> cells, CellSummary chain) => ReferenceLora(cells, chain)?.Method;
+
+    /// <summary>
+    /// <paramref name="a"/> against <paramref name="b"/>, paired by seed at each one's chosen learning rate, in the
+    /// metric's own units (NLL per token, or points of accuracy / F1): "mean [95% t interval]" and the finding, which
+    /// is "no difference found" wherever the interval covers 0. <paramref name="nameA"/> and <paramref name="nameB"/> name the sides.
+    /// </summary>
+    public static string Compare(CellSummary a, CellSummary b, string nameA, string nameB, bool dev = false)
+    {
+        var d = PairedDifference.Of(a.Runs, b.Runs, dev);
+        if (d.Count == 0) return "";
+        // Scores are oriented higher-is-better; NLL is shown as itself, so its differences change sign.
+        var nll = a.Metric == "-nll";
+        string U(double x) => nll ? string.Format(Inv, "{0:+0.0000;-0.0000;0.0000}", -x) : string.Format(Inv, "{0:+0.00;-0.00;0.00}", 100 * x);
+        var interval = double.IsNaN(d.HalfWidth) ? "" : nll ? $" [{U(d.High)}, {U(d.Low)}]" : $" [{U(d.Low)}, {U(d.High)}]";
+        return $"{U(d.Mean)}{interval} {d.Finding(nameA, nameB)}";
+    }
+
+    /// <summary>What a difference column says: chain minus LoRA, paired over seeds, with its 95% t interval.</summary>
+    static string DeltaTitle(string metric) =>
+        $"{(metric == "-nll" ? "Δ NLL" : "Δ points")} vs LoRA (paired over seeds, mean [95% t interval])";
 
     public static ReportTable Table1(IReadOnlyList<CellSummary> cells)
     {
@@ -114,9 +142,13 @@ public static class Reports
             .DistinctBy(c => c.Method).ToList();
         foreach (var chain in chains)
             if (LoraFor(cells, chain) is { } lora)
+            {
                 rows.Add([$"relative gain of {chain.Method} over {lora}", .. tasks.Select(t =>
                     Find(cells, t, chain.Method) is { } c && Find(cells, t, lora) is { } l && l.Mean != 0
                         ? string.Format(Inv, "{0:+0.00;-0.00}%", 100 * (c.Mean - l.Mean) / Math.Abs(l.Mean)) : "")]);
+                rows.Add([$"{chain.Method} - {lora}, paired over seeds (mean [95% t interval])", .. tasks.Select(t =>
+                    Find(cells, t, chain.Method) is { } c && Find(cells, t, lora) is { } l ? Compare(c, l, "chain", "LoRA") : "")]);
+            }
         return new ReportTable("Table 1: test scores (mean ± std over seeds, best learning rate on dev)", ["method", .. tasks], rows);
     }
 
@@ -124,8 +156,14 @@ public static class Reports
     {
         var byLength = ChainLengthCells(study);
         var lengths = byLength.Select(c => c.Length).Distinct().Order().ToList();
-        var rows = TasksOf(study.Cells).Select(t => (IReadOnlyList<string>)[t, .. lengths.Select(l =>
-            byLength.FirstOrDefault(c => c.Cell.Task == t && c.Length == l).Cell is { } c ? Score(c) : "")]).ToList();
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var t in TasksOf(study.Cells))
+        {
+            CellSummary? At(int length) => byLength.FirstOrDefault(c => c.Cell.Task == t && c.Length == length).Cell;
+            rows.Add([t, .. lengths.Select(l => At(l) is { } c ? Score(c) : "")]);
+            if (At(1) is { } lora)
+                rows.Add([$"{t}: {DeltaTitle(lora.Metric)}", .. lengths.Select(l => l > 1 && At(l) is { } c ? Compare(c, lora, "chain", "LoRA") : "")]);
+        }
         return new ReportTable($"Table 3: chain length (1 = LoRA){study.Suffix}", ["task", .. lengths.Select(l => $"chain length {l}")], rows);
     }
 
@@ -149,11 +187,12 @@ public static class Reports
             foreach (var c in stepDown)
             {
                 var saved = baseline is { Flops: > 0 } ? string.Format(Inv, "{0:+0.0;-0.0}%", 100 * (baseline.Flops - c.Flops) / baseline.Flops) : "";
-                rows.Add([t, c.Method, LinkRanks(c.Example), Score(c), string.Format(Inv, "{0:F2}", c.Flops / 1e12), saved]);
+                var delta = baseline is not null && c != baseline ? Compare(c, baseline, "chain", "LoRA") : "";
+                rows.Add([t, c.Method, LinkRanks(c.Example), Score(c), string.Format(Inv, "{0:F2}", c.Flops / 1e12), saved, delta]);
             }
         }
         return new ReportTable($"Table 4: rank step-down (training FLOPs saved against LoRA){study.Suffix}",
-            ["task", "method", "ranks", "test", "training TFLOPs", "FLOPs saved"], rows);
+            ["task", "method", "ranks", "test", "training TFLOPs", "FLOPs saved", DeltaTitle(study.Cells[0].Metric)], rows);
     }
 
     public static ReportTable Table5(Study study)
@@ -161,46 +200,107 @@ public static class Reports
         var trained = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
             && c.Example.NumTrain == study.NumTrain && c.Example.Rank == study.Rank && Uniform(c.Example)).ToList();
         var rows = new List<IReadOnlyList<string>>();
+        var tasks = TasksOf(study.Cells).ToList();
         foreach (var opt in trained.Select(c => c.Example.Optimizer).Distinct())
-            foreach (var m in trained.Where(c => c.Example.Optimizer == opt).Select(c => c.Method).Distinct())
-                rows.Add([EnumNames.Name(opt), m, .. TasksOf(study.Cells).Select(t => trained.FirstOrDefault(c => c.Task == t && c.Method == m) is { } c ? Score(c) : "")]);
+        {
+            var methods = trained.Where(c => c.Example.Optimizer == opt).Select(c => c.Method).Distinct().ToList();
+            CellSummary? Cell(string task, string method) => trained.FirstOrDefault(c => c.Task == task && c.Method == method);
+            foreach (var m in methods)
+                rows.Add([EnumNames.Name(opt), m, .. tasks.Select(t => Cell(t, m) is { } c ? Score(c) : "")]);
+            // Each chain against the LoRA of its own optimizer.
+            foreach (var m in methods)
+                if (trained.First(c => c.Method == m).Example.Kind == MethodKind.Cola)
+                    rows.Add([EnumNames.Name(opt), $"{m} - LoRA, paired (mean [95% t interval])", .. tasks.Select(t =>
+                        Cell(t, m) is { } c && ReferenceLora(trained, c) is { } lora ? Compare(c, lora, "chain", "LoRA") : "")]);
+        }
         return new ReportTable($"Table 5: optimizers{study.Suffix}", ["optimizer", "method", .. TasksOf(study.Cells)], rows);
     }
 
     /// <summary>Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain length.</summary>
-    static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis)
+    /// <summary>How a row's alpha is set, in words: rsLoRA, alpha = 2r, or a fixed alpha (scale alpha / r).</summary>
+    public static string AlphaPolicy(JobSpec spec) =>
+        spec.Rslora ? $"rsLoRA, alpha {spec.Alpha.ToString("G4", Inv)} (scale {(spec.Alpha / Math.Sqrt(spec.Rank)).ToString("G3", Inv)})"
+        : spec.Alpha == 2 * spec.Rank ? $"alpha = 2r ({spec.Alpha.ToString("G4", Inv)})"
+        : $"alpha {spec.Alpha.ToString("G4", Inv)} fixed (scale {(spec.Alpha / spec.Rank).ToString("G3", Inv)})";
+
+    /// <summary>
+    /// The alpha policies a LoRA or COLA row follows: rsLoRA with its alpha; else a fixed alpha (scale
+    /// alpha / r), and also alpha = 2r when its alpha is twice its rank. The reference rank's row
+    /// (rank 8, alpha 16) is thus in both "alpha = 2r" and "alpha 16 fixed".
+    /// </summary>
+    public static IReadOnlyList<string> AlphaPolicies(JobSpec s)
+    {
+        var alpha = s.Alpha.ToString("G4", Inv);
+        return s.Rslora ? [$"rsLoRA, alpha {alpha}"] : s.Alpha == 2 * s.Rank ? ["alpha = 2r", $"alpha {alpha} fixed"] : [$"alpha {alpha} fixed"];
+    }
+
+    /// <summary>
+    /// Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain
+    /// length. With <paramref name="byPolicy"/> (rank), rows come in a block per alpha policy that has
+    /// cells at two or more values, so a rank's scale never mixes policies.
+    /// </summary>
+    static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis, bool byPolicy = false)
     {
         var cells = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
             && Uniform(c.Example) && keep(c)).ToList();
         var values = cells.Select(c => axis(c.Example)).Distinct().Order().ToList();
         if (values.Count < 2) return null;
+        List<string?> policies = byPolicy
+            ? [.. cells.SelectMany(c => AlphaPolicies(c.Example)).Distinct()
+                .Where(p => cells.Where(c => AlphaPolicies(c.Example).Contains(p)).Select(c => axis(c.Example)).Distinct().Count() >= 2)]
+            : [];
+        if (policies.Count < 2) policies = [null];
         var rows = new List<IReadOnlyList<string>>();
         foreach (var t in TasksOf(cells))
-            foreach (var length in cells.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order())
-                rows.Add([t, length == 1 ? "LoRA" : $"COLA M={length}", .. values.Select(v =>
-                    cells.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v) is { } c ? Score(c) : "")]);
+            foreach (var policy in policies)
+            {
+                var inPolicy = policy is null ? cells : cells.Where(c => AlphaPolicies(c.Example).Contains(policy)).ToList();
+                var label = policy is null ? "" : $" ({policy})";
+                CellSummary? At(int length, int v) => inPolicy.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v);
+                var lengths = inPolicy.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order().ToList();
+                foreach (var length in lengths)
+                    rows.Add([t, (length == 1 ? "LoRA" : $"COLA M={length}") + label, .. values.Select(v => At(length, v) is { } c ? Score(c) : "")]);
+                foreach (var length in lengths.Where(l => l > 1))
+                    rows.Add([t, $"COLA M={length} - LoRA{label}, paired (mean [95% t interval])", .. values.Select(v =>
+                        At(length, v) is { } c && At(1, v) is { } lora ? Compare(c, lora, "chain", "LoRA") : "")]);
+            }
         return new ReportTable(title + study.Suffix, ["task", "method", .. values.Select(v => $"{column} {v}")], rows);
     }
 
     public static ReportTable? Table6(Study study) =>
-        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank, s => s.NumTrain);
+        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank && !c.Example.Rslora, s => s.NumTrain);
 
     public static ReportTable? Table8(Study study) =>
-        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank);
+        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank, byPolicy: true);
 
     /// <summary>
     /// Beyond the paper: every run at the reference rank's memory (links of rank at most the study's
     /// rank) against LoRA at that rank and LoRA at four times it (else the largest LoRA rank run):
-    /// share closed = (NLL_LoRA_r - NLL_run) / (NLL_LoRA_r - NLL_LoRA_4r), per seed, then mean ± std.
-    /// The best on dev is marked: a variant is chosen on dev, never on test.
+    /// share closed = (NLL_LoRA_r - NLL_run) / (NLL_LoRA_r - NLL_LoRA_4r), per seed, then mean ± std
+    /// and the 95% t interval of the mean; beside it the run's NLL against LoRA at rank r, paired by
+    /// seed (<see cref="Compare"/>). The best on dev is marked: a variant is chosen on dev, never on test.
     /// </summary>
-    public static ReportTable? ShareClosed(Study study)
+    public static ReportTable? ShareClosed(Study study) => ShareClosedTables(study).FirstOrDefault();
+
+    /// <summary>
+    /// <see cref="ShareClosed"/> once per LoRA at four times the rank (else the largest rank run), one
+    /// for each alpha policy it was run with: the gap depends on how alpha follows the rank.
+    /// </summary>
+    public static List<ReportTable> ShareClosedTables(Study study)
     {
         var loras = study.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example is { Optimizer: OptimizerKind.AdamW }
             && c.Example.NumTrain == study.NumTrain).ToList();
-        var small = loras.FirstOrDefault(c => c.Example.Rank == study.Rank);
-        var large = loras.FirstOrDefault(c => c.Example.Rank == 4 * study.Rank) ?? loras.Where(c => c.Example.Rank > study.Rank).MaxBy(c => c.Example.Rank);
-        if (small is null || large is null) return null;
+        // The reference at rank r: the plain (not rsLoRA) one when both ran; the chains share it.
+        var small = loras.Where(c => c.Example.Rank == study.Rank).OrderBy(c => c.Example.Rslora).FirstOrDefault();
+        var largeRank = loras.Any(c => c.Example.Rank == 4 * study.Rank) ? 4 * study.Rank
+            : loras.Where(c => c.Example.Rank > study.Rank).Select(c => c.Example.Rank).DefaultIfEmpty(0).Max();
+        if (small is null || largeRank == 0) return [];
+        return [.. loras.Where(c => c.Example.Rank == largeRank).OrderBy(c => c.Method, StringComparer.Ordinal)
+            .Select(large => ShareClosed(study, small, large)).OfType<ReportTable>()];
+    }
+
+    static ReportTable? ShareClosed(Study study, CellSummary small, CellSummary large)
+    {
         // Chains trained as the two LoRAs were (AdamW, the study's train set); other optimizers have their own table.
         var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW
             && c.Example.NumTrain == study.NumTrain
@@ -217,9 +317,9 @@ public static class Reports
         static string MeanStd(List<double> xs)
         {
             if (xs.Count == 0) return "";
-            var mean = xs.Average();
-            var std = xs.Count > 1 ? Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / (xs.Count - 1)) : 0;
-            return string.Format(Inv, "{0:F2} ± {1:F2}", mean, std);
+            var d = new PairedDifference(Enumerable.Range(0, xs.Count).Select(i => (long)i).ToList(), xs);
+            var interval = double.IsNaN(d.HalfWidth) ? "" : string.Format(Inv, " [{0:F2}, {1:F2}]", d.Low, d.High);
+            return string.Format(Inv, "{0:F2} ± {1:F2}", d.Mean, d.StandardDeviation) + interval;
         }
         var rows = new List<IReadOnlyList<string>>();
         foreach (var c in candidates)
@@ -228,10 +328,34 @@ public static class Reports
             var devShares = Shares(BySeed(c), a, b, r => r.Dev);
             var dev = c.Runs.All(r => r.Dev is not null) ? string.Format(Inv, "{0:F4}", -c.Runs.Average(r => r.Dev!.Value)) : "";
             rows.Add([c.Method + (c == bestOnDev ? " (best on dev)" : ""), LinkRanks(c.Example), EnumNames.Name(c.Example.Variant), dev, MeanStd(devShares),
-                Score(c), MeanStd(shares), $"{shares.Count}"]);
+                Compare(c, small, "chain", small.Method, dev: true), Score(c), MeanStd(shares), Compare(c, small, "chain", small.Method), $"{shares.Count}"]);
         }
-        return new ReportTable($"Share of the gap from {small.Method} to {large.Method} closed at rank-{study.Rank} memory{study.Suffix}",
-            ["method", "ranks", "variant", "dev NLL (mean)", "share closed on dev", "test", "share closed on test (mean ± std over seeds)", "seeds"], rows);
+        return new ReportTable($"Share of the gap from {small.Method} to {large.Method} ({AlphaPolicy(large.Example)}) closed at rank-{study.Rank} memory{study.Suffix}",
+            ["method", "ranks", "variant", "dev NLL (mean)", "share closed on dev (mean ± std [95% t])", $"Δ dev NLL vs {small.Method} (paired, [95% t])",
+             "test", "share closed on test (mean ± std [95% t])", $"Δ test NLL vs {small.Method} (paired, [95% t])", "seeds"], rows);
+    }
+
+    /// <summary>
+    /// Every chain of the study against its LoRA (<see cref="ReferenceLora"/>), seed by seed: the per-seed
+    /// differences on test, their mean with the 95% t interval and the finding, and the same on dev.
+    /// </summary>
+    public static ReportTable? Paired(Study study)
+    {
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var chain in study.Cells.Where(c => c.Example.Kind == MethodKind.Cola))
+        {
+            if (ReferenceLora(study.Cells, chain) is not { } lora) continue;
+            var d = PairedDifference.Of(chain.Runs, lora.Runs);
+            if (d.Count == 0) continue;
+            var nll = chain.Metric == "-nll";
+            var perSeed = string.Join(", ", d.Seeds.Zip(d.Differences, (s, x) =>
+                string.Format(Inv, nll ? "s{0}: {1:+0.0000;-0.0000;0.0000}" : "s{0}: {1:+0.00;-0.00;0.00}", s, nll ? -x : 100 * x)));
+            rows.Add([chain.Task, chain.Method, lora.Method, perSeed, Compare(chain, lora, "chain", "LoRA"), Compare(chain, lora, "chain", "LoRA", dev: true)]);
+        }
+        if (rows.Count == 0) return null;
+        var units = study.Cells[0].Metric == "-nll" ? "NLL" : "points";
+        return new ReportTable($"Paired differences, chain - LoRA in {units} per seed, mean [95% t interval]{study.Suffix}",
+            ["task", "chain", "LoRA", "test, per seed", "test", "dev"], rows);
     }
 
     /// <summary>
@@ -243,15 +367,18 @@ public static class Reports
     {
         Directory.CreateDirectory(outDir);
         var studies = Study.Of(cells);
-        var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)) };
+        var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)), ("learning-rates", LearningRates.Table(cells)) };
+        if (LearningRates.Ratio(cells) is { } ratio) tables.Add(("lr-ratio", ratio));
         foreach (var study in studies)
         {
             var suffix = study.FileSuffix;
             tables.AddRange(new (string, ReportTable?)[]
             {
                 ("table3", Table3(study)), ("table4", Table4(study)), ("table5", Table5(study)), ("table6", Table6(study)),
-                ("table8", Table8(study)), ("share-closed", ShareClosed(study)),
+                ("table8", Table8(study)), ("paired", Paired(study)),
             }.Where(t => t.Item2 is not null).Select(t => (t.Item1 + suffix, t.Item2!)));
+            // One share-closed table per alpha policy of the larger LoRA: share-closed, share-closed-2, ...
+            tables.AddRange(ShareClosedTables(study).Select((table, i) => ($"share-closed{(i == 0 ? "" : $"-{i + 1}")}{suffix}", table)));
         }
         var files = new List<string>();
         var md = new StringBuilder("# Results\n\nGenerated by `chainlora report`; scores are accuracy / F1 in percent, lm is NLL per token.\n\n");

@@ -8,9 +8,9 @@ namespace ChainLora.Experiments;
 /// <summary>A finished job: its spec and the numbers of its result.json.</summary>
 public sealed record JobResult(JobSpec Spec, double? Dev, double Test, string Metric, double Flops, string Directory);
 
-/// <summary>One (task, method) cell after learning-rate selection.</summary>
+/// <summary>One (task, method) cell after learning-rate selection; <paramref name="Rates"/> says whether the choice is bracketed (rows that train).</summary>
 public sealed record CellSummary(string Task, string Method, JobSpec Example, double? BestLearningRate, string Metric,
-    double Mean, double Std, int Seeds, double Flops, IReadOnlyList<JobResult> Runs);
+    double Mean, double Std, int Seeds, double Flops, IReadOnlyList<JobResult> Runs, RateChoice? Rates = null);
 
 public static class ResultTable
 {
@@ -87,8 +87,32 @@ public static class ResultTable
             _ => "accuracy",
         };
 
-    public static List<CellSummary> Summarize(IEnumerable<JobResult> results) => results
-        .GroupBy(r => (r.Spec.Task, r.Spec.Method))
+    /// <summary>
+    /// Every job spec under <c>DIR/jobs</c>, finished or not: the grid as planned, so a report can tell
+    /// a neighbouring rate that never ran from one that ran and lost. Unreadable specs are left out.
+    /// </summary>
+    public static List<JobSpec> Planned(string dir)
+    {
+        var jobs = Path.Combine(dir, "jobs");
+        if (!System.IO.Directory.Exists(jobs)) return [];
+        var specs = new List<JobSpec>();
+        foreach (var path in System.IO.Directory.GetDirectories(jobs).Order(StringComparer.Ordinal).Select(d => Path.Combine(d, "spec.json")).Where(File.Exists))
+        {
+            try { specs.Add(JobSpec.Load(path)); }
+            catch (InvalidDataException) { }   // Load names it when the cell's result is read
+        }
+        return specs;
+    }
+
+    /// <summary>
+    /// Per (task, method): the rate with the best mean dev score, its test mean ± std over seeds, and
+    /// where the rate sits in the row's grid (<paramref name="planned"/> adds rates not finished yet).
+    /// </summary>
+    public static List<CellSummary> Summarize(IEnumerable<JobResult> results, IEnumerable<JobSpec>? planned = null)
+    {
+        var plannedRates = (planned ?? []).Where(s => s.Kind.Trains()).GroupBy(s => (s.Task, s.Method))
+            .ToDictionary(g => g.Key, g => g.Select(s => s.LearningRate).Distinct().ToList());
+        return results.GroupBy(r => (r.Spec.Task, r.Spec.Method))
         .Select(g =>
         {
             var byRate = g.GroupBy(r => r.Spec.LearningRate).ToList();
@@ -97,8 +121,11 @@ public static class ResultTable
             var mean = tests.Average();
             var std = tests.Count > 1 ? Math.Sqrt(tests.Sum(t => (t - mean) * (t - mean)) / (tests.Count - 1)) : 0;
             var first = best.First();
-            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, first.Spec.Kind.Trains() ? best.Key : null,
-                first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best.ToList());
+            var trains = first.Spec.Kind.Trains();
+            var choice = trains ? RateChoice.Of(g.ToList(), best.Key, plannedRates.GetValueOrDefault(g.Key, [])) : null;
+            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, trains ? best.Key : null,
+                first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best.ToList(), choice);
         })
         .ToList();
+    }
 }

@@ -42,7 +42,7 @@ public sealed partial class PeftAdapter : IDisposable
     public static PeftAdapter FromChain(LoraAdapters adapters)
     {
         using var scope = NewDisposeScope();
-        return FromLinks(adapters.Model, ChainLinks(adapters), TrainedBiases(adapters), adapters.Config.Dropout);
+        return FromLinks(adapters.Model, ChainLinks(adapters), TrainedBiases(adapters), adapters.Config.Dropout, adapters.Config.UseRsLora);
     }
 
     /// <summary>Each link of the chain (tied ones, then the current one) as module path -> factors, sharing the layers' tensors.</summary>
@@ -75,10 +75,12 @@ public sealed partial class PeftAdapter : IDisposable
     /// into one adapter as described in the file header. Takes copies; the caller keeps its tensors.
     /// target_modules are the modules' final names ("q_proj") when those pick out exactly the adapted
     /// linear layers of <paramref name="model"/>, else the full paths. <paramref name="dropout"/> is
-    /// recorded for whoever trains the adapter further.
+    /// recorded for whoever trains the adapter further. A single link trained with rsLoRA
+    /// (<paramref name="useRsLora"/>) is written as PEFT's use_rslora with its own alpha; a stacked
+    /// chain has its scales folded into B and is written without it.
     /// </summary>
     public static PeftAdapter FromLinks(nn.Module model, IReadOnlyList<IReadOnlyDictionary<string, LoraFactors>> links,
-        IReadOnlyDictionary<string, Tensor> biases, double dropout = 0)
+        IReadOnlyDictionary<string, Tensor> biases, double dropout = 0, bool useRsLora = false)
     {
         if (links.Count == 0 || links.All(l => l.Count == 0)) throw new ArgumentException("a chain needs at least one link with modules");
         using var _ = no_grad();
@@ -92,13 +94,14 @@ public sealed partial class PeftAdapter : IDisposable
         double alpha;
         var rankPattern = new Dictionary<string, int>();
         var single = live[0].Values.First();
+        var rsLora = false;
         if (live.Count == 1 && live[0].Values.All(f => f.Rank == single.Rank && f.Scaling == single.Scaling))
         {
             // One link: keep it as PEFT itself would have saved it.
             modules = live[0].ToDictionary(m => m.Key, m => new LoraFactors(
                 m.Value.A.to(ScalarType.Float32, CPU, copy: true).DetachFromDisposeScope(),
                 m.Value.B.to(ScalarType.Float32, CPU, copy: true).DetachFromDisposeScope(), m.Value.Scaling));
-            (r, alpha) = (single.Rank, Snap(single.Scaling * single.Rank));
+            (r, alpha, rsLora) = (single.Rank, Snap(single.Scaling * (useRsLora ? Math.Sqrt(single.Rank) : single.Rank)), useRsLora);
         }
         else
         {
@@ -118,6 +121,7 @@ public sealed partial class PeftAdapter : IDisposable
         {
             R = r,
             LoraAlpha = alpha,
+            UseRsLora = rsLora,
             LoraDropout = dropout,
             TargetModules = TargetModulesFor(model, paths),
             Bias = biases.Count == 0 ? LoraBias.None

@@ -25,7 +25,7 @@ public sealed record PeftAdapterConfig
     /// <summary>target_modules given as one string: a regex that must match the whole module path.</summary>
     public string? TargetModulesRegex { get; init; }
     public LoraBias Bias { get; init; } = LoraBias.None;
-    /// <summary>rsLoRA: scale by alpha / sqrt(r). Exports write false, having folded any scale into B.</summary>
+    /// <summary>rsLoRA: scale by alpha / sqrt(r). Exports of one rsLoRA link write true; a stacked chain, its scales folded into B, false.</summary>
     public bool UseRsLora { get; init; }
     /// <summary>Module path or regex suffix -> rank, as PEFT's rank_pattern.</summary>
     public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();

@@ -41,7 +41,7 @@ public sealed class SavedChain(string baseModel, string modelType, LoraConfig lo
     {
         if (baseModel.ModelType != ModelType)
             throw new InvalidDataException($"{Path.Combine(BaseModel, "config.json")}: a {baseModel.ModelType} model, but the chain was trained on a {ModelType} model");
-        return PeftAdapter.FromLinks(baseModel, Factors, Biases, Lora.Dropout);
+        return PeftAdapter.FromLinks(baseModel, Factors, Biases, Lora.Dropout, Lora.UseRsLora);
     }
 
     public void Dispose()

@@ -119,6 +119,12 @@ public sealed class LoraAdapters
         }
     }
 
+    /// <summary>Every layer's A stops training (RAC-LoRA: a random A, frozen; only B learns).</summary>
+    public void FreezeA()
+    {
+        foreach (var layer in Layers.Values) layer.A.requires_grad = false;
+    }
+
     /// <summary>Extend the chain (paper, step 3): fresh A, B = 0 at <paramref name="rank"/>.</summary>
     public void ExtendChain(int rank, double alpha)
     {

@@ -26,6 +26,8 @@ public sealed record EvalRecipeOptions
     public int NumEval { get; init; } = new SampleSizes().Eval;
     /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
     public int? Context { get; init; }
+    /// <summary>lm: where dev comes from (<see cref="TextSplit"/>); the test region is the same under every split.</summary>
+    public TextSplit Split { get; init; }
     /// <summary>In-context demonstrations per test example; 0 is zero-shot.</summary>
     public int Demonstrations { get; init; }
     /// <summary>A PEFT LoRA adapter folder merged into the weights before scoring.</summary>
@@ -34,7 +36,7 @@ public sealed record EvalRecipeOptions
     /// <summary>Every setting checked before anything is loaded; the error names the value.</summary>
     public EvalRecipeOptions Validate()
     {
-        TaskRegistry.Find(Task);
+        PreparedTask.CheckSplit(TaskRegistry.Find(Task), Split);
         new SampleSizes(NumTrain, 0, NumEval).Validate();
         if (Demonstrations < 0) throw new ArgumentException($"demonstrations {Demonstrations}: must be >= 0");
         return this;
@@ -67,7 +69,7 @@ public static class EvalRecipe
         }
         var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
         var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer,
-            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions));
+            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions), options.Split);
         var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
         return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
             options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,

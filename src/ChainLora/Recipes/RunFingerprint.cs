@@ -24,13 +24,17 @@ public static class RunFingerprint
             ["method"] = EnumNames.Name(t.Method),
             ["variant"] = EnumNames.Name(t.Variant),
             ["chain"] = $"length {o.Chain.Length}, ranks {(o.Chain.Ranks is { } r ? string.Join(",", r) : "-")}, knots {(o.Chain.Auto is { } a ? $"auto {a.Window}/{F(a.Threshold)}" : "fixed")}",
-            ["lora"] = $"rank {o.Lora.Rank}, alpha {F(o.Lora.Alpha)}, dropout {F(o.Lora.Dropout)}, targets {string.Join(",", o.Lora.TargetModules)}, bias {EnumNames.Name(o.Lora.Bias)}",
+            ["lora"] = $"rank {o.Lora.Rank}, alpha {F(o.Lora.Alpha)}, dropout {F(o.Lora.Dropout)}, targets {string.Join(",", o.Lora.TargetModules)}, bias {EnumNames.Name(o.Lora.Bias)}" +
+                (o.Lora.UseRsLora ? ", rslora" : ""),
             ["optimizer"] = $"{EnumNames.Name(t.Optimizer)}, weight decay {F(t.WeightDecay)}, momentum {F(t.Momentum)}",
             ["learning_rate"] = $"{F(t.LearningRate)}, warmup {F(t.WarmupRatio)}, rewarm {t.RewarmEachLink}, epochs {t.Epochs}, accumulation {t.GradientAccumulation}, clip {F(t.MaxGradNorm)}",
             ["adapter"] = o.Adapter is null ? "-" : Path.GetFullPath(o.Adapter),
         };
         // Only when set: checkpoints written before the option existed keep their fingerprint.
         if (o.Context is { } context) fingerprint["context"] = $"{context}";
+        if (o.Split != TextSplit.Shuffled) fingerprint["split"] = EnumNames.Name(o.Split);
+        if (t.FreezeA || t.OptimizerPruneFraction > 0 || t.RestartWarmupRatio > 0)
+            fingerprint["variant_settings"] = $"freeze A {t.FreezeA}, prune {F(t.OptimizerPruneFraction)}, restart warmup {F(t.RestartWarmupRatio)}";
         if (t.Activations != Models.ActivationPrecision.Auto) fingerprint["activations"] = EnumNames.Name(t.Activations);
         return fingerprint;
     }

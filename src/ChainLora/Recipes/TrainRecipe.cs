@@ -10,6 +10,7 @@
 //   LoRA              .Lora (rank, alpha, dropout, targets, bias), ranks per link .Chain.Ranks
 //   batch size        .BatchSize examples (lm: windows) per micro-batch
 //   window length     .Context tokens per lm window (default: the model's maximum positions)
+//   lm split          .Split: dev shuffled from the train text (the first study's) or contiguous regions
 //   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
 //   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
 //                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
@@ -48,6 +49,8 @@ public sealed record TrainRecipeOptions
     public int BatchSize { get; init; } = 8;
     /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
     public int? Context { get; init; }
+    /// <summary>lm: where dev comes from (<see cref="TextSplit"/>); other tasks take only the default.</summary>
+    public TextSplit Split { get; init; }
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
     public LoraConfig Lora { get; init; } = new();
@@ -74,7 +77,7 @@ public sealed record TrainRecipeOptions
     /// <summary>Every setting checked before anything is loaded; the error names the value.</summary>
     public TrainRecipeOptions Validate()
     {
-        TaskRegistry.Find(Task);
+        PreparedTask.CheckSplit(TaskRegistry.Find(Task), Split);
         Sizes.Validate();
         Trainer.Validate();
         Lora.Validate();
@@ -164,7 +167,7 @@ public sealed class TrainRecipe : IDisposable
         var task = TaskRegistry.Find(options.Task);
         var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer,
-            PreparedTask.Context(task, options.Context, model.Model.MaxPositions));
+            PreparedTask.Context(task, options.Context, model.Model.MaxPositions), options.Split);
         var folderLock = options.OutDir is null ? null : FolderLock.Acquire(options.OutDir, "train run");
         PeftAdapter? adapter = null;
         try
@@ -280,6 +283,7 @@ public sealed class TrainRecipe : IDisposable
             options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing,
             full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
-            t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype));
+            t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype),
+            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora);
     }
 }

@@ -16,8 +16,11 @@ public sealed record SampleSizes(int Train = 1000, int Dev = 500, int Eval = 100
     }
 }
 
-/// <summary>What was drawn from what: pool sizes, the sizes asked for and those actually used.</summary>
-public sealed record SampleReport(int TrainPool, int ValidationPool, bool Carved, SampleSizes Requested, int Train, int Dev, int Test)
+/// <summary>
+/// What was drawn from what: pool sizes, the sizes asked for and those actually used. <paramref name="DevPool"/>
+/// is set when dev had a pool of its own (<see cref="Sampling.DrawRegions"/>); otherwise dev came from the train pool.
+/// </summary>
+public sealed record SampleReport(int TrainPool, int ValidationPool, bool Carved, SampleSizes Requested, int Train, int Dev, int Test, int? DevPool = null)
 {
     public bool Short => Train < Requested.Train || Dev < Requested.Dev || Test < Requested.Eval;
 }
@@ -48,6 +51,21 @@ public static class Sampling
         var testPart = Shuffle(validation, seed).Take(sizes.Eval).ToList();
         return new(trainPart, devPart, testPart,
             new SampleReport(trainPool.Count, validation.Count, false, sizes, trainPart.Count, devPart.Count, testPart.Count));
+    }
+
+    /// <summary>
+    /// Train, dev and test each from a pool of its own (the regions of a contiguous text split):
+    /// each pool shuffled with <paramref name="seed"/>, its first N taken. Nothing is carved across pools.
+    /// </summary>
+    public static TaskSample<T> DrawRegions<T>(IReadOnlyList<T> trainPool, IReadOnlyList<T> devPool, IReadOnlyList<T> testPool, SampleSizes sizes, long seed)
+    {
+        sizes.Validate();
+        if (trainPool.Count == 0 || testPool.Count == 0 || (devPool.Count == 0 && sizes.Dev > 0))
+            throw new ArgumentException($"a region is empty: train {trainPool.Count}, dev {devPool.Count}, test {testPool.Count} examples");
+        var train = Shuffle(trainPool, seed).Take(sizes.Train).ToList();
+        var dev = Shuffle(devPool, seed).Take(sizes.Dev).ToList();
+        var test = Shuffle(testPool, seed).Take(sizes.Eval).ToList();
+        return new(train, dev, test, new SampleReport(trainPool.Count, testPool.Count, false, sizes, train.Count, dev.Count, test.Count, devPool.Count));
     }
 
     /// <summary>A copy of <paramref name="items"/> in a seeded Fisher-Yates order (same on every platform).</summary>

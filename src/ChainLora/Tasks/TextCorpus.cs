@@ -1,13 +1,38 @@
 // The lm task's data (domain adaptation on plain text): a folder with train.txt and optionally
 // val.txt, or one text file. Without a separate validation text the training text is split 90/10
-// at a line break. Texts are tokenized once and cut into TextCorpus.Windows (BOS + context - 1
-// tokens), the windows `chainlora perplexity` scores, so held-out NLL matches that command.
+// at a line break. With the contiguous split (TextSplit.Contiguous) the training text is cut once
+// more, 8/9 to 1/9 at a line break, and dev comes from that last ninth: one file becomes train 80%,
+// dev 10%, test 10%, three regions in the text's order. Texts are tokenized once and cut into
+// TextCorpus.Windows (BOS + context - 1 tokens), the windows `chainlora perplexity` scores, so
+// held-out NLL matches that command.
 namespace ChainLora.Tasks;
 
-/// <summary>The two texts and the files they came from (the same file twice when one was split).</summary>
-public sealed record TextCorpus(string Train, string Validation, string TrainFile, string ValidationFile)
+/// <summary>Where the lm task's dev windows come from.</summary>
+public enum TextSplit
+{
+    /// <summary>
+    /// The first lm study's split: train and dev are drawn, shuffled with the seed, from the same
+    /// training text, so dev windows sit between train windows in the same passages; test is the
+    /// validation text (the last 10% of one file).
+    /// </summary>
+    Shuffled,
+    /// <summary>
+    /// Train, dev and test from contiguous, disjoint regions: the training text's first 8/9, its
+    /// last 1/9, and the validation text (one file: 80% / 10% / 10%, the same test as Shuffled).
+    /// </summary>
+    Contiguous,
+}
+
+/// <summary>
+/// The texts and the files they came from (the same file twice when one was split). <paramref name="Dev"/>
+/// is the dev region of a contiguous split, cut from the end of the training text; null otherwise.
+/// <paramref name="Regions"/> says where each text lies in its file (character offsets).
+/// </summary>
+public sealed record TextCorpus(string Train, string Validation, string TrainFile, string ValidationFile, string? Dev = null, string? Regions = null)
 {
     public const double TrainFraction = 0.9;
+    /// <summary>The share of the training text a contiguous split keeps for train; dev is the rest (10% of one file).</summary>
+    public const double ContiguousTrainShare = 8.0 / 9.0;
 
     /// <summary>BOS + up to (<paramref name="context"/> - 1) consecutive tokens of <paramref name="ids"/> per window.</summary>
     public static List<int[]> Windows(IReadOnlyList<int> ids, int bosId, int context)
@@ -28,7 +53,19 @@ public sealed record TextCorpus(string Train, string Validation, string TrainFil
         return n;
     }
 
-    public static TextCorpus Load(string path)
+    public static TextCorpus Load(string path, TextSplit split = TextSplit.Shuffled)
+    {
+        var corpus = LoadTexts(path);
+        if (split == TextSplit.Shuffled) return corpus;
+        var (train, dev) = SplitText(corpus.Train, ContiguousTrainShare);
+        // Offsets in each file: a split file's validation text starts where its training text ends.
+        var valStart = corpus.TrainFile == corpus.ValidationFile ? corpus.Train.Length : 0;
+        var regions = $"{Path.GetFileName(corpus.TrainFile)} characters [0, {train.Length}) train, [{train.Length}, {corpus.Train.Length}) dev; " +
+            $"{Path.GetFileName(corpus.ValidationFile)} characters [{valStart}, {valStart + corpus.Validation.Length}) test";
+        return corpus with { Train = train, Dev = dev, Regions = regions };
+    }
+
+    static TextCorpus LoadTexts(string path)
     {
         if (File.Exists(path)) return FromOne(path);
         if (!Directory.Exists(path)) throw new FileNotFoundException($"lm data not found: {path} (a text file, or a folder with train.txt)");

@@ -7,7 +7,9 @@
 //   method           TrainerOptions.Method: lora (chain of 1), cola (chain of M), full fine-tuning
 //   optimizer        TrainerOptions.Optimizer: AdamW (default), SGD (+ momentum), AdaGrad
 //   LR schedule      linear decay over the whole budget, TrainerOptions.WarmupRatio,
-//                    TrainerOptions.RewarmEachLink restarts warmup + decay per link (ReLoRA style)
+//                    TrainerOptions.RewarmEachLink restarts warmup + decay per link,
+//                    TrainerOptions.RestartWarmupRatio re-warms after each knot (ReLoRA's jagged schedule)
+//   chain variants   TrainerOptions.GradientInit, .FreezeA (RAC-LoRA), .OptimizerPruneFraction (ReLoRA)
 //   accumulation     TrainerOptions.GradientAccumulation micro-batches per optimizer step; those left
 //                    over at an epoch's end are skipped (drop_last), so the schedule's steps all happen
 //   clipping         TrainerOptions.MaxGradNorm (0 = off)
@@ -63,6 +65,11 @@ public sealed class ChainTrainer
         // state can be saved and restored through TorchSharp 0.107.
         if (options.GradientInit && (options.Method != TrainingMethod.Cola || chain.Auto is not null || options.GradientCheckpointing))
             throw new ArgumentException("gradient init starts each new link of a cola chain with fixed knots, without gradient checkpointing");
+        if ((options.FreezeA || options.OptimizerPruneFraction > 0 || options.RestartWarmupRatio > 0) && options.Method != TrainingMethod.Cola)
+            throw new ArgumentException("a frozen A, optimizer pruning and a restart warmup are chain variants: they need method cola");
+        // The kept optimizer's moments must fit the next link's A and B.
+        if (options.OptimizerPruneFraction > 0 && chain.Ranks is { } linkRanks && linkRanks.Distinct().Count() > 1)
+            throw new ArgumentException($"optimizer pruning keeps one optimizer across knots, so every link needs the same rank; got ranks {string.Join(",", linkRanks)}");
         if (options.GradientCheckpointing && options.Method != TrainingMethod.Full && lora.Dropout > 0 && model.Device.type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException(
                 $"gradient checkpointing with LoRA dropout {lora.Dropout} needs the CPU: on {model.Device} the dropout masks cannot be replayed; use dropout 0");
@@ -93,6 +100,7 @@ public sealed class ChainTrainer
         {
             var first = Schedule.Links[0];
             Adapters = LoraAdapters.Inject(model, lora with { Rank = first.Rank, Alpha = first.Alpha });
+            if (options.FreezeA) Adapters.FreezeA();
         }
     }
 
@@ -185,13 +193,17 @@ public sealed class ChainTrainer
     void CutChain(int step, string reason)
     {
         Schedule = Schedule!.CutAt(step, reason);
-        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, Schedule);
+        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, Schedule, options.RestartWarmupRatio);
     }
 
-    /// <summary>Tie a knot, extend the chain at the next link's rank, start a fresh optimizer; then checkpoint.</summary>
+    /// <summary>
+    /// Tie a knot, extend the chain at the next link's rank, start a fresh optimizer (ReLoRA: keep it,
+    /// pruned); then checkpoint.
+    /// </summary>
     void TieKnotAndExtend(Link next, RunInProgress run)
     {
         var clock = Stopwatch.StartNew();
+        var finished = next.Index - 1;
         try
         {
             Adapters!.TieKnot();
@@ -200,13 +212,21 @@ public sealed class ChainTrainer
         {
             throw Diverged(run, run.State.Step, next.Index, e.Message);
         }
+        run.AddFlops(finished, Flops.KnotMerge(Adapters));
+        var keepOptimizer = options.OptimizerPruneFraction > 0;
         // The old link's optimizer state goes before the new link is allocated, so a knot never holds
-        // both (the peak TrainingMemory counts).
-        optimizer!.Dispose();
+        // both (the peak TrainingMemory counts). ReLoRA keeps it, pruned: the parameters stay the same
+        // tensors, at the same rank, and only their values are re-initialised.
+        if (keepOptimizer) OptimizerPruning.Prune(optimizer!, options.OptimizerPruneFraction);
+        else optimizer!.Dispose();
         Adapters.ExtendChain(next.Rank, next.Alpha);
-        if (options.GradientInit) InitializeFromWeightGradients();
-        trainable = Trainable();
-        optimizer = NewOptimizer(trainable);
+        if (options.GradientInit) InitializeFromWeightGradients(run, finished);
+        if (options.FreezeA) Adapters.FreezeA();
+        if (!keepOptimizer)
+        {
+            trainable = Trainable();
+            optimizer = NewOptimizer(trainable);
+        }
         run.State.KnotSeconds += clock.Elapsed.TotalSeconds;
         run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank, next.Reason);
         SaveCheckpoint(run);
@@ -244,6 +264,8 @@ public sealed class ChainTrainer
             loss += batch.Backward(model, 1.0 / micro);
             FaultInjection.Point("backward");
             run.CountTokens(link.Index, batch);
+            // The frozen weights' gradients are computed too on this step (2 in out per token per layer).
+            if (captureWeightGradients) run.AddFlops(link.Index, Flops.FrozenWeightGradients(Adapters!) * batch.Tokens);
         }
         return loss;
     }
@@ -252,14 +274,15 @@ public sealed class ChainTrainer
     /// A of every new link along the top right singular vectors of its layer's weight gradient G (out, in)
     /// captured at the link's last step: with B = 0 the first update of B is then along -U_r S_r, so B A
     /// starts in the span of the best rank-r descent direction (Algorithm 2's oracle). Rows keep the
-    /// norm of the random init they replace.
+    /// norm of the random init they replace. The SVDs are charged to <paramref name="link"/>, the link that ended.
     /// </summary>
-    void InitializeFromWeightGradients()
+    void InitializeFromWeightGradients(RunInProgress run, int link)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         foreach (var layer in Adapters!.Layers.Values)
         {
+            run.AddFlops(link, Flops.ThinSvd(layer.Base.OutFeatures, layer.Base.InFeatures));
             var weight = layer.Base.Weight;
             var gradient = weight.grad ?? throw new InvalidOperationException("gradient init: no weight gradient was captured before the knot");
             var rank = layer.Rank;
@@ -330,7 +353,7 @@ public sealed class ChainTrainer
     {
         // A run starts from the planned layout; automatic knots cut it again as they are (re)placed.
         var schedule = Schedule = layout!;
-        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule);
+        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule, options.RestartWarmupRatio);
         var state = new RunState { LinkFlops = new double[schedule.MaxLinks], Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>()) };
         trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
@@ -366,6 +389,8 @@ public sealed class ChainTrainer
         public TrainingLog? Log => log;
         public MicroBatchFeed Feed => feed;
         public TimeSpan Elapsed => before + clock.Elapsed;
+
+        public void AddFlops(int link, double amount) => flops.AddOnce(link, amount);
 
         public void CountTokens(int link, TrainingBatch batch)
         {

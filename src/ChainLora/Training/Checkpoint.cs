@@ -238,6 +238,9 @@ public static class Checkpoint
                 throw new InvalidDataException($"{path}: moment {i} holds NaN or infinite values; the checkpoint is damaged");
     }
 
+    /// <summary>The live tensors <paramref name="optimizer"/> keeps per parameter (moments, momentum buffers, sums of squares).</summary>
+    internal static IEnumerable<Tensor> Moments(Optimizer optimizer) => Moments(Helper(optimizer).state_dict());
+
     /// <summary>The tensors an optimizer keeps per parameter (moments, momentum buffers, sums of squares).</summary>
     static IEnumerable<Tensor> Moments(Optimizer.StateDictionary state) => state.State.SelectMany(s => s switch
     {

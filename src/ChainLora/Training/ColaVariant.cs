@@ -26,10 +26,26 @@ public enum ColaVariant
     /// <summary>Knots where the training loss stops improving (<see cref="AutoKnots"/>), at most the chain length.</summary>
     [JsonStringEnumMemberName("auto-knots")]
     AutoKnots,
+    /// <summary>
+    /// RAC-LoRA (Malinovsky et al. 2024, arXiv 2410.08305): each link's A is random and frozen, only B trains;
+    /// shown to converge where COLA may not.
+    /// </summary>
+    Rac,
+    /// <summary>
+    /// ReLoRA (Lialin et al. 2023, arXiv 2307.05695): at each knot the optimizer state is pruned by magnitude
+    /// (90% set to 0, the largest 10% kept) rather than reset, and the rate restarts with a short jagged warmup
+    /// (2% of the link) back to the budget-wide decay.
+    /// </summary>
+    Relora,
 }
 
 public static class ColaVariants
 {
+    /// <summary>ReLoRA's partial reset: the share of each optimizer state tensor set to 0 at a knot (the smallest by magnitude).</summary>
+    public const double ReloraPruneFraction = 0.9;
+    /// <summary>ReLoRA's jagged restart: the share of each new link over which the rate climbs back from near 0.</summary>
+    public const double ReloraRestartWarmup = 0.02;
+
     /// <summary>The trainer and chain settings of <paramref name="variant"/> laid over <paramref name="options"/> and <paramref name="chain"/>.</summary>
     public static (TrainerOptions Options, ChainConfig Chain) Apply(ColaVariant variant, TrainerOptions options, ChainConfig chain) => variant switch
     {
@@ -37,6 +53,8 @@ public static class ColaVariants
         ColaVariant.Rewarm => (options with { RewarmEachLink = true, WarmupRatio = Math.Max(options.WarmupRatio, 0.1) }, chain),
         ColaVariant.GradientInit => (options with { GradientInit = true }, chain),
         ColaVariant.AutoKnots => (options, chain with { Auto = chain.Auto ?? new AutoKnots() }),
+        ColaVariant.Rac => (options with { FreezeA = true }, chain),
+        ColaVariant.Relora => (options with { OptimizerPruneFraction = ReloraPruneFraction, RestartWarmupRatio = ReloraRestartWarmup }, chain),
         _ => throw new ArgumentOutOfRangeException(nameof(variant)),
     };
 }

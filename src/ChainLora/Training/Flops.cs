@@ -3,8 +3,14 @@
 //             rank 2 r (in + out), attention scores and values 2 * 2 T w per layer (T = context,
 //             w = query width; masked entries are still computed by a dense kernel)
 //   backward  input gradients of every matmul (the same again, attention twice its forward),
-//             weight gradients only for trainable matrices: 2 in out, LoRA 2 r (in + out)
-// Elementwise work (norms, activations, softmax, optimizer) is left out, as is customary.
+//             weight gradients only for trainable matrices: 2 in out, LoRA A 2 r in and B 2 r out
+//             (RAC-LoRA freezes A: no gradient of A is computed, none counted)
+//   knots     what a chain computes besides its steps: each knot's merge B A (2 r in out per adapted
+//             layer); gradient init's weight gradient on a link's last step (2 in out per token per
+//             adapted layer) and its thin SVD of each layer's gradient (14 m n^2 + 8 n^3, m >= n:
+//             Golub-Kahan-Reinsch with U_1 and V, Golub and Van Loan, Matrix Computations, Sec. 8.6)
+// Elementwise work (norms, activations, softmax, the optimizer, ReLoRA's pruning of its state) is
+// left out, as is customary.
 using ChainLora.Lora;
 using ChainLora.Models;
 using Linear = ChainLora.Models.Linear;
@@ -34,7 +40,8 @@ public static class Flops
                 var low = 2.0 * lora.Rank * (linear.InFeatures + linear.OutFeatures);
                 forward += low;
                 backwardInput += low;
-                if (lora.A.requires_grad) backwardWeight += low;
+                if (lora.A.requires_grad) backwardWeight += 2.0 * lora.Rank * linear.InFeatures;
+                if (lora.B.requires_grad) backwardWeight += 2.0 * lora.Rank * linear.OutFeatures;
             }
             if (name.EndsWith("q_proj", StringComparison.Ordinal))
             {
@@ -54,6 +61,21 @@ public static class Flops
         }
         return new FlopCount(forward, backwardInput, backwardWeight);
     }
+
+    /// <summary>A knot: the merge B A (r x in into out x in) of every adapted layer, 2 r in out each.</summary>
+    public static double KnotMerge(LoraAdapters adapters) =>
+        adapters.Layers.Values.Sum(l => 2.0 * l.Rank * l.Base.InFeatures * l.Base.OutFeatures);
+
+    /// <summary>Per token: the weight gradient of every adapted layer's frozen weight, 2 in out each (gradient init's capture step).</summary>
+    public static double FrozenWeightGradients(LoraAdapters adapters) =>
+        adapters.Layers.Values.Sum(l => 2.0 * l.Base.InFeatures * l.Base.OutFeatures);
+
+    /// <summary>A thin SVD of an m x n matrix with its singular vectors: 14 M N^2 + 8 N^3, M = max(m, n), N = min(m, n) (Golub and Van Loan).</summary>
+    public static double ThinSvd(long m, long n)
+    {
+        var (big, small) = (Math.Max(m, n), (double)Math.Min(m, n));
+        return 14.0 * big * small * small + 8.0 * small * small * small;
+    }
 }
 
 /// <summary>Training FLOPs of a run so far, per link (the count per token depends on the link's rank and the context).</summary>
@@ -68,4 +90,7 @@ public sealed class FlopMeter(CausalLM model, double[] perLink)
             perToken[key] = flops = Flops.PerToken(model, batch.SequenceLength).Training;
         perLink[link] += flops * batch.Tokens;
     }
+
+    /// <summary>Work outside the steps' per-token count (a knot's merge, gradient init's gradient and SVD), charged to <paramref name="link"/>.</summary>
+    public void AddOnce(int link, double flops) => perLink[link] += flops;
 }

@@ -5,11 +5,21 @@ namespace ChainLora.Training;
 /// <summary>
 /// Linear warmup then linear decay to zero. By default over the whole budget, so COLA's knots
 /// do not disturb the schedule; with <c>rewarmEachLink</c> each link warms up and decays on its
-/// own (ReLoRA style).
+/// own. With <c>restartWarmup</c> > 0 (ReLoRA's jagged schedule) the budget-wide rate is scaled, after
+/// each knot, by (steps into the link + 1) / ceil(restartWarmup * link steps) until that reaches 1.
 /// </summary>
-public sealed class LrSchedule(double peak, double warmupRatio, bool rewarmEachLink, ChainSchedule chain)
+public sealed class LrSchedule(double peak, double warmupRatio, bool rewarmEachLink, ChainSchedule chain, double restartWarmup = 0)
 {
     public double At(int step)
+    {
+        var rate = Base(step);
+        var link = chain.LinkAt(step);
+        if (restartWarmup <= 0 || link.Index == 0) return rate;
+        var ramp = (int)Math.Max(1, Math.Ceiling(restartWarmup * link.Steps));
+        return rate * Math.Min(1.0, (double)(step - link.StartStep + 1) / ramp);
+    }
+
+    double Base(int step)
     {
         var (start, length) = rewarmEachLink
             ? (chain.LinkAt(step).StartStep, chain.LinkAt(step).Steps)

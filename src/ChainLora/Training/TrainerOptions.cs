@@ -49,6 +49,21 @@ public sealed record TrainerOptions
     /// </summary>
     public bool GradientInit { get; init; }
     /// <summary>
+    /// RAC-LoRA (Malinovsky et al. 2024, arXiv 2410.08305): every link's A is drawn at random and frozen; only B
+    /// (and configured biases) train.
+    /// </summary>
+    public bool FreezeA { get; init; }
+    /// <summary>
+    /// ReLoRA (Lialin et al. 2023, arXiv 2307.05695): at each knot keep the optimizer and prune this fraction of
+    /// every state tensor by magnitude (the smallest entries set to 0) instead of starting a fresh one; 0: fresh.
+    /// </summary>
+    public double OptimizerPruneFraction { get; init; }
+    /// <summary>
+    /// ReLoRA's jagged schedule: after each knot the rate restarts from near 0 and climbs linearly back to the
+    /// budget-wide schedule over this fraction of the new link (at least one step); 0: no restart.
+    /// </summary>
+    public double RestartWarmupRatio { get; init; }
+    /// <summary>
     /// Stops the run cleanly when cancelled (Ctrl+C, SIGTERM): after the step in progress, a
     /// checkpoint is saved and <see cref="TrainingStoppedException"/> thrown.
     /// </summary>
@@ -71,6 +86,8 @@ public sealed record TrainerOptions
         if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm)) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be a number >= 0 (0 turns clipping off)");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
         if (!(WarmupRatio is >= 0 and < 1)) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
+        if (!(OptimizerPruneFraction is >= 0 and < 1)) throw new ArgumentException($"optimizer prune fraction {OptimizerPruneFraction}: must be in [0, 1)");
+        if (!(RestartWarmupRatio is >= 0 and < 1)) throw new ArgumentException($"restart warmup ratio {RestartWarmupRatio}: must be in [0, 1)");
         return this;
     }
 

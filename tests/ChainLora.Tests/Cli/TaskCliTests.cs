@@ -224,10 +224,34 @@ public sealed class TaskCliTests : IDisposable
         (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--rank", "4"]);
         Assert.Equal(2, exit);
         Assert.Contains("lora was rank 8", error);
+        (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--split", "contiguous"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("split was (none) in the interrupted run and is contiguous now", error);
         File.AppendAllText(text, "A new line changes the data.\n");
         (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir]);
         Assert.Equal(2, exit);
         Assert.Contains("data was story.txt sha256:", error);
+    }
+
+    [Fact]
+    public void A_contiguous_split_and_rslora_are_recorded_in_result_json_and_the_split_refused_for_other_tasks()
+    {
+        var text = Path.Combine(temp.FullName, "story.txt");
+        File.WriteAllLines(text, Enumerable.Range(0, 300).Select(i => $"Once upon a time, a little cat named Tom {i % 7} went to play."));
+        var outDir = Path.Combine(temp.FullName, "contiguous");
+        var (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", text, "--out", outDir, "--num-train", "4",
+            "--num-dev", "2", "--num-eval", "2", "--epochs", "1", "--batch-size", "2", "--context", "32", "--split", "contiguous", "--rslora", "--json");
+        Assert.True(exit == 0, error);
+        var result = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
+        Assert.Equal("contiguous", (string)result["hyperparameters"]!["split"]!);
+        Assert.Equal("contiguous", (string)result["data"]!["split"]!);
+        Assert.True((int)result["data"]!["dev_pool"]! > 0);
+        Assert.True((bool)result["hyperparameters"]!["use_rslora"]!);
+        Assert.StartsWith("contiguous regions at line breaks: story.txt characters [0, ", (string)result["data"]!["note"]!);
+        (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "sst2", "--data", temp.FullName, "--out", Path.Combine(temp.FullName, "sst2"),
+            "--split", "contiguous");
+        Assert.Equal(2, exit);
+        Assert.Contains("split contiguous: only the lm task cuts its text into regions; sst2 keeps its own splits", error);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ChainLora.Experiments;
 using ChainLora.IO;
+using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Tests.Experiments;
@@ -62,6 +63,35 @@ public class GridAndReportTests
             Assert.Equal(128, JobSpec.Load(written).Context);
         }
         finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void A_contiguous_split_reaches_every_lm_cell_with_new_ids_and_the_first_studys_cells_keep_theirs()
+    {
+        var lm = Config with { Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }], Context = 128, Split = TextSplit.Contiguous };
+        var jobs = Grid.Expand(lm, "/out");
+        Assert.All(jobs.Where(j => j.Kind.Trains()), j => Assert.Equal(TextSplit.Contiguous, JobRunner.TrainOptions(j).Split));
+        Assert.All(jobs.Where(j => !j.Kind.Trains()), j => Assert.Equal(TextSplit.Contiguous, JobRunner.EvalOptions(j).Split));
+        Assert.Empty(jobs.Select(j => j.Id).Intersect(Grid.Expand(lm with { Split = TextSplit.Shuffled }, "/out").Select(j => j.Id)));
+        Assert.Contains("\"split\": \"contiguous\"", ExperimentConfig.Serialize(jobs[0]));
+        Assert.DoesNotContain("split", ExperimentConfig.Serialize(jobs[0] with { Split = TextSplit.Shuffled }));
+        var e = Assert.Throws<InvalidDataException>(() => (Config with { Split = TextSplit.Contiguous }).Validate("grid.json"));
+        Assert.Equal("grid.json: field 'split' contiguous applies to the lm task only", e.Message);
+
+        // A method's alpha and rsLoRA reach its cells (and the LoRA they train).
+        var policy = Grid.Expand(lm with
+        {
+            Methods = [new MethodSpec { Name = "LoRA r32 a64", Kind = MethodKind.Lora, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "LoRA r32 rs", Kind = MethodKind.Lora, Ranks = [32], Rslora = true }],
+        }, "/out");
+        Assert.Equal((64.0, false), (JobRunner.TrainOptions(policy[0]).Lora.Alpha, JobRunner.TrainOptions(policy[0]).Lora.UseRsLora));
+        Assert.Equal((16.0, true), (JobRunner.TrainOptions(policy[^1]).Lora.Alpha, JobRunner.TrainOptions(policy[^1]).Lora.UseRsLora));
+        Assert.Contains("\"rslora\": true", ExperimentConfig.Serialize(policy[^1]));
+
+        // Every committed cell of the first lm study still has the id its folder is named by.
+        var cells = Directory.GetDirectories(Path.Combine(RepoFiles.Require("runs/lm"), "jobs"));
+        Assert.True(cells.Length >= 200, $"{cells.Length} cells");
+        Assert.All(cells, dir => Assert.Equal(Path.GetFileName(dir), JobSpec.Load(Path.Combine(dir, "spec.json")).Id));
     }
 
     [Theory]
@@ -149,11 +179,11 @@ public class GridAndReportTests
             Assert.Equal(3, lora.Seeds);
 
             var table1 = Reports.Table1(cells).Markdown();
-            Assert.Contains("| LoRA | 71.0 ± 1.0 | 71.0 ± 1.0 |", table1);
+            Assert.Contains("| LoRA | 71.0 ± 1.0 (lr: top edge) | 71.0 ± 1.0 (lr: top edge) |", table1);
             Assert.Contains("relative gain of COLA M=2 over LoRA | +7.04% |", table1);
             var study = Study.Of(cells).Single();
             var table4 = Reports.Table4(study).Csv();
-            Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0,0.90,+10.0%"), table4);
+            Assert.True(table4.Contains("sst2,\"COLA (8,4)\",\"8,4\",76.0 ± 1.0 (lr: top edge),0.90,+10.0%"), table4);
             Assert.Contains("chain length 2", Reports.Table3(study).Markdown());
 
             var files = Reports.Write(cells, Path.Combine(dir, "report"));
@@ -255,16 +285,76 @@ public class GridAndReportTests
             var study = Study.Of(cells).Single();
             Assert.Equal((200, 8), (study.NumTrain, study.Rank));
             var share = Reports.ShareClosed(study)!.Csv();
-            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,0.50 ± 0.00,3.410 ± 0.010,0.50 ± 0.00,3", share);
-            Assert.Contains("COLA M=3,8,paper,3.3400,0.35 ± 0.00,3.460 ± 0.010,0.25 ± 0.00,3", share);
+            Assert.Contains("COLA M=3 rewarm (best on dev),8,rewarm,3.3100,\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\"," +
+                "3.410 ± 0.010 (lr: one rate),\"0.50 ± 0.00 [0.50, 0.50]\",\"-0.1000 [-0.1000, -0.1000] chain better\",3", share);
+            Assert.Contains("COLA M=3,8,paper,3.3400,\"0.35 ± 0.00 [0.35, 0.35]\",\"-0.0700 [-0.0700, -0.0700] chain better\"," +
+                "3.460 ± 0.010 (lr: one rate),\"0.25 ± 0.00 [0.25, 0.25]\",\"-0.0500 [-0.0500, -0.0500] chain better\",3", share);
             Assert.DoesNotContain("LoRA r32,", share);                    // rank-32 memory is the reference, not a candidate
             Assert.DoesNotContain("LoRA SGD", share);                     // another optimizer: Table 5's row, not a chain variant
             var table3 = Reports.Table3(study).Markdown();
-            Assert.Contains("| lm | 3.510 ± 0.010 | 3.460 ± 0.010 |", table3); // the rewarm variant stays out of Table 3
+            Assert.Contains("| lm | 3.510 ± 0.010 (lr: one rate) | 3.460 ± 0.010 (lr: one rate) |", table3); // the rewarm variant stays out of Table 3
             Assert.Contains("n = 50", Reports.Table6(study)!.Markdown());
-            Assert.Contains("| lm | LoRA | 3.510 ± 0.010 | 3.310 ± 0.010 |", Reports.Table8(study)!.Markdown());
+            Assert.Contains("| lm | LoRA | 3.510 ± 0.010 (lr: one rate) | 3.310 ± 0.010 (lr: one rate) |", Reports.Table8(study)!.Markdown());
             var files = Reports.Write(cells, Path.Combine(dir, "report"));
             Assert.Contains(files, f => f.EndsWith("share-closed.csv", StringComparison.Ordinal));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Every_table_comparing_a_chain_with_lora_gives_the_paired_difference_and_its_95_percent_interval()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "COLA (8,4)", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4] },
+                new MethodSpec { Name = "LoRA r32", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "COLA M=3 r32", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32] },
+                new MethodSpec { Name = "LoRA SGD", Kind = MethodKind.Lora, Optimizer = OptimizerKind.Sgd },
+                new MethodSpec { Name = "COLA M=3 SGD", Kind = MethodKind.Cola, ChainLength = 3, Optimizer = OptimizerKind.Sgd },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2, 3, 4], NumTrain = 200,
+        }.Validate("test");
+        // Per seed, chain NLL - LoRA NLL: "better" has its 95% t interval [-0.0147, -0.0053] (mean -0.01, sd 0.0038,
+        // t(0.975, 4) = 2.7764), "unclear" [-0.0094, +0.0098] covers 0, "worse" is "better" negated.
+        double[] better = [-0.010, -0.012, -0.008, -0.015, -0.005], unclear = [0.01, -0.01, 0.005, -0.004, 0.0];
+        var dir = Directory.CreateTempSubdirectory("paired-report").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                var s = (int)j.Seed;
+                var nll = j.Method switch
+                {
+                    "LoRA" => 3.5, "COLA M=2" => 3.5 + better[s], "COLA M=3" => 3.5 + unclear[s], "COLA (8,4)" => 3.5 - better[s],
+                    "LoRA r32" => 3.3, "COLA M=3 r32" => 3.3 + better[s], "LoRA SGD" => 3.6, _ => 3.6 - better[s],
+                } + 0.01 * s;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
+                {
+                    dev = new { nll_per_token = nll - 0.1 }, test = new { nll_per_token = nll }, training_flops = 1e12,
+                }));
+            }
+            var cells = ResultTable.Summarize(ResultTable.Load(dir));
+            var study = Study.Of(cells).Single();
+            const string Better = "-0.0100 [-0.0147, -0.0053] chain better", Unclear = "+0.0002 [-0.0094, +0.0098] no difference found",
+                Worse = "+0.0100 [+0.0053, +0.0147] LoRA better";
+            Assert.Contains($"| lm: Δ NLL vs LoRA (paired over seeds, mean [95% t interval]) |  | {Better} | {Unclear} |", Reports.Table3(study).Markdown());
+            var table4 = Reports.Table4(study).Markdown();
+            Assert.Contains($"| lm | COLA (8,4) | 8,4 | 3.530 ± 0.015 (lr: one rate) | 1.00 | +0.0% | {Worse} |", table4);
+            Assert.Contains($"| lm | COLA M=2 | 8 | 3.510 ± 0.017 (lr: one rate) | 1.00 | +0.0% | {Better} |", table4);
+            Assert.Contains($"| sgd | COLA M=3 SGD - LoRA, paired (mean [95% t interval]) | {Worse} |", Reports.Table5(study).Markdown());
+            Assert.Contains($"| lm | COLA M=3 - LoRA, paired (mean [95% t interval]) | {Unclear} | {Better} |", Reports.Table8(study)!.Markdown());
+            Assert.Contains($"| COLA M=2 - LoRA, paired over seeds (mean [95% t interval]) | {Better} |", Reports.Table1(cells).Markdown());
+            var paired = Reports.Paired(study)!.Markdown();
+            Assert.Contains($"| lm | COLA M=2 | LoRA | s0: -0.0100, s1: -0.0120, s2: -0.0080, s3: -0.0150, s4: -0.0050 | {Better} | {Better} |", paired);
+            Assert.Contains($"| lm | COLA M=3 SGD | LoRA SGD | ", paired);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

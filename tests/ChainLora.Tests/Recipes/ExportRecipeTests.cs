@@ -86,6 +86,30 @@ public class ExportRecipeTests : TempFolderTest
     }
 
     [Fact]
+    public void An_rslora_link_exports_as_peft_use_rslora_with_its_own_alpha_and_reproduces_the_run()
+    {
+        var baseDir = WriteBaseModel();
+        using var pretrained = PretrainedModel.Load(baseDir);
+        var lora = new LoraConfig { Rank = 4, Alpha = 8, UseRsLora = true };
+        var trainer = new ChainTrainer(pretrained.Model, Cola with { Method = TrainingMethod.Lora }, lora, new ChainConfig());
+        trainer.Train(new RandomLmData(4));
+        Assert.Equal(8 / 2.0, trainer.Adapters!.Layers.Values.First().Scaling);   // alpha / sqrt(r), not alpha / r = 2
+        var trained = ExportKit.Logits(pretrained.Model);
+        var runDir = PathIn("run");
+        RunArtifacts.SaveChain(runDir, trainer.Adapters, baseDir, null);
+        var outDir = PathIn("peft");
+        var (exit, _, error) = CliHarness.Run("export", "--run", runDir, "--format", "peft", "--out", outDir);
+        Assert.True(exit == 0, error);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "adapter_config.json"))).RootElement;
+        Assert.Equal((4, 8.0, true), (config.GetProperty("r").GetInt32(), config.GetProperty("lora_alpha").GetDouble(), config.GetProperty("use_rslora").GetBoolean()));
+        using var fresh = PretrainedModel.Load(baseDir);
+        using var adapter = PeftAdapter.Load(outDir);
+        adapter.MergeInto(fresh.Model);
+        var diff = Fixtures.MaxAbsDiff(ExportKit.Logits(fresh.Model), trained);
+        Assert.True(diff < 1e-5, $"max |Δ| = {diff:E2}");
+    }
+
+    [Fact]
     public void Export_merged_of_a_trained_run_loads_as_a_model_with_the_trained_logits()
     {
         var baseDir = WriteBaseModel();

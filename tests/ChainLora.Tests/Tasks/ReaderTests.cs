@@ -336,4 +336,26 @@ public sealed class ReaderTests : IDisposable
         Assert.Equal(("to be\n", "or not\n"), (folder.Train, folder.Validation));
         Assert.Throws<FileNotFoundException>(() => TextCorpus.Load(Path.Combine(temp.FullName, "ReCoRD-none")));
     }
+
+    [Fact]
+    public void A_contiguous_split_cuts_train_dev_and_test_in_the_texts_order_and_keeps_the_old_test()
+    {
+        // 90 lines of 8 characters: the 90% cut falls after line 80 (character 648), the 8/9 cut of
+        // those 648 characters after line 71 (character 576).
+        static string Lines(int from, int to) => string.Concat(Enumerable.Range(from, to - from).Select(i => $"line {i:D2}\n"));
+        var file = Write("corpus.txt", Lines(0, 90));
+        var old = TextCorpus.Load(file);
+        var corpus = TextCorpus.Load(file, TextSplit.Contiguous);
+        Assert.Equal((Lines(0, 72), Lines(72, 81), Lines(81, 90)), (corpus.Train, corpus.Dev, corpus.Validation));
+        Assert.Equal(old.Validation, corpus.Validation);
+        Assert.Null(old.Dev);
+        Assert.Equal("corpus.txt characters [0, 576) train, [576, 648) dev; corpus.txt characters [648, 720) test", corpus.Regions);
+
+        // A folder: train.txt gives train and dev, val.txt stays test.
+        Write("lm/train.txt", Lines(0, 18));
+        Write("lm/val.txt", Lines(50, 52));
+        var folder = TextCorpus.Load(Path.Combine(temp.FullName, "lm"), TextSplit.Contiguous);
+        Assert.Equal((Lines(0, 16), Lines(16, 18), Lines(50, 52)), (folder.Train, folder.Dev, folder.Validation));
+        Assert.Equal("train.txt characters [0, 128) train, [128, 144) dev; val.txt characters [0, 16) test", folder.Regions);
+    }
 }

@@ -86,6 +86,23 @@ public class SamplingTests
     }
 
     [Fact]
+    public void Regions_give_train_dev_and_test_each_from_its_own_pool()
+    {
+        var devPool = Enumerable.Range(500, 30).ToList();
+        var sample = Sampling.DrawRegions(TrainPool, devPool, Validation, new SampleSizes(30, 20, 40), seed: 1);
+        Assert.Equal(Sampling.Shuffle(TrainPool, 1).Take(30), sample.Train);
+        Assert.Equal(Sampling.Shuffle(devPool, 1).Take(20), sample.Dev);
+        // The same test as Draw's for the seed, so a study on either split scores the same test windows.
+        Assert.Equal(Sampling.Draw(TrainPool, Validation, new SampleSizes(30, 20, 40), seed: 1).Test, sample.Test);
+        Assert.Equal((100, 30, 50, false), (sample.Report.TrainPool, sample.Report.DevPool, sample.Report.ValidationPool, sample.Report.Short));
+        var short_ = Sampling.DrawRegions(TrainPool, devPool, Validation, new SampleSizes(30, 40, 40), seed: 1);
+        Assert.Equal(30, short_.Dev.Count);
+        Assert.True(short_.Report.Short);
+        var e = Assert.Throws<ArgumentException>(() => Sampling.DrawRegions(TrainPool, [], Validation, new SampleSizes(30, 1, 40), seed: 1));
+        Assert.Equal("a region is empty: train 100, dev 0, test 50 examples", e.Message);
+    }
+
+    [Fact]
     public void Demonstrations_are_distinct_reproducible_and_vary_by_test_example()
     {
         var first = Sampling.Demonstrations(TrainPool, 4, seed: 5, index: 0);

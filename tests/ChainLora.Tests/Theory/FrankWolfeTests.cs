@@ -44,14 +44,68 @@ public class FrankWolfeTests
     }
 
     [Fact]
-    public void An_approximate_oracle_has_its_error_measured_and_added_to_the_bound()
+    public void Epsilon_is_the_oracles_stated_tolerance_and_the_measured_error_is_reported_beside_it()
     {
         var exact = FrankWolfe.Run(new FrankWolfeOptions { Iterations = 100, Seed = 4 });
-        var approximate = FrankWolfe.Run(new FrankWolfeOptions { Iterations = 100, Seed = 4, PowerIterations = 1 });
-        Assert.True(exact.Epsilon < 1e-8, $"exact oracle error {exact.Epsilon}");
-        Assert.True(approximate.Epsilon > 1e-3, "one power iteration is not the exact top pair");
-        Assert.Equal(exact.Bound - exact.Epsilon + approximate.Epsilon, approximate.Bound, 6);
-        Assert.True(approximate.BoundHolds);
+        Assert.Equal((0.0, 0.0, "exact SVD"), (exact.OracleTolerance, exact.Epsilon, exact.Oracle));
+        Assert.InRange(exact.MeasuredEpsilon, 0, 1e-8);
+        Assert.True(exact.OracleWithinTolerance && exact.BoundHolds);
+        // Completion: Gamma = sqrt(2 M) bounds ||grad L||_2 on K.
+        Assert.Equal(Math.Sqrt(2 * exact.M), exact.GradientBound, 9);
+
+        // One power iteration promises nothing (delta = 1: u^T G v >= 0); 20 promise delta = 1 - sqrt(1 - e) with
+        // sqrt(30) (1 - e)^19 = 0.01 / 100 (Kuczynski and Wozniakowski, the failure spread over the T calls).
+        var one = FrankWolfe.Run(new FrankWolfeOptions { Iterations = 100, Seed = 4, PowerIterations = 1 });
+        Assert.Equal(1, one.OracleTolerance);
+        Assert.Equal(one.Radius * one.GradientBound, one.Epsilon, 9);
+        Assert.True(one.MeasuredEpsilon > 1e-3, "one power iteration is not the exact top pair");
+        Assert.Equal(exact.Bound + one.Epsilon, one.Bound, 6);
+        var twenty = FrankWolfe.Run(new FrankWolfeOptions { Iterations = 100, Seed = 4, PowerIterations = 20 });
+        Assert.Equal(0.24958581283869152, twenty.OracleTolerance, 12);
+        Assert.True(one.OracleWithinTolerance && twenty.OracleWithinTolerance, $"20 power iterations erred {twenty.MeasuredEpsilon} > {twenty.Epsilon}");
+        Assert.True(one.BoundHolds && twenty.BoundHolds);
+    }
+
+    /// <summary>An oracle that returns the maximiser's pair (the wrong sign), claiming to be exact.</summary>
+    sealed class WrongSignOracle : IRankOneOracle
+    {
+        public string Name => "wrong sign";
+        public double Tolerance(int columns, int iterations) => 0;
+        public (TorchSharp.torch.Tensor U, TorchSharp.torch.Tensor V) Pair(TorchSharp.torch.Tensor gradient, TorchSharp.torch.Generator generator)
+        {
+            var (u, v) = new ExactOracle().Pair(gradient, generator);
+            return (u.neg(), v);
+        }
+    }
+
+    /// <summary>An oracle that returns a random unit pair, claiming to be exact.</summary>
+    sealed class RandomOracle : IRankOneOracle
+    {
+        public string Name => "random";
+        public double Tolerance(int columns, int iterations) => 0;
+        public (TorchSharp.torch.Tensor U, TorchSharp.torch.Tensor V) Pair(TorchSharp.torch.Tensor gradient, TorchSharp.torch.Generator generator)
+        {
+            var u = TorchSharp.torch.randn([gradient.shape[0]], TorchSharp.torch.ScalarType.Float64, generator: generator);
+            var v = TorchSharp.torch.randn([gradient.shape[1]], TorchSharp.torch.ScalarType.Float64, generator: generator);
+            return (u.div(u.norm()), v.div(v.norm()));
+        }
+    }
+
+    [Fact]
+    public void A_wrong_sign_or_random_oracle_breaks_its_tolerance_and_fails_the_bound()
+    {
+        // Measured: exact 33 average gap at T = 1000 against a bound of 476 with eps = 0; a wrong sign 7992 and a random
+        // pair 884, with oracle errors of 8689 and 1068. Had eps been the measured error (as before), both would have
+        // "held": 7992 <= 476 + 8689 and 884 <= 476 + 1068.
+        foreach (var broken in new IRankOneOracle[] { new WrongSignOracle(), new RandomOracle() })
+        {
+            var r = FrankWolfe.Run(new FrankWolfeOptions { Iterations = 1000, Seed = 3 }, broken);
+            Assert.False(r.OracleWithinTolerance, $"{r.Oracle}: measured {r.MeasuredEpsilon}");
+            Assert.False(r.BoundHolds, $"{r.Oracle}: average gap {r.AverageGap} <= bound {r.Bound}");
+            Assert.True(r.AverageGap > r.Bound && r.AverageGap <= r.Bound + r.MeasuredEpsilon, $"{r.Oracle}: the measured error would have absorbed it");
+            // The premise fails at every horizon, even where the loose bound still covers the gap.
+            Assert.False(FrankWolfe.Run(new FrankWolfeOptions { Iterations = 10, Seed = 3 }, broken).OracleWithinTolerance);
+        }
     }
 
     [Theory]
@@ -88,7 +142,10 @@ public class FrankWolfeTests
             var (exit, output, error) = CliHarness.Run("frank-wolfe", "--iterations", "50", "--seed", "7", "--problem", "robust", "--json", "--plot", png);
             Assert.True(exit == 0, error);
             var json = JsonNode.Parse(output.Trim())!;
-            foreach (var field in new[] { "average_gap", "bound", "iterations", "final_rank", "epsilon" }) Assert.NotNull(json[field]);
+            foreach (var field in new[] { "average_gap", "bound", "iterations", "final_rank", "epsilon", "measured_epsilon", "oracle_tolerance" })
+                Assert.NotNull(json[field]);
+            Assert.True(json["oracle_within_tolerance"]!.GetValue<bool>());
+            Assert.Equal("exact SVD", json["oracle"]!.GetValue<string>());
             Assert.Equal(50, json["iterations"]!.GetValue<int>());
             Assert.True(json["bound_holds"]!.GetValue<bool>());
             var bytes = File.ReadAllBytes(png);

@@ -1,0 +1,128 @@
+// Is a row's learning rate tuned? The rate is chosen on dev (mean over seeds); the choice is
+// bracketed only when it is interior to the row's grid and both neighbours ran on every seed the
+// chosen rate ran on (and so lost to it on dev). A choice at an edge says the grid is too narrow:
+// the best rate may lie beyond it. "LoRA Without Regret" (Schulman et al., Thinking Machines 2025)
+// finds LoRA's best rate about 10x full fine-tuning's, roughly independent of rank (alpha fixed,
+// scale alpha / r); the report gives the ratio this study measured.
+using System.Globalization;
+using System.Text;
+using ChainLora.IO;
+using ChainLora.Training;
+
+namespace ChainLora.Experiments;
+
+/// <summary>Where a row's chosen learning rate sits in its grid.</summary>
+public enum RateBracket
+{
+    /// <summary>Both neighbours ran on every seed of the choice and lost on dev.</summary>
+    Interior,
+    /// <summary>The lowest rate of the grid: a lower one might be better.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("bottom edge")]
+    BottomEdge,
+    /// <summary>The highest rate of the grid: a higher one might be better.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("top edge")]
+    TopEdge,
+    /// <summary>Interior, but a neighbour has not run on every seed the choice ran on.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("neighbour missing")]
+    NeighbourMissing,
+    /// <summary>The row ran one rate: nothing was tuned.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("one rate")]
+    OneRate,
+}
+
+/// <summary>One rate of a row: the seeds finished there and their mean dev score (higher is better; null without dev).</summary>
+public sealed record RateScore(double Rate, int Seeds, double? MeanDev);
+
+/// <summary>A row's grid (planned rates included, sorted), the rate chosen on dev and where it sits.</summary>
+public sealed record RateChoice(IReadOnlyList<RateScore> Grid, double Chosen, RateBracket Bracket)
+{
+    public bool Bracketed => Bracket == RateBracket.Interior;
+
+    /// <summary>
+    /// The choice among <paramref name="runs"/> (one row, every rate) at <paramref name="chosen"/>, with
+    /// <paramref name="planned"/> rates of the row that have not finished yet.
+    /// </summary>
+    public static RateChoice Of(IReadOnlyList<JobResult> runs, double chosen, IEnumerable<double> planned)
+    {
+        var byRate = runs.GroupBy(r => r.Spec.LearningRate).ToDictionary(g => g.Key, g => g.ToList());
+        var grid = byRate.Keys.Union(planned).Distinct().Order().Select(rate => byRate.TryGetValue(rate, out var at)
+            ? new RateScore(rate, at.Select(r => r.Spec.Seed).Distinct().Count(), at.All(r => r.Dev is not null) ? at.Average(r => r.Dev!.Value) : null)
+            : new RateScore(rate, 0, null)).ToList();
+        var index = grid.FindIndex(g => g.Rate == chosen);
+        var seeds = byRate[chosen].Select(r => r.Spec.Seed).ToHashSet();
+        bool Ran(int i) => byRate.TryGetValue(grid[i].Rate, out var at) && seeds.IsSubsetOf(at.Select(r => r.Spec.Seed));
+        var bracket = grid.Count == 1 ? RateBracket.OneRate
+            : index == 0 ? RateBracket.BottomEdge
+            : index == grid.Count - 1 ? RateBracket.TopEdge
+            : Ran(index - 1) && Ran(index + 1) ? RateBracket.Interior
+            : RateBracket.NeighbourMissing;
+        return new RateChoice(grid, chosen, bracket);
+    }
+
+    /// <summary>The mark a table puts beside a score whose rate is not bracketed; "" when it is.</summary>
+    public string Mark => Bracketed ? "" : $" (lr: {EnumNames.Name(Bracket)})";
+}
+
+public static class LearningRates
+{
+    static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    static string Rate(double x) => x.ToString("G3", Inv);
+
+    /// <summary>Every trained row of <paramref name="cells"/>: its grid with the dev score at each rate, the choice and whether it is bracketed.</summary>
+    public static ReportTable Table(IReadOnlyList<CellSummary> cells, string suffix = "")
+    {
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var c in cells.Where(c => c.Rates is not null))
+        {
+            var choice = c.Rates!;
+            var grid = string.Join(", ", choice.Grid.Select(g =>
+                $"{Rate(g.Rate)}{(g.Rate == choice.Chosen ? "*" : "")}: " + (g.Seeds == 0 ? "not run"
+                    : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")})")));
+            rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
+                grid, Rate(choice.Chosen), choice.Bracketed ? "yes" : $"no: {EnumNames.Name(choice.Bracket)}"]);
+        }
+        return new ReportTable($"Learning rates chosen on dev (* = chosen; mean dev score per rate){suffix}",
+            ["task", "method", "optimizer", "alpha policy", "grid", "chosen", "bracketed"], rows);
+    }
+
+    /// <summary>
+    /// Best LoRA rate over best full fine-tuning rate, per LoRA row of the same optimizer, task and budget
+    /// as a full fine-tuning row ("LoRA Without Regret": about 10). A ratio with an unbracketed side is a
+    /// bound (at a top edge the true best may be higher) or unknown; it says which. Null without full fine-tuning.
+    /// </summary>
+    public static ReportTable? Ratio(IReadOnlyList<CellSummary> cells, string suffix = "")
+    {
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var full in cells.Where(c => c.Example.Kind == MethodKind.Full && c.Rates is not null))
+            foreach (var lora in cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Rates is not null && c.Task == full.Task
+                && c.Example.Optimizer == full.Example.Optimizer
+                && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (full.Example.Epochs, full.Example.BatchSize, full.Example.NumTrain)))
+            {
+                var ratio = lora.Rates!.Chosen / full.Rates!.Chosen;
+                rows.Add([lora.Task, lora.Method, Reports.AlphaPolicy(lora.Example), Rate(lora.Rates.Chosen) + lora.Rates.Mark, full.Method,
+                    Rate(full.Rates.Chosen) + full.Rates.Mark, RatioText(ratio, lora.Rates.Bracket, full.Rates.Bracket)]);
+            }
+        return rows.Count == 0 ? null
+            : new ReportTable($"Best LoRA learning rate / best full fine-tuning learning rate (LoRA Without Regret: about 10){suffix}",
+                ["task", "LoRA", "alpha policy", "LoRA lr", "full fine-tuning", "full lr", "ratio"], rows);
+    }
+
+    /// <summary>The ratio, or the bound it is when a side sits at an edge of its grid.</summary>
+    public static string RatioText(double ratio, RateBracket lora, RateBracket full)
+    {
+        var value = ratio.ToString("G3", Inv);
+        if (lora == RateBracket.Interior && full == RateBracket.Interior) return value;
+        // LoRA's best may be higher at its top edge (ratio larger), full's lower at its bottom edge (ratio larger).
+        var atLeast = lora == RateBracket.TopEdge || full == RateBracket.BottomEdge;
+        var atMost = lora == RateBracket.BottomEdge || full == RateBracket.TopEdge;
+        var unknown = lora is RateBracket.OneRate or RateBracket.NeighbourMissing || full is RateBracket.OneRate or RateBracket.NeighbourMissing;
+        return unknown || (atLeast && atMost) ? $"{value} (not bracketed)" : atLeast ? $">= {value}" : $"<= {value}";
+    }
+
+    /// <summary>One line per trained row whose choice is not bracketed, for `chainlora report` to print.</summary>
+    public static IEnumerable<string> Warnings(IReadOnlyList<CellSummary> cells) => cells
+        .Where(c => c.Rates is { Bracketed: false })
+        .Select(c => new StringBuilder($"{c.Task} {c.Method}: learning rate {Rate(c.Rates!.Chosen)} is not bracketed ({EnumNames.Name(c.Rates.Bracket)}; grid ")
+            .AppendJoin(", ", c.Rates.Grid.Select(g => Rate(g.Rate) + (g.Seeds == 0 ? " not run" : ""))).Append(')').ToString());
+}

@@ -1,0 +1,150 @@
+using System.Text.Json;
+using ChainLora.Experiments;
+using ChainLora.Training;
+
+namespace ChainLora.Tests.Experiments;
+
+public class LearningRateTests
+{
+    static readonly double[] Grid4 = [1e-3, 3e-3, 1e-2, 3e-2];
+
+    /// <summary>Runs of one row: each (rate, seed) with dev NLL = <paramref name="nll"/>(rate).</summary>
+    static List<JobResult> Runs(IEnumerable<double> rates, IEnumerable<long> seeds, Func<double, double> nll) =>
+        [.. from rate in rates from seed in seeds
+            select new JobResult(new JobSpec { Method = "LoRA", Kind = MethodKind.Lora, LearningRate = rate, Seed = seed }, -nll(rate), -nll(rate), "-nll", 0, "")];
+
+    static double Bowl(double best, double rate) => 3 + Math.Pow(Math.Log10(rate / best), 2);
+
+    [Fact]
+    public void A_choice_is_bracketed_only_inside_the_grid_with_both_neighbours_run_on_its_seeds()
+    {
+        long[] seeds = [0, 1, 2];
+        var interior = RateChoice.Of(Runs(Grid4, seeds, r => Bowl(1e-2, r)), 1e-2, []);
+        Assert.Equal((RateBracket.Interior, "", true), (interior.Bracket, interior.Mark, interior.Bracketed));
+        Assert.Equal(Grid4, interior.Grid.Select(g => g.Rate));
+        Assert.Equal(-3.0, interior.Grid[2].MeanDev!.Value, 12);
+        Assert.Equal(RateBracket.TopEdge, RateChoice.Of(Runs(Grid4, seeds, r => Bowl(1, r)), 3e-2, []).Bracket);
+        Assert.Equal(" (lr: bottom edge)", RateChoice.Of(Runs(Grid4, seeds, r => Bowl(1e-5, r)), 1e-3, []).Mark);
+        Assert.Equal(RateBracket.OneRate, RateChoice.Of(Runs([2e-3], seeds, r => 3), 2e-3, []).Bracket);
+
+        // 3e-2 ran on seed 0 only: it has not lost to 1e-2 on seeds 1 and 2.
+        var partial = Runs(Grid4[..3], seeds, r => Bowl(1e-2, r)).Concat(Runs([3e-2], [0], r => 3.5)).ToList();
+        Assert.Equal(RateBracket.NeighbourMissing, RateChoice.Of(partial, 1e-2, []).Bracket);
+        // A planned rate that has not run at all is still part of the grid.
+        var planned = RateChoice.Of(Runs(Grid4[..3], seeds, r => Bowl(1e-2, r)), 1e-2, [3e-2, 1e-2]);
+        Assert.Equal((RateBracket.NeighbourMissing, 4, 0), (planned.Bracket, planned.Grid.Count, planned.Grid[3].Seeds));
+    }
+
+    [Theory]
+    [InlineData(RateBracket.Interior, RateBracket.Interior, "10")]
+    [InlineData(RateBracket.TopEdge, RateBracket.Interior, ">= 10")]
+    [InlineData(RateBracket.Interior, RateBracket.BottomEdge, ">= 10")]
+    [InlineData(RateBracket.BottomEdge, RateBracket.Interior, "<= 10")]
+    [InlineData(RateBracket.Interior, RateBracket.TopEdge, "<= 10")]
+    [InlineData(RateBracket.TopEdge, RateBracket.TopEdge, "10 (not bracketed)")]
+    [InlineData(RateBracket.OneRate, RateBracket.Interior, "10 (not bracketed)")]
+    public void The_lora_to_full_ratio_is_a_bound_when_a_side_sits_at_an_edge(RateBracket lora, RateBracket full, string expected) =>
+        Assert.Equal(expected, LearningRates.RatioText(10, lora, full));
+
+    [Fact]
+    public void Report_marks_unbracketed_rows_lists_each_grid_and_measures_the_lora_to_full_ratio()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "LoRA r32 a64", Kind = MethodKind.Lora, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "full fine-tuning", Kind = MethodKind.Full, LearningRates = [1e-4, 3e-4, 1e-3, 3e-3] },
+            ],
+            LearningRates = Grid4, Seeds = [0, 1], NumTrain = 200,
+        }.Validate("test");
+        var dir = Directory.CreateTempSubdirectory("lr-report").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                // LoRA is best at 1e-2 (interior), COLA at the top rate, full fine-tuning at 1e-3 (interior);
+                // LoRA r32's 3e-2 has not run, so its choice of 1e-2 is not bracketed.
+                if (j.Method == "LoRA r32 a64" && j.LearningRate == 3e-2) continue;
+                var best = j.Method switch { "COLA M=3" => 1.0, "full fine-tuning" => 1e-3, _ => 1e-2 };
+                var nll = Bowl(best, j.LearningRate) + 0.01 * j.Seed;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
+            }
+            var cells = ResultTable.Summarize(ResultTable.Load(dir), ResultTable.Planned(dir));
+            Assert.Equal(RateBracket.Interior, cells.Single(c => c.Method == "LoRA").Rates!.Bracket);
+            var table1 = Reports.Table1(cells).Markdown();
+            Assert.Contains("| LoRA | 3.005 ± 0.007 |", table1);
+            Assert.Contains("| COLA M=3 | 5.324 ± 0.007 (lr: top edge) |", table1);
+            Assert.Contains("| LoRA r32 a64 | 3.005 ± 0.007 (lr: neighbour missing) |", table1);
+
+            var rates = LearningRates.Table(cells).Markdown();
+            Assert.Contains("| lm | LoRA | adamw | alpha = 2r (16) | 0.001: 4.0050 (2 seeds), 0.003: 3.2784 (2 seeds), 0.01*: 3.0050 (2 seeds), " +
+                "0.03: 3.2326 (2 seeds) | 0.01 | yes |", rates);
+            Assert.Contains("| lm | LoRA r32 a64 | adamw | alpha = 2r (64) | 0.001: 4.0050 (2 seeds), 0.003: 3.2784 (2 seeds), 0.01*: 3.0050 (2 seeds), " +
+                "0.03: not run | 0.01 | no: neighbour missing |", rates);
+            Assert.Contains("| lm | full fine-tuning | adamw | - |", rates);
+            var ratio = LearningRates.Ratio(cells)!.Markdown();
+            Assert.Contains("| lm | LoRA | alpha = 2r (16) | 0.01 | full fine-tuning | 0.001 | 10 |", ratio);
+            Assert.Contains("| lm | LoRA r32 a64 | alpha = 2r (64) | 0.01 (lr: neighbour missing) | full fine-tuning | 0.001 | 10 (not bracketed) |", ratio);
+            Assert.Equal(["lm COLA M=3: learning rate 0.03 is not bracketed (top edge; grid 0.001, 0.003, 0.01, 0.03)",
+                "lm LoRA r32 a64: learning rate 0.01 is not bracketed (neighbour missing; grid 0.001, 0.003, 0.01, 0.03 not run)"],
+                LearningRates.Warnings(cells).Order(StringComparer.Ordinal));
+            var files = Reports.Write(cells, Path.Combine(dir, "report"));
+            Assert.Contains(files, f => f.EndsWith("learning-rates.csv", StringComparison.Ordinal));
+            Assert.Contains(files, f => f.EndsWith("lr-ratio.csv", StringComparison.Ordinal));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Both_alpha_policies_get_their_own_rank_rows_and_share_closed_table()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods =
+            [
+                new MethodSpec { Name = "LoRA r8", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "LoRA r32 a64", Kind = MethodKind.Lora, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "LoRA r32 a16", Kind = MethodKind.Lora, Ranks = [32] },
+                new MethodSpec { Name = "COLA M=3", Kind = MethodKind.Cola, ChainLength = 3 },
+                new MethodSpec { Name = "COLA M=3 r32 a64", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32], Alpha = 64 },
+                new MethodSpec { Name = "COLA M=3 r32 a16", Kind = MethodKind.Cola, ChainLength = 3, Ranks = [32] },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2], NumTrain = 200,
+        }.Validate("test");
+        var dir = Directory.CreateTempSubdirectory("alpha-policies").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                var nll = j.Method switch
+                {
+                    "LoRA r8" => 3.5, "LoRA r32 a64" => 3.3, "LoRA r32 a16" => 3.4, "COLA M=3" => 3.45, "COLA M=3 r32 a64" => 3.28, _ => 3.39,
+                } + 0.01 * j.Seed;
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
+            }
+            var study = Study.Of(ResultTable.Summarize(ResultTable.Load(dir))).Single();
+            var shares = Reports.ShareClosedTables(study);
+            Assert.Equal(["Share of the gap from LoRA r8 to LoRA r32 a16 (alpha 16 fixed (scale 0.5)) closed at rank-8 memory",
+                "Share of the gap from LoRA r8 to LoRA r32 a64 (alpha = 2r (64)) closed at rank-8 memory"], shares.Select(t => t.Title));
+            Assert.Contains(",\"0.50 ± 0.00 [0.50, 0.50]\",", shares[0].Csv());
+            Assert.Contains(",\"0.25 ± 0.00 [0.25, 0.25]\",", shares[1].Csv());
+            var table8 = Reports.Table8(study)!.Markdown();
+            Assert.Contains("| lm | LoRA (alpha = 2r) | 3.510 ± 0.010 (lr: one rate) | 3.310 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | LoRA (alpha 16 fixed) | 3.510 ± 0.010 (lr: one rate) | 3.410 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | COLA M=3 (alpha = 2r) | 3.460 ± 0.010 (lr: one rate) | 3.290 ± 0.010 (lr: one rate) |", table8);
+            Assert.Contains("| lm | COLA M=3 - LoRA (alpha 16 fixed), paired (mean [95% t interval]) | -0.0500 [-0.0500, -0.0500] chain better | " +
+                "-0.0100 [-0.0100, -0.0100] chain better |", table8);
+            Assert.DoesNotContain("alpha 64 fixed", table8);   // one rank only: not a policy of its own
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
