@@ -236,7 +236,8 @@ public class ChainVariantTests
         using var model = TinyModels.Llama();
         var rates = new List<double>();
         new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = ColaVariant.Relora, LearningRate = 1e-3 }, new LoraConfig(),
-            new ChainConfig { Length = 2 }) { OnStep = r => rates.Add(r.LearningRate) }.Train(new RandomLmData(100));
+            new ChainConfig { Length = 2 })
+        { OnStep = r => rates.Add(r.LearningRate) }.Train(new RandomLmData(100));
         Assert.Equal(1e-3 * 0.5 * 0.5, rates[100], 12);   // step 101: half the ramp of the budget-wide 0.5
         Assert.Equal(1e-3 * 0.495, rates[101], 12);
     }
