@@ -13,7 +13,8 @@ public sealed record HyperParameters(int Epochs, double LearningRate, int BatchS
     double WeightDecay, double Momentum, double WarmupRatio, double MaxGradNorm, int ChainLength,
     IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, LoraBias? LoraBias,
     int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false,
-    string? Knots = null, ColaVariant Variant = ColaVariant.Paper, int? Context = null, string? Activations = null);
+    string? Knots = null, ColaVariant Variant = ColaVariant.Paper, int? Context = null, string? Activations = null,
+    bool? TrainOnInputs = null);
 
 /// <summary>One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does.</summary>
 public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses,

@@ -31,6 +31,7 @@ public static class RunFingerprint
         };
         // Only when set: checkpoints written before the option existed keep their fingerprint.
         if (o.Context is { } context) fingerprint["context"] = $"{context}";
+        if (o.TrainOnInputs) fingerprint["train_on_inputs"] = "true";
         if (t.Activations != Models.ActivationPrecision.Auto) fingerprint["activations"] = EnumNames.Name(t.Activations);
         return fingerprint;
     }
