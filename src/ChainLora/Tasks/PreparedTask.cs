@@ -111,7 +111,7 @@ public sealed class PreparedTask
     public static int Context(TaskDefinition task, int? requested, int maxPositions)
     {
         if (requested is { } n && task.Kind is not (TaskKind.LanguageModelling or TaskKind.Sft))
-            throw new ArgumentException($"context {n}: only the lm task (windows) and sft (longest example) take a context; {task.Name} takes none");
+            throw new ArgumentException($"context {n}: only the lm task cuts its text into windows and the sft task its examples; {task.Name} takes none");
         return TextCorpus.WindowLength(requested, maxPositions);
     }
 
