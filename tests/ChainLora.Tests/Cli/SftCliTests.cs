@@ -66,6 +66,20 @@ public sealed class SftCliTests : IDisposable
     }
 
     [Fact]
+    public void Train_on_inputs_and_max_tokens_are_part_of_the_run_fingerprint_a_resume_checks()
+    {
+        var file = Path.Combine(ChatFolder(), "train.jsonl");
+        var summary = new ChainLora.Tasks.DataSummary(file, [file], [], 8, 0, true, new(), 4, 0, 2, null);
+        var options = new ChainLora.Recipes.TrainRecipeOptions { Task = "sft", Data = file };
+        var plain = ChainLora.Recipes.RunFingerprint.Of(options, Model, summary);
+        var inputs = ChainLora.Recipes.RunFingerprint.Of(options with { TrainOnInputs = true }, Model, summary);
+        var shorter = ChainLora.Recipes.RunFingerprint.Of(options with { Context = 64 }, Model, summary);
+        Assert.False(plain.ContainsKey("train_on_inputs"));
+        Assert.Equal("true", inputs["train_on_inputs"]);
+        Assert.Equal("64", shorter["context"]);
+    }
+
+    [Fact]
     public void Bad_data_exits_2_naming_the_file_line_and_field()
     {
         var data = Path.Combine(temp.FullName, "bad.jsonl");
