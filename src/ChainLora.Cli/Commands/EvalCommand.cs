@@ -84,7 +84,7 @@ static class EvalCommand
 
     public static Option<int?> Context() => new Option<int?>("--context")
     {
-        Description = "lm: tokens per window, BOS included (default: the model's maximum positions); shorter windows train and score faster",
+        Description = "lm: tokens per window, BOS included; sft: the most tokens an example keeps, cut from its end (default: the model's maximum positions)",
     }.AtLeast(2);
 
     public static Option<string> Split() => CommonOptions.Choice("--split",

@@ -69,6 +69,7 @@ static class TrainCommand
         var numEval = EvalCommand.NumEval();
         var context = EvalCommand.Context();
         var split = EvalCommand.Split();
+        var trainOnInputs = new Option<bool>("--train-on-inputs") { Description = "sft: the loss on the prompt, system and user tokens too, not only the responses" };
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
             .WritableFolder();
@@ -97,7 +98,7 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, seed, outDir, adapter, checkpointEvery, resume,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
@@ -115,6 +116,7 @@ static class TrainCommand
                 BatchSize = r.GetValue(batch),
                 Context = r.GetValue(context),
                 Split = r.GetEnum<TextSplit>(split),
+                TrainOnInputs = r.GetValue(trainOnInputs),
                 Trainer = new TrainerOptions
                 {
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),
@@ -153,6 +155,10 @@ static class TrainCommand
             options = options.Validate() with { Model = CommonOptions.ModelFolder(options.Model, stop), Stop = stop };
             using var recipe = TrainRecipe.Setup(options);
             var label = $"{recipe.Prepared.Task.Name} {EnumNames.Name(trainingMethod)}";
+            if (recipe.Prepared.Data.Truncation is { CutExamples: > 0 } cut)
+                r.InvocationConfiguration.Error.WriteLine(
+                    $"note: {cut.CutExamples} examples were longer than {cut.MaxTokens} tokens: {cut.CutTokens} tokens cut from their ends" +
+                    (cut.Dropped > 0 ? $"; {cut.Dropped} left with no response token were dropped" : ""));
             var result = r.GetValue(json)
                 ? recipe.Run()
                 : TrainingProgress.Run([label], recipe.TotalSteps, report => recipe.Run(s => report(label, s)));

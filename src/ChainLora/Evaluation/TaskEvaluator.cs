@@ -3,6 +3,7 @@
 //   generation     greedy decoding of at most 50 tokens, stopping at a newline or EOS; SQuAD F1 and
 //                  exact match, each the best over the gold answers
 //   lm             NLL per token of held-out windows, and its exponential, the perplexity
+//   sft            NLL per response token of held-out examples (ResponseLoss), and its perplexity
 using ChainLora.Models;
 using ChainLora.Tasks;
 using ChainLora.Tokenization;
@@ -35,6 +36,12 @@ public static class TaskEvaluator
             if (options.Demonstrations > 0) throw new ArgumentException("in-context demonstrations do not apply to the lm task");
             var windows = dev ? w.Dev : w.Test;
             return windows.Count == 0 ? null : Text(model, windows);
+        }
+        if (task.Sft is { } sft)
+        {
+            if (options.Demonstrations > 0) throw new ArgumentException("in-context demonstrations do not apply to the sft task");
+            var rows = dev ? sft.Dev : sft.Test;
+            return rows.Count == 0 ? null : ResponseLoss.Evaluate(model, rows, tokenizer.PadId, options.BatchTokens);
         }
         var examples = dev ? task.Examples!.Dev : task.Examples!.Test;
         return examples.Count == 0 ? null

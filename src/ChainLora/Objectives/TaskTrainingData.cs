@@ -29,6 +29,7 @@ public static class TaskTrainingData
     {
         if (task.Data.Train == 0)
             throw new ArgumentException($"{task.Task.Name}: the train sample is empty (num_train {task.Data.Requested.Train}, train pool {task.Data.TrainPool})");
+        if (task.Sft is { } sft) return Sft(sft.Train, batchSize, seed, device, encoder.Tokenizer.PadId);
         return task.Windows is { } w
             ? Windows(w.Train, batchSize, seed, device, encoder.Tokenizer.PadId)
             : For(task.Task.Kind, task.Examples!.Train, encoder, batchSize, seed, device);
@@ -55,6 +56,17 @@ public static class TaskTrainingData
         new TaskTrainingData<PromptAndContinuation>(
             windows.Where(w => w.Length > 1).Select(w => new PromptAndContinuation(w[..1], w[1..])).ToList(), batchSize, seed,
             batch => LmBatchOf(batch, device, padId));
+
+    /// <summary>sft: LM loss on the tokens each example's loss mask marks (<see cref="ResponseLoss.Pack"/>).</summary>
+    public static ITrainingData Sft(IReadOnlyList<SftEncoded> examples, int batchSize, long seed, Device device, int padId)
+    {
+        if (batchSize < 1) throw new ArgumentException($"batch size {batchSize}: must be at least 1");
+        return new TaskTrainingData<SftEncoded>(examples, batchSize, seed, batch =>
+        {
+            var (input, targets) = ResponseLoss.Tensors(batch, device, padId);
+            return new LmBatch(input, targets);
+        });
+    }
 
     static LmBatch LmBatchOf(IReadOnlyList<PromptAndContinuation> rows, Device device, int padId)
     {

@@ -24,7 +24,7 @@ public sealed record EvalRecipeOptions
     /// <summary>The train sample is the pool demonstrations are drawn from (the same sample a train run uses).</summary>
     public int NumTrain { get; init; } = new SampleSizes().Train;
     public int NumEval { get; init; } = new SampleSizes().Eval;
-    /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
+    /// <summary>lm: tokens per window, BOS included; sft: the most tokens an example keeps; null is the model's maximum positions.</summary>
     public int? Context { get; init; }
     /// <summary>lm: where dev comes from (<see cref="TextSplit"/>); the test region is the same under every split.</summary>
     public TextSplit Split { get; init; }
@@ -69,7 +69,7 @@ public static class EvalRecipe
         }
         var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
         var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer,
-            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions), options.Split);
+            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions), options.Split, SftEncoder.LazyRenderer(model.Directory));
         var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
         return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
             options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,

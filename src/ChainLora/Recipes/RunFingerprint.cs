@@ -35,6 +35,7 @@ public static class RunFingerprint
         if (o.Split != TextSplit.Shuffled) fingerprint["split"] = EnumNames.Name(o.Split);
         if (t.FreezeA || t.OptimizerPruneFraction > 0 || t.RestartWarmupRatio > 0)
             fingerprint["variant_settings"] = $"freeze A {t.FreezeA}, prune {F(t.OptimizerPruneFraction)}, restart warmup {F(t.RestartWarmupRatio)}";
+        if (o.TrainOnInputs) fingerprint["train_on_inputs"] = "true";
         if (t.Activations != Models.ActivationPrecision.Auto) fingerprint["activations"] = EnumNames.Name(t.Activations);
         return fingerprint;
     }

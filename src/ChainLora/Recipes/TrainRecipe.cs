@@ -9,8 +9,9 @@
 //   optimizer, LR     .Trainer (AdamW default, linear decay, warmup ratio, clipping, accumulation)
 //   LoRA              .Lora (rank, alpha, dropout, targets, bias), ranks per link .Chain.Ranks
 //   batch size        .BatchSize examples (lm: windows) per micro-batch
-//   window length     .Context tokens per lm window (default: the model's maximum positions)
+//   window length     .Context tokens per lm window, or per sft example (default: the model's maximum positions)
 //   lm split          .Split: dev shuffled from the train text (the first study's) or contiguous regions
+//   sft loss          .TrainOnInputs: loss on prompts too, not only on the responses
 //   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
 //   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
 //                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
@@ -47,10 +48,12 @@ public sealed record TrainRecipeOptions
     /// <summary>Seeds the sample, the order of the batches and torch (LoRA init); it replaces Trainer.Seed.</summary>
     public long Seed { get; init; }
     public int BatchSize { get; init; } = 8;
-    /// <summary>lm: tokens per window, BOS included; null is the model's maximum positions.</summary>
+    /// <summary>lm: tokens per window, BOS included; sft: the most tokens an example keeps; null is the model's maximum positions.</summary>
     public int? Context { get; init; }
     /// <summary>lm: where dev comes from (<see cref="TextSplit"/>); other tasks take only the default.</summary>
     public TextSplit Split { get; init; }
+    /// <summary>sft: the loss on every token, prompts and system turns too, not only on the responses.</summary>
+    public bool TrainOnInputs { get; init; }
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
     public LoraConfig Lora { get; init; } = new();
@@ -84,6 +87,8 @@ public sealed record TrainRecipeOptions
         Chain.Validate();
         if (BatchSize < 1) throw new ArgumentException($"batch size {BatchSize}: must be at least 1");
         if (Context is < 2) throw new ArgumentException($"context {Context}: must be at least 2");
+        if (TrainOnInputs && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
+            throw new ArgumentException($"train on inputs: only the sft task masks its inputs; {Task} does not");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery} steps: must be >= 0");
         if (CheckpointEvery > 0 && OutDir is null) throw new ArgumentException("checkpoints need an output folder");
         return this;
@@ -167,7 +172,8 @@ public sealed class TrainRecipe : IDisposable
         var task = TaskRegistry.Find(options.Task);
         var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer,
-            PreparedTask.Context(task, options.Context, model.Model.MaxPositions), options.Split);
+            PreparedTask.Context(task, options.Context, model.Model.MaxPositions), options.Split,
+                SftEncoder.LazyRenderer(model.Directory), options.TrainOnInputs);
         var folderLock = options.OutDir is null ? null : FolderLock.Acquire(options.OutDir, "train run");
         PeftAdapter? adapter = null;
         try
@@ -284,6 +290,7 @@ public sealed class TrainRecipe : IDisposable
             full ? null : trainer.Schedule.Auto is { } auto
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
             t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype),
-            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora);
+            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora,
+                Prepared.Task.Kind == TaskKind.Sft ? options.TrainOnInputs : null);
     }
 }

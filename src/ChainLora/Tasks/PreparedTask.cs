@@ -10,7 +10,13 @@ namespace ChainLora.Tasks;
 /// </summary>
 public sealed record DataSummary(string Path, IReadOnlyList<string> TrainFiles, IReadOnlyList<string> ValidationFiles,
     int TrainPool, int ValidationPool, bool Carved, SampleSizes Requested, int Train, int Dev, int Test, string? Note,
-    TextSplit? Split = null, int? DevPool = null);
+    TextSplit? Split = null, int? DevPool = null, SftTruncation? Truncation = null);
+
+/// <summary>
+/// sft: of the drawn examples (train, dev and test), how many were longer than <paramref name="MaxTokens"/>
+/// and how many tokens that cut from their ends; <paramref name="Dropped"/> were left with no response token and are not used.
+/// </summary>
+public sealed record SftTruncation(int MaxTokens, int CutExamples, int CutTokens, int Dropped);
 
 public sealed class PreparedTask
 {
@@ -20,20 +26,25 @@ public sealed class PreparedTask
     public TaskSample<TaskExample>? Examples { get; }
     /// <summary>Token windows, each starting with BOS (the lm task).</summary>
     public TaskSample<int[]>? Windows { get; }
+    /// <summary>Token ids with their loss masks (the sft task), each with at least one response token to predict.</summary>
+    public TaskSample<SftEncoded>? Sft { get; }
 
-    PreparedTask(TaskDefinition task, DataSummary data, TaskSample<TaskExample>? examples, TaskSample<int[]>? windows) =>
-        (Task, Data, Examples, Windows) = (task, data, examples, windows);
+    PreparedTask(TaskDefinition task, DataSummary data, TaskSample<TaskExample>? examples, TaskSample<int[]>? windows,
+        TaskSample<SftEncoded>? sft = null) =>
+        (Task, Data, Examples, Windows, Sft) = (task, data, examples, windows, sft);
 
     /// <summary>
     /// Reads <paramref name="path"/> (a task folder; for lm a text file or a folder with train.txt)
     /// and draws the sample of <paramref name="seed"/>. For lm the sizes count windows of
     /// <paramref name="context"/> tokens, and <paramref name="split"/> says where dev comes from
-    /// (other tasks take only <see cref="TextSplit.Shuffled"/>).
+    /// (other tasks take only <see cref="TextSplit.Shuffled"/>); for sft it is the most tokens an example keeps, and
+    /// <paramref name="render"/> (the model's chat template) renders conversations.
     /// </summary>
     public static PreparedTask Load(TaskDefinition task, string path, SampleSizes sizes, long seed, ITextTokenizer tokenizer, int context,
-        TextSplit split = TextSplit.Shuffled)
+        TextSplit split = TextSplit.Shuffled, ChatRenderer? render = null, bool trainOnInputs = false)
     {
         CheckSplit(task, split);
+        if (task.Kind == TaskKind.Sft) return LoadSft(task, path, sizes, seed, tokenizer, context, render, trainOnInputs);
         if (task.Kind == TaskKind.LanguageModelling)
         {
             var corpus = TextCorpus.Load(path, split);
@@ -64,14 +75,59 @@ public sealed class PreparedTask
             throw new ArgumentException($"split {IO.EnumNames.Name(split)}: only the lm task cuts its text into regions; {task.Name} keeps its own splits");
     }
 
+    static PreparedTask LoadSft(TaskDefinition task, string path, SampleSizes sizes, long seed, ITextTokenizer tokenizer, int maxTokens,
+        ChatRenderer? render, bool trainOnInputs)
+    {
+        var splits = SftData.Read(path);
+        IReadOnlyList<SftExample> Pool(Split s) => splits.TryGetValue(s, out var e) ? e : [];
+        // A folder's test file is the held-out pool when it has no validation file, as for the other tasks.
+        var validation = Pool(Split.Validation).Count > 0 ? Pool(Split.Validation) : Pool(Split.Test);
+        var sample = Sampling.Draw(Pool(Split.Train), validation, sizes, seed);
+        var (cutExamples, cutTokens, dropped) = (0, 0, 0);
+        List<SftEncoded> Encode(IReadOnlyList<SftExample> examples)
+        {
+            var kept = new List<SftEncoded>();
+            foreach (var example in examples)
+            {
+                var encoded = SftEncoder.Encode(example, tokenizer, render, maxTokens, trainOnInputs);
+                if (encoded.CutTokens > 0) (cutExamples, cutTokens) = (cutExamples + 1, cutTokens + encoded.CutTokens);
+                // The first token is never predicted: an example needs a response token after it.
+                if (encoded.LossMask.Skip(1).Any(m => m)) kept.Add(encoded);
+                else dropped++;
+            }
+            return kept;
+        }
+        var encodedSample = new TaskSample<SftEncoded>(Encode(sample.Train), Encode(sample.Dev), Encode(sample.Test), sample.Report);
+        var files = DataFiles(path, splits);
+        var note = $"examples of up to {maxTokens} tokens" + (trainOnInputs ? ", loss on every token (--train-on-inputs)" : ", loss on the responses");
+        if (sample.Report.Carved) note += "; only one split: shuffled with the seed and carved into test, then train, then dev, without overlap";
+        if (dropped > 0) note += $"; {dropped} examples left with no response token after truncation were dropped";
+        var summary = Summary(path, files.Train, files.Validation, sample.Report, note) with
+        {
+            Train = encodedSample.Train.Count,
+            Dev = encodedSample.Dev.Count,
+            Test = encodedSample.Test.Count,
+            Truncation = new SftTruncation(maxTokens, cutExamples, cutTokens, dropped),
+        };
+        return new(task, summary, null, null, encodedSample);
+    }
+
+    static (IReadOnlyList<string> Train, IReadOnlyList<string> Validation) DataFiles(string path, IReadOnlyDictionary<Split, IReadOnlyList<SftExample>> splits)
+    {
+        if (File.Exists(path)) return ([path], []);
+        var found = Tasks.DataFiles.Find(path);
+        IReadOnlyList<string> Of(Split s) => found.TryGetValue(s, out var f) ? [.. f] : [];
+        return (Of(Split.Train), Of(Split.Validation).Count > 0 ? Of(Split.Validation) : Of(Split.Test));
+    }
+
     /// <summary>
     /// The lm task's window length: <paramref name="requested"/> tokens (BOS included), or the
     /// model's <paramref name="maxPositions"/> when null. Other tasks take none.
     /// </summary>
     public static int Context(TaskDefinition task, int? requested, int maxPositions)
     {
-        if (requested is { } n && task.Kind != TaskKind.LanguageModelling)
-            throw new ArgumentException($"context {n}: only the lm task cuts its text into windows; {task.Name} takes no context");
+        if (requested is { } n && task.Kind is not (TaskKind.LanguageModelling or TaskKind.Sft))
+            throw new ArgumentException($"context {n}: only the lm task cuts its text into windows and the sft task its examples; {task.Name} takes none");
         return TextCorpus.WindowLength(requested, maxPositions);
     }
 

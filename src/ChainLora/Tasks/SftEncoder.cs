@@ -29,6 +29,16 @@ public static class SftEncoder
         (turns, generation) => template.Render([.. turns.Select(t => new ChatMessage(t.Role, t.Content))], generation);
 
     /// <summary>
+    /// The chat template of the model in <paramref name="modelDirectory"/>, read when the first
+    /// conversation is rendered (prompt/completion and text data need none).
+    /// </summary>
+    public static ChatRenderer LazyRenderer(string modelDirectory)
+    {
+        var template = new Lazy<ChatRenderer>(() => Renderer(ChatTemplate.FromDirectory(modelDirectory)));
+        return (turns, generation) => template.Value(turns, generation);
+    }
+
+    /// <summary>
     /// <paramref name="example"/> as ids and loss mask: <see cref="Segments"/> then <see cref="Encode"/>.
     /// </summary>
     public static SftEncoded Encode(SftExample example, ITextTokenizer tokenizer, ChatRenderer? render, int maxTokens, bool trainOnInputs = false) =>

@@ -11,10 +11,12 @@ public enum TaskKind
     Generation,
     /// <summary>Plain text; trained and scored by next-token NLL.</summary>
     LanguageModelling,
+    /// <summary>A user's chat or instruction data (SftData); LM loss on the responses, scored by held-out response NLL.</summary>
+    Sft,
 }
 
 /// <summary>How a task's folder is laid out (see <see cref="DataFiles"/>).</summary>
-public enum DataLayout { Glue, SuperGlue, Squad, Drop, Text }
+public enum DataLayout { Glue, SuperGlue, Squad, Drop, Text, Sft }
 
 /// <summary>
 /// A task: its name, its kind, its folder layout, and <c>Read</c>, which turns one stored row into
@@ -26,6 +28,7 @@ public sealed record TaskDefinition(string Name, TaskKind Kind, DataLayout Layou
     {
         TaskKind.Generation => "f1",
         TaskKind.LanguageModelling => "nll_per_token",
+        TaskKind.Sft => "response_nll",
         _ => "accuracy",
     };
 }
@@ -47,6 +50,8 @@ public static class TaskRegistry
         Define("drop", TaskKind.Generation, DataLayout.Drop, RecordParsers.Drop, Templates.Drop),
         new("lm", TaskKind.LanguageModelling, DataLayout.Text,
             row => throw new InvalidOperationException($"{row.Location}: the lm task reads plain text, not rows")),
+        new("sft", TaskKind.Sft, DataLayout.Sft,
+            row => throw new InvalidOperationException($"{row.Location}: the sft task reads its rows with SftData")),
     ];
 
     public static IEnumerable<string> Names => All.Select(t => t.Name);

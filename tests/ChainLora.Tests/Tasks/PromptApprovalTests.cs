@@ -10,7 +10,8 @@ namespace ChainLora.Tests.Tasks;
 /// </summary>
 public class PromptApprovalTests
 {
-    public static TheoryData<string> Tasks => new(TaskRegistry.Names);
+    // sft has no fixed prompt: the model's chat template renders it (SftEncoderTests, DataCommandTests).
+    public static TheoryData<string> Tasks => new(TaskRegistry.Names.Where(n => n != "sft"));
 
     [Theory, MemberData(nameof(Tasks))]
     public void Rendered_prompts_match_the_approval_file(string task) =>
