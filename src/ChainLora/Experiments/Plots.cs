@@ -74,7 +74,7 @@ public static class Plots
             any = true;
         }
         if (!any) return null;
-        plot.Title("Effective rank of the accumulated delta W after each link (mean over layers and seeds)");
+        plot.Title("Effective rank of the accumulated delta W per link (mean over layers, seeds)");
         plot.XLabel("link");
         plot.YLabel("effective rank");
         plot.ShowLegend();
