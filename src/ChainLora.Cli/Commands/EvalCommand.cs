@@ -17,6 +17,8 @@ static class EvalCommand
         var numEval = NumEval();
         var context = Context();
         var split = Split();
+        var source = Source();
+        var sourceWindows = SourceWindows();
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations }
             .AtLeast(0);
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
@@ -27,7 +29,7 @@ static class EvalCommand
             "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
             "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
         {
-            model, adapter, task, data, seed, numTrain, numEval, context, split, icl, json, device, dtype,
+            model, adapter, task, data, seed, numTrain, numEval, context, split, source, sourceWindows, icl, json, device, dtype,
         };
         command.SetAction(r =>
         {
@@ -43,6 +45,8 @@ static class EvalCommand
                 NumEval = r.GetValue(numEval),
                 Context = r.GetValue(context),
                 Split = r.GetEnum<TextSplit>(split),
+                Source = r.GetValue(source),
+                SourceWindows = r.GetValue(sourceWindows),
                 Demonstrations = r.GetValue(icl),
                 Adapter = r.GetValue(adapter),
             };
@@ -86,6 +90,17 @@ static class EvalCommand
     {
         Description = "lm: tokens per window, BOS included; sft: the most tokens an example keeps, cut from its end (default: the model's maximum positions)",
     }.AtLeast(2);
+
+    public static Option<string?> Source() => new Option<string?>("--source")
+    {
+        Description = "A text of the model's own domain (stories260K: TinyStories) scored as \"source\" after training: how much of it was forgotten",
+        HelpName = "FILE",
+    }.ExistingFile();
+
+    public static Option<int> SourceWindows() => new Option<int>("--source-windows")
+    {
+        Description = "Windows of --source scored (a fixed sample, the same for every seed)", DefaultValueFactory = _ => TrainRecipeOptions.DefaultSourceWindows,
+    }.AtLeast(1);
 
     public static Option<string> Split() => CommonOptions.Choice("--split",
         "lm: where dev comes from (shuffled: drawn with train from the first 90% of the text, the first study's split; " +

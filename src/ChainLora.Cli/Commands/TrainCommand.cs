@@ -70,6 +70,8 @@ static class TrainCommand
         var context = EvalCommand.Context();
         var split = EvalCommand.Split();
         var trainOnInputs = new Option<bool>("--train-on-inputs") { Description = "sft: the loss on the prompt, system and user tokens too, not only the responses" };
+        var source = EvalCommand.Source();
+        var sourceWindows = EvalCommand.SourceWindows();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
             .WritableFolder();
@@ -98,7 +100,7 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, seed, outDir, adapter, checkpointEvery, resume,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, source, sourceWindows, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
@@ -117,6 +119,8 @@ static class TrainCommand
                 Context = r.GetValue(context),
                 Split = r.GetEnum<TextSplit>(split),
                 TrainOnInputs = r.GetValue(trainOnInputs),
+                Source = r.GetValue(source),
+                SourceWindows = r.GetValue(sourceWindows),
                 Trainer = new TrainerOptions
                 {
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),
@@ -174,6 +178,7 @@ static class TrainCommand
                 output.WriteLine($"  link {link.Link}{(link.Rank is { } linkRank ? $" (rank {linkRank})" : "")}: mean train loss {link.MeanLoss:F4}, last {link.FinalLoss:F4}");
             output.WriteLine($"  dev  {EvalCommand.Describe(result.Dev)} ({result.Data.Dev} examples)");
             output.WriteLine($"  test {EvalCommand.Describe(result.Test)} ({result.Data.Test} examples)");
+            if (result.Source is { } sourceScore) output.WriteLine($"  source {EvalCommand.Describe(sourceScore)}");
             if (result.Data.Note is { } note) output.WriteLine($"  note: {note}");
             output.WriteLine($"  wrote {Path.Combine(options.OutDir!, ResultFile.Name)}");
             return 0;

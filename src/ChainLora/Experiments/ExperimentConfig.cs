@@ -94,6 +94,10 @@ public sealed record ExperimentConfig
     public int? Context { get; init; }
     /// <summary>lm: where dev comes from; configs without the field keep the first study's shuffled split.</summary>
     public TextSplit Split { get; init; }
+    /// <summary>A text of the model's own domain (relative to data_root) every cell scores after training: forgetting.</summary>
+    public string? SourceData { get; init; }
+    /// <summary>Windows of <see cref="SourceData"/> scored (a fixed sample).</summary>
+    public int SourceWindows { get; init; } = Recipes.TrainRecipeOptions.DefaultSourceWindows;
 
     static readonly JsonSerializerOptions Options = new()
     {
@@ -163,6 +167,8 @@ public sealed record ExperimentConfig
         Require(Split == TextSplit.Shuffled || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
             $"field 'split' {EnumNames.Name(Split)} applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
+        Require(SourceWindows >= 1, $"field 'source_windows' {SourceWindows} must be at least 1");
+        Require(SourceData is null || SourceData.Length > 0, "field 'source_data' must name a file");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;
     }

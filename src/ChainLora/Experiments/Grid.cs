@@ -20,6 +20,8 @@ public static class Grid
                             Method = method.Name, Kind = method.Kind, ChainLength = method.Links, Ranks = method.Ranks,
                             Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = method.Alpha ?? config.Alpha, Icl = method.Icl,
                             Rslora = method.Rslora,
+                            Source = config.SourceData is { } source ? Path.Combine(config.DataRoot, source) : null,
+                            SourceWindows = config.SourceData is null ? null : config.SourceWindows,
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
                             NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
                             BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,

@@ -50,6 +50,7 @@ public static class JobRunner
             if (!Directory.Exists(job.Model) && !IO.Hub.HubModelResolver.LooksLikeRepoId(job.Model))
                 throw new ArgumentException($"model '{job.Model}' is neither a folder nor a Hub id");
             if (!Directory.Exists(job.Data) && !File.Exists(job.Data)) throw new ArgumentException($"data '{job.Data}' not found");
+            if (job.Source is { } source && !File.Exists(source)) throw new ArgumentException($"source text '{source}' not found");
         }
         catch (ArgumentException e)
         {
@@ -68,6 +69,8 @@ public static class JobRunner
         BatchSize = job.BatchSize,
         Context = job.Context,
         Split = job.Split,
+        Source = job.Source,
+        SourceWindows = job.SourceWindows ?? TrainRecipeOptions.DefaultSourceWindows,
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
@@ -97,6 +100,8 @@ public static class JobRunner
         NumEval = job.NumEval,
         Context = job.Context,
         Split = job.Split,
+        Source = job.Source,
+        SourceWindows = job.SourceWindows ?? TrainRecipeOptions.DefaultSourceWindows,
         Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
     };
 }

@@ -49,6 +49,11 @@ public sealed record JobSpec
     /// <summary>rsLoRA (written only when set).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool Rslora { get; init; }
+    /// <summary>A text of the model's own domain scored after training (forgetting); written only when set.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Source { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? SourceWindows { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 

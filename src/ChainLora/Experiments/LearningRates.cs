@@ -67,7 +67,7 @@ public static class LearningRates
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    static string Rate(double x) => x.ToString("G3", Inv);
+    static string Rate(double x) => x.ToString("G3", Inv).Replace("E", "e", StringComparison.Ordinal);
 
     /// <summary>Every trained row of <paramref name="cells"/>: its grid with the dev score at each rate, the choice and whether it is bracketed.</summary>
     public static ReportTable Table(IReadOnlyList<CellSummary> cells, string suffix = "")

@@ -369,6 +369,8 @@ public static class Reports
         var studies = Study.Of(cells);
         var tables = new List<(string Name, ReportTable Table)> { ("table1", Table1(cells)), ("learning-rates", LearningRates.Table(cells)) };
         if (LearningRates.Ratio(cells) is { } ratio) tables.Add(("lr-ratio", ratio));
+        if (LearnForget.Table(cells) is { } learnForget) tables.Add(("learn-forget", learnForget));
+        if (LearnForget.EffectiveRanks(cells) is { } ranks) tables.Add(("effective-rank", ranks));
         foreach (var study in studies)
         {
             var suffix = study.FileSuffix;

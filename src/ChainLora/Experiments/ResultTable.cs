@@ -5,8 +5,12 @@ using ChainLora.Tasks;
 
 namespace ChainLora.Experiments;
 
-/// <summary>A finished job: its spec and the numbers of its result.json.</summary>
-public sealed record JobResult(JobSpec Spec, double? Dev, double Test, string Metric, double Flops, string Directory);
+/// <summary>
+/// A finished job: its spec and the numbers of its result.json; <paramref name="SourceNll"/> is the NLL per token on the
+/// model's own domain after training (forgetting), when the cell scored one.
+/// </summary>
+public sealed record JobResult(JobSpec Spec, double? Dev, double Test, string Metric, double Flops, string Directory, double? SourceNll = null,
+    IReadOnlyList<double>? DeltaEffectiveRanks = null);
 
 /// <summary>One (task, method) cell after learning-rate selection; <paramref name="Rates"/> says whether the choice is bracketed (rows that train).</summary>
 public sealed record CellSummary(string Task, string Method, JobSpec Example, double? BestLearningRate, string Metric,
@@ -57,7 +61,10 @@ public static class ResultTable
             var (metric, test) = diverged ? (MetricOf(spec), double.NegativeInfinity) : Primary(root["test"], resultPath);
             double? dev = diverged ? double.NegativeInfinity : root["dev"] is JsonObject d && d.Count > 0 ? Primary(d, resultPath).Value : null;
             var flops = root["training_flops"]?.GetValue<double>() ?? 0;
-            return new JobResult(spec, dev, test, metric, flops, jobDir);
+            var source = diverged ? null : root["source"]?["nll_per_token"]?.GetValue<double>();
+            var ranks = root["training"]?["links"] is JsonArray links && links.All(l => l?["delta_effective_rank"] is not null)
+                ? links.Select(l => l!["delta_effective_rank"]!.GetValue<double>()).ToList() : null;
+            return new JobResult(spec, dev, test, metric, flops, jobDir, source, ranks is { Count: > 0 } ? ranks : null);
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {

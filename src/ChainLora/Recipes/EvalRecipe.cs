@@ -28,6 +28,9 @@ public sealed record EvalRecipeOptions
     public int? Context { get; init; }
     /// <summary>lm: where dev comes from (<see cref="TextSplit"/>); the test region is the same under every split.</summary>
     public TextSplit Split { get; init; }
+    /// <summary>A text of the model's own domain, scored as "source" (<see cref="TrainRecipeOptions.Source"/>); null scores none.</summary>
+    public string? Source { get; init; }
+    public int SourceWindows { get; init; } = TrainRecipeOptions.DefaultSourceWindows;
     /// <summary>In-context demonstrations per test example; 0 is zero-shot.</summary>
     public int Demonstrations { get; init; }
     /// <summary>A PEFT LoRA adapter folder merged into the weights before scoring.</summary>
@@ -39,6 +42,7 @@ public sealed record EvalRecipeOptions
         PreparedTask.CheckSplit(TaskRegistry.Find(Task), Split);
         new SampleSizes(NumTrain, 0, NumEval).Validate();
         if (Demonstrations < 0) throw new ArgumentException($"demonstrations {Demonstrations}: must be >= 0");
+        if (SourceWindows < 1) throw new ArgumentException($"source windows {SourceWindows}: must be at least 1");
         return this;
     }
 }
@@ -73,6 +77,6 @@ public static class EvalRecipe
         var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
         return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
             options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds, TrainRecipe.SourceScore(model, options.Source, options.SourceWindows, options.Context));
     }
 }

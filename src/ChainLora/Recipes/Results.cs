@@ -16,34 +16,37 @@ public sealed record HyperParameters(int Epochs, double LearningRate, int BatchS
     string? Knots = null, ColaVariant Variant = ColaVariant.Paper, int? Context = null, string? Activations = null, TextSplit? Split = null,
     bool UseRslora = false, bool? TrainOnInputs = null);
 
-/// <summary>One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does.</summary>
+/// <summary>
+/// One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does;
+/// DeltaEffectiveRank is the accumulated delta W's effective rank when the link ended (mean over adapted layers).
+/// </summary>
 public sealed record LinkSummary(int Link, int? Rank, double? Alpha, int Steps, double MeanLoss, double FinalLoss, IReadOnlyList<double> Losses,
-    string? KnotReason = null);
+    string? KnotReason = null, double? DeltaEffectiveRank = null);
 
 public sealed record TrainingSummary(int Steps, IReadOnlyList<LinkSummary> Links, double FinalLoss, long Tokens, long TrainableParameters,
     double Seconds, double KnotSeconds)
 {
     public static TrainingSummary Of(TrainingResult r, bool full) => new(r.StepLosses.Count,
         r.Links.Select(l => new LinkSummary(l.Index + 1, full ? null : l.Rank, full ? null : l.Alpha, l.Losses.Count, l.MeanLoss,
-            l.Losses.Count == 0 ? double.NaN : l.Losses[^1], l.Losses, l.Reason)).ToList(),
+            l.Losses.Count == 0 ? double.NaN : l.Losses[^1], l.Losses, l.Reason, l.DeltaEffectiveRank)).ToList(),
         r.FinalLoss, r.Tokens, r.TrainableParameters, r.Elapsed.TotalSeconds, r.KnotTime.TotalSeconds);
 }
 
 /// <summary>
-/// A train run. <c>TrainingFlops</c> is the analytic count of <see cref="Flops"/> (forward, input
+/// A train run. <c>Source</c> scores a text of the pretrained model's own domain after training (forgetting). <c>TrainingFlops</c> is the analytic count of <see cref="Flops"/> (forward, input
 /// gradients of every matmul, weight gradients of the trainable ones); <c>WallSeconds</c> runs from
 /// reading the data to writing this result.
 /// </summary>
 public sealed record TaskRunResult(string Task, TrainingMethod Method, long Seed, string Model, HyperParameters Hyperparameters, DataSummary Data,
     TrainingSummary Training, IReadOnlyDictionary<string, double>? Dev, IReadOnlyDictionary<string, double> Test, double TrainingFlops,
-    double WallSeconds, RunStatus Status = RunStatus.Finished, string? Divergence = null);
+    double WallSeconds, RunStatus Status = RunStatus.Finished, string? Divergence = null, IReadOnlyDictionary<string, double>? Source = null);
 
 /// <summary>How a train run ended: finished, or stopped at a diverging step (no dev or test metrics then).</summary>
 public enum RunStatus { Finished, Diverged }
 
 /// <summary>A zero-shot or in-context evaluation (`chainlora eval`).</summary>
 public sealed record TaskEvalResult(string Task, long Seed, string Model, string? Adapter, int Demonstrations, DataSummary Data,
-    IReadOnlyDictionary<string, double> Test, double WallSeconds);
+    IReadOnlyDictionary<string, double> Test, double WallSeconds, IReadOnlyDictionary<string, double>? Source = null);
 
 public static class ResultFile
 {

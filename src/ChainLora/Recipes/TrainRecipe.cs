@@ -12,6 +12,7 @@
 //   window length     .Context tokens per lm window, or per sft example (default: the model's maximum positions)
 //   lm split          .Split: dev shuffled from the train text (the first study's) or contiguous regions
 //   sft loss          .TrainOnInputs: loss on prompts too, not only on the responses
+//   forgetting        .Source: a text of the model's own domain, .SourceWindows of it scored after training
 //   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
 //   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
 //                     the trained chain in chain/ (RunArtifacts; LoRA and COLA) for `chainlora export`,
@@ -54,6 +55,14 @@ public sealed record TrainRecipeOptions
     public TextSplit Split { get; init; }
     /// <summary>sft: the loss on every token, prompts and system turns too, not only on the responses.</summary>
     public bool TrainOnInputs { get; init; }
+    /// <summary>
+    /// A text of the pretrained model's own domain (stories260K: TinyStories), scored after training as
+    /// result.json's "source" (NLL per token): how much of it the fine-tune forgot. Null scores none.
+    /// </summary>
+    public string? Source { get; init; }
+    /// <summary>Windows of <see cref="Source"/> scored: a fixed sample, the same for every seed.</summary>
+    public int SourceWindows { get; init; } = DefaultSourceWindows;
+    public const int DefaultSourceWindows = 200;
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
     public LoraConfig Lora { get; init; } = new();
@@ -89,6 +98,7 @@ public sealed record TrainRecipeOptions
         if (Context is < 2) throw new ArgumentException($"context {Context}: must be at least 2");
         if (TrainOnInputs && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
             throw new ArgumentException($"train on inputs: only the sft task masks its inputs; {Task} does not");
+        if (SourceWindows < 1) throw new ArgumentException($"source windows {SourceWindows}: must be at least 1");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery} steps: must be >= 0");
         if (CheckpointEvery > 0 && OutDir is null) throw new ArgumentException("checkpoints need an output folder");
         return this;
@@ -234,6 +244,7 @@ public sealed class TrainRecipe : IDisposable
         var eval = new EvalOptions { Seed = options.Seed };
         var dev = Prepared.Evaluate(model.Model, model.Tokenizer, eval, dev: true);
         var test = Prepared.Evaluate(model.Model, model.Tokenizer, eval)!;
+        var source = SourceScore(model, options.Source, options.SourceWindows, options.Context);
         if (options.TensorBoardDir is not null)
         {
             var events = new TensorBoardEvents(options.TensorBoardDir);
@@ -243,13 +254,25 @@ public sealed class TrainRecipe : IDisposable
         var full = options.Trainer.Method == TrainingMethod.Full;
         var result = new TaskRunResult(Prepared.Task.Name, options.Trainer.Method, options.Seed,
             model.Directory, Hyperparameters(), Prepared.Data, TrainingSummary.Of(training, full), dev?.Metrics, test.Metrics,
-            training.TotalFlops, clock.Elapsed.TotalSeconds);
+            training.TotalFlops, clock.Elapsed.TotalSeconds, Source: source);
         if (options.OutDir is not null)
         {
             if (trainer.Adapters is { } adapters) RunArtifacts.SaveChain(options.OutDir, adapters, model.Directory, initialAdapter);
             ResultFile.Write(Path.Combine(options.OutDir, ResultFile.Name), result);
         }
         return result;
+    }
+
+    /// <summary>
+    /// NLL per token and perplexity of <paramref name="windows"/> windows of <paramref name="source"/> (a fixed
+    /// sample, <see cref="TextCorpus.SourceSample"/>) under the model as it is now; null without a source.
+    /// </summary>
+    public static IReadOnlyDictionary<string, double>? SourceScore(PretrainedModel model, string? source, int windows, int? context)
+    {
+        if (source is null) return null;
+        var sample = TextCorpus.SourceSample(source, model.Tokenizer, TextCorpus.WindowLength(context, model.Model.MaxPositions), windows);
+        var score = Perplexity.OfWindows(model.Model, sample);
+        return new Dictionary<string, double> { ["nll_per_token"] = score.NllPerToken, ["perplexity"] = score.Perplexity, ["tokens"] = score.Tokens };
     }
 
     public void Dispose()

@@ -53,6 +53,18 @@ public sealed record TextCorpus(string Train, string Validation, string TrainFil
         return n;
     }
 
+    /// <summary>
+    /// A fixed sample of <paramref name="count"/> windows of the text file <paramref name="path"/> (all of them
+    /// when it holds fewer): the same for every seed and run, so forgetting is measured on one set.
+    /// </summary>
+    public static List<int[]> SourceSample(string path, Tokenization.ITextTokenizer tokenizer, int context, int count)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"source text not found: {path}", path);
+        if (count < 1) throw new ArgumentException($"source windows {count}: must be at least 1");
+        var windows = Windows(tokenizer.Encode(ReadText(path), addBos: false), tokenizer.BosId, context);
+        return Sampling.Shuffle(windows, 0).Take(count).ToList();
+    }
+
     public static TextCorpus Load(string path, TextSplit split = TextSplit.Shuffled)
     {
         var corpus = LoadTexts(path);

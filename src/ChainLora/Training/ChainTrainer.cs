@@ -146,6 +146,12 @@ public sealed class ChainTrainer
             if (link.Index + 1 == Schedule.Links.Count || run.State.Step < link.EndStep) break;
             TieKnotAndExtend(Schedule.Links[link.Index + 1], run);
         }
+        if (Adapters is not null && run.State.DeltaEffectiveRanks.Count < Schedule.Links.Count)
+        {
+            var spectrum = DeltaSpectrum.Of(Adapters);
+            run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
+            run.Log?.Spectrum(run.State.Step, Schedule.Links.Count, spectrum);
+        }
         model.eval();
         return run.Result(Schedule);
     }
@@ -213,6 +219,9 @@ public sealed class ChainTrainer
             throw Diverged(run, run.State.Step, next.Index, e.Message);
         }
         run.AddFlops(finished, Flops.KnotMerge(Adapters));
+        // What the chain has built so far: every tied link, the live one now zero (analysis, not counted as training).
+        var spectrum = DeltaSpectrum.Of(Adapters);
+        run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
         var keepOptimizer = options.OptimizerPruneFraction > 0;
         // The old link's optimizer state goes before the new link is allocated, so a knot never holds
         // both (the peak TrainingMemory counts). ReLoRA keeps it, pruned: the parameters stay the same
@@ -228,7 +237,7 @@ public sealed class ChainTrainer
             optimizer = NewOptimizer(trainable);
         }
         run.State.KnotSeconds += clock.Elapsed.TotalSeconds;
-        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank, next.Reason);
+        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank, next.Reason, spectrum);
         SaveCheckpoint(run);
     }
 
@@ -411,7 +420,8 @@ public sealed class ChainTrainer
         public TrainingResult Result(ChainSchedule schedule)
         {
             var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
-                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList(), l.Reason)).ToList();
+                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList(), l.Reason,
+                l.Index < state.DeltaEffectiveRanks.Count ? state.DeltaEffectiveRanks[l.Index] : null)).ToList();
             return new TrainingResult(links, state.StepLosses, trainableCount, state.Tokens, Elapsed,
                 TimeSpan.FromSeconds(state.KnotSeconds), state.LinkFlops.Take(links.Count).ToList());
         }

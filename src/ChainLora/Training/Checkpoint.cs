@@ -31,6 +31,8 @@ public sealed class RunState
     public List<LinkFactors> TiedScalings { get; set; } = [];
     /// <summary>Knots placed during training (automatic knots), in order.</summary>
     public List<AutoKnot> AutoKnots { get; set; } = [];
+    /// <summary>Per finished link: the mean over adapted layers of the accumulated delta W's effective rank (<see cref="DeltaSpectrum"/>).</summary>
+    public List<double> DeltaEffectiveRanks { get; set; } = [];
     /// <summary>What defines the run (<see cref="TrainerOptions.Fingerprint"/>); a resume must match it.</summary>
     public Dictionary<string, string> Fingerprint { get; set; } = [];
 }
@@ -205,6 +207,8 @@ public static class Checkpoint
         if (run.StepLosses is null || run.LinkFlops is null || run.TiedScalings is null || run.AutoKnots is null || run.Fingerprint is null
             || run.AutoKnots.Contains(null!) || run.Fingerprint.Values.Contains(null!))
             throw new InvalidDataException($"{path}: StepLosses, LinkFlops, TiedScalings, AutoKnots and Fingerprint must be present, without nulls");
+        // Absent from checkpoints written before it existed (read as empty); null only when written so.
+        Require(run.DeltaEffectiveRanks is not null && run.DeltaEffectiveRanks.All(double.IsFinite), "DeltaEffectiveRanks must be a list of finite numbers");
         Require(run.TiedScalings.All(f => f is { Layer: not null, TiedScalings: not null } && f.Rank >= 1 && double.IsFinite(f.Alpha) && f.Alpha > 0
                 && f.TiedScalings.All(double.IsFinite)),
             "each TiedScalings entry needs a Layer, a Rank >= 1, a finite Alpha > 0 and finite scalings");

@@ -6,7 +6,9 @@ namespace ChainLora.Training;
 
 /// <summary>
 /// The per-run metrics log: a JSONL file with one line per optimizer step {step, link, loss, lr,
-/// tokens_per_s, grad_norm} and one per knot {event: "knot", step, link, rank, reason}, and the same
+/// tokens_per_s, grad_norm}, one per knot {event: "knot", step, link, rank, reason, delta} and one at
+/// the end of a chain {event: "spectrum", step, link, delta}, delta being the accumulated update's
+/// spectrum {effective_rank (mean over layers), layers: [{layer, effective_rank, singular_values}]}, and the same
 /// as TensorBoard events when a folder is given. On resume, JSONL lines past the checkpoint's step
 /// (written before the interruption) are dropped so the log reads as one uninterrupted run.
 /// </summary>
@@ -37,11 +39,21 @@ public sealed class TrainingLog : IDisposable
         events?.Step(step, loss, lr, tokensPerSecond, gradNorm);
     }
 
-    public void Knot(int step, int link, int rank, string? reason)
+    public void Knot(int step, int link, int rank, string? reason, IReadOnlyList<Lora.LayerSpectrum>? delta = null)
     {
-        writer?.WriteLine(JsonLines.Serialize(new { @event = "knot", step, link, rank, reason }));
+        writer?.WriteLine(JsonLines.Serialize(new { @event = "knot", step, link, rank, reason, delta = Delta(delta) }));
         events?.Knot(step, link);
     }
+
+    /// <summary>The accumulated delta W's spectrum when the chain's last link ends.</summary>
+    public void Spectrum(int step, int link, IReadOnlyList<Lora.LayerSpectrum> delta) =>
+        writer?.WriteLine(JsonLines.Serialize(new { @event = "spectrum", step, link, delta = Delta(delta) }));
+
+    static object? Delta(IReadOnlyList<Lora.LayerSpectrum>? delta) => delta is null ? null : new
+    {
+        effective_rank = delta.Average(l => l.EffectiveRank),
+        layers = delta.Select(l => new { layer = l.Layer, effective_rank = l.EffectiveRank, singular_values = l.SingularValues }),
+    };
 
     public void Flush() => writer?.Flush();
 

@@ -4,8 +4,12 @@ namespace ChainLora.Training;
 /// <summary>What one optimizer step reports.</summary>
 public sealed record StepReport(int Step, int TotalSteps, int Link, int Links, double Loss, double LearningRate, TimeSpan Elapsed);
 
-/// <summary>One link's training; <paramref name="Reason"/> says why the knot before it sits where it does (null for the first).</summary>
-public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses, string? Reason = null)
+/// <summary>
+/// One link's training; <paramref name="Reason"/> says why the knot before it sits where it does (null for the first);
+/// <paramref name="DeltaEffectiveRank"/> is the accumulated delta W's effective rank when the link ended (mean over layers).
+/// </summary>
+public sealed record LinkResult(int Index, int Rank, double Alpha, int StartStep, int EndStep, IReadOnlyList<double> Losses, string? Reason = null,
+    double? DeltaEffectiveRank = null)
 {
     public double MeanLoss => Losses.Count == 0 ? double.NaN : Losses.Average();
 }

@@ -75,6 +75,10 @@ public sealed class BadInputTests : TempFolderTest
         { "export --run {file}", "--run" }, { "export --run {new}", "--run" }, { "export --out {file}", "--out" },
         { "export --format gguf", "--format" }, { "export --dtype fp8", "--dtype" }, { "export --max-shard-size 0", "--max-shard-size" },
         { "train --base-dtype fp8", "--base-dtype" }, { "train --optimizer lion", "--optimizer" }, { "train --device tpu", "--device" },
+        { "train --split interleaved", "--split" }, { "eval --split interleaved", "--split" },
+        { "train --source {dir}", "--source" }, { "train --source {new}", "--source" }, { "train --source-windows 0", "--source-windows" },
+        { "eval --source {new}", "--source" }, { "eval --source-windows -1", "--source-windows" },
+        { "frank-wolfe --oracle-failure 0", "--oracle-failure" }, { "frank-wolfe --oracle-failure 1", "--oracle-failure" },
     };
 
     [Theory, MemberData(nameof(BadValues))]

@@ -234,6 +234,30 @@ public sealed class TaskCliTests : IDisposable
     }
 
     [Fact]
+    public void Source_scores_the_models_own_domain_beside_the_task_and_training_on_another_raises_it()
+    {
+        var text = SharedData.Require("corpus/tinyshakespeare.txt");
+        var stories = SharedData.Require("corpus/tinystories-sample.txt");
+        // Every window of the file at the model's 512 positions: shared/README.md's 1.904 nats per token.
+        var (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", text, "--num-eval", "1", "--num-train", "1",
+            "--source", stories, "--source-windows", "100000", "--json");
+        Assert.True(exit == 0, error);
+        Assert.Equal(1.904, (double)JsonNode.Parse(output.Trim().Split('\n')[^1])!["source"]!["nll_per_token"]!, 0.0015);
+
+        string[] common = ["--model", Model, "--task", "lm", "--data", text, "--context", "128", "--source", stories, "--source-windows", "40", "--json"];
+        (exit, output, error) = CliHarness.Run(["eval", .. common, "--num-eval", "4", "--num-train", "1"]);
+        Assert.True(exit == 0, error);
+        var before = (double)JsonNode.Parse(output.Trim().Split('\n')[^1])!["source"]!["nll_per_token"]!;
+        var outDir = Path.Combine(temp.FullName, "forget");
+        (exit, _, error) = CliHarness.Run(["train", .. common, "--out", outDir, "--num-train", "16", "--num-dev", "2", "--num-eval", "4",
+            "--epochs", "2", "--batch-size", "4", "--lr", "3e-2"]);
+        Assert.True(exit == 0, error);
+        var after = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!["source"]!;
+        Assert.True((double)after["nll_per_token"]! > before + 0.01, $"source NLL {before} -> {(double)after["nll_per_token"]!}");
+        Assert.InRange((double)after["tokens"]!, 39 * 127 + 1, 40 * 127);   // 40 windows of up to 127 scored tokens (the file's last is shorter)
+    }
+
+    [Fact]
     public void A_contiguous_split_and_rslora_are_recorded_in_result_json_and_the_split_refused_for_other_tasks()
     {
         var text = Path.Combine(temp.FullName, "story.txt");

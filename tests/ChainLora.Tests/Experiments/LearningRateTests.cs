@@ -152,4 +152,52 @@ public class LearningRateTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void Learning_and_forgetting_are_paired_with_the_pretrained_row_and_effective_ranks_read_per_link()
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }], SourceData = "stories.txt", SourceWindows = 50,
+            Methods =
+            [
+                new MethodSpec { Name = "zero-shot", Kind = MethodKind.ZeroShot },
+                new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora },
+                new MethodSpec { Name = "COLA M=2", Kind = MethodKind.Cola, ChainLength = 2 },
+            ],
+            LearningRates = [1e-3], Seeds = [0, 1, 2], NumTrain = 200,
+        }.Validate("test");
+        var dir = Directory.CreateTempSubdirectory("learn-forget").FullName;
+        try
+        {
+            var jobs = Grid.Expand(config, dir);
+            Assert.All(jobs, j => Assert.Equal(("/data/stories.txt", 50), (j.Source, j.SourceWindows)));
+            Assert.Equal(("/data/stories.txt", 50), (JobRunner.TrainOptions(jobs[^1]).Source, JobRunner.TrainOptions(jobs[^1]).SourceWindows));
+            Assert.Equal("/data/stories.txt", JobRunner.EvalOptions(jobs[0]).Source);
+            Grid.WriteSpecs(jobs);
+            foreach (var j in jobs)
+            {
+                // Pretrained: test 4.0, source 1.9. LoRA gains 0.5 and loses 0.10, 0.11, 0.12; COLA gains 0.55 and loses 0.2 (+0.01 s).
+                var (test, source) = j.Method switch { "zero-shot" => (4.0, 1.9), "LoRA" => (3.5, 2.0 + 0.01 * j.Seed), _ => (3.45, 2.1 + 0.01 * j.Seed) };
+                double[] ranks = j.Method == "COLA M=2" ? [3.0 + j.Seed, 6.0 + j.Seed] : [4.0];
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
+                {
+                    dev = new { nll_per_token = test }, test = new { nll_per_token = test }, source = new { nll_per_token = source }, training_flops = 1e12,
+                    training = new { links = ranks.Select(r => new { delta_effective_rank = r }) },
+                }));
+            }
+            var cells = ResultTable.Summarize(ResultTable.Load(dir));
+            var table = LearnForget.Table(cells)!.Markdown();
+            Assert.Contains("| lm | LoRA | 3.500 ± 0.000 (lr: one rate) | 2.0100 | +0.5000 [+0.5000, +0.5000] | +0.1100 [+0.0852, +0.1348] | 3 |", table);
+            Assert.Contains("| lm | COLA M=2 | 3.450 ± 0.000 (lr: one rate) | 2.1100 | +0.5500 [+0.5500, +0.5500] | +0.2100 [+0.1852, +0.2348] | 3 |", table);
+            var ranksTable = LearnForget.EffectiveRanks(cells)!.Markdown();
+            Assert.Contains("| lm | COLA M=2 | alpha = 2r (16) | 4.00, 7.00 | 3 |", ranksTable);
+            Assert.Contains("| lm | LoRA | alpha = 2r (16) | 4.00 | 3 |", ranksTable);
+            var files = Reports.Write(cells, Path.Combine(dir, "report"));
+            Assert.Contains(files, f => f.EndsWith("learn-forget.csv", StringComparison.Ordinal));
+            Assert.Contains(files, f => f.EndsWith("learn-forget.png", StringComparison.Ordinal));
+            Assert.Contains(files, f => f.EndsWith("effective-rank.png", StringComparison.Ordinal));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

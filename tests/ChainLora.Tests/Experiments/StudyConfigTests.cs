@@ -23,6 +23,9 @@ public class StudyConfigTests
         var jobs = Grid.Expand(config, Path.Combine(Path.GetTempPath(), "lm2-never-written"));
         Assert.All(jobs, j => Assert.Equal(TextSplit.Contiguous, j.Split));
         Assert.Equal(jobs.Count, jobs.Select(j => j.Id).Distinct().Count());
+        // Forgetting: every cell scores the model's own domain, against the pretrained model's zero-shot row.
+        Assert.Equal(("tinystories-sample.txt", 200), (config.SourceData, config.SourceWindows));
+        Assert.Contains(config.Methods, m => m.Kind == MethodKind.ZeroShot);
         // The rank-32 reference runs under both alpha policies.
         Assert.Contains(config.Methods, m => m.Kind == MethodKind.Lora && m.Ranks is [32] && m.Alpha == 64);
         Assert.Contains(config.Methods, m => m.Kind == MethodKind.Lora && m.Ranks is [32] && m.Alpha is null && config.Alpha == 16);
