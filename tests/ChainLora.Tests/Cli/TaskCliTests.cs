@@ -70,7 +70,10 @@ public sealed class TaskCliTests : IDisposable
         Assert.InRange((double)r["dev"]!["accuracy"]!, 0, 1);
         Assert.True((double)r["wall_seconds"]! > 0);
 
-        Assert.Equal(4, File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl")).Length);
+        // Four steps, then the spectrum of the chain's accumulated update at its end.
+        var log = File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl"));
+        Assert.Equal(4, log.Count(l => !l.Contains("\"event\"", StringComparison.Ordinal)));
+        Assert.Contains("\"event\":\"spectrum\"", log[^1]);
         Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "notes.txt")));
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
     }
