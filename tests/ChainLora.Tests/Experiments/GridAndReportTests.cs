@@ -333,8 +333,14 @@ public class GridAndReportTests
                 var s = (int)j.Seed;
                 var nll = j.Method switch
                 {
-                    "LoRA" => 3.5, "COLA M=2" => 3.5 + better[s], "COLA M=3" => 3.5 + unclear[s], "COLA (8,4)" => 3.5 - better[s],
-                    "LoRA r32" => 3.3, "COLA M=3 r32" => 3.3 + better[s], "LoRA SGD" => 3.6, _ => 3.6 - better[s],
+                    "LoRA" => 3.5,
+                    "COLA M=2" => 3.5 + better[s],
+                    "COLA M=3" => 3.5 + unclear[s],
+                    "COLA (8,4)" => 3.5 - better[s],
+                    "LoRA r32" => 3.3,
+                    "COLA M=3 r32" => 3.3 + better[s],
+                    "LoRA SGD" => 3.6,
+                    _ => 3.6 - better[s],
                 } + 0.01 * s;
                 File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
                 {

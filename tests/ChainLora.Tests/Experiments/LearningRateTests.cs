@@ -127,7 +127,12 @@ public class LearningRateTests
             {
                 var nll = j.Method switch
                 {
-                    "LoRA r8" => 3.5, "LoRA r32 a64" => 3.3, "LoRA r32 a16" => 3.4, "COLA M=3" => 3.45, "COLA M=3 r32 a64" => 3.28, _ => 3.39,
+                    "LoRA r8" => 3.5,
+                    "LoRA r32 a64" => 3.3,
+                    "LoRA r32 a16" => 3.4,
+                    "COLA M=3" => 3.45,
+                    "COLA M=3 r32 a64" => 3.28,
+                    _ => 3.39,
                 } + 0.01 * j.Seed;
                 File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
             }

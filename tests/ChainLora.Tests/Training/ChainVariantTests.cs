@@ -235,8 +235,12 @@ public class ChainVariantTests
         // The trainer follows it: 200 steps, links of 100.
         using var model = TinyModels.Llama();
         var rates = new List<double>();
-        new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = ColaVariant.Relora, LearningRate = 1e-3 }, new LoraConfig(),
-            new ChainConfig { Length = 2 }) { OnStep = r => rates.Add(r.LearningRate) }.Train(new RandomLmData(100));
+        var trainer = new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = ColaVariant.Relora, LearningRate = 1e-3 },
+            new LoraConfig(), new ChainConfig { Length = 2 })
+        {
+            OnStep = r => rates.Add(r.LearningRate),
+        };
+        trainer.Train(new RandomLmData(100));
         Assert.Equal(1e-3 * 0.5 * 0.5, rates[100], 12);   // step 101: half the ramp of the budget-wide 0.5
         Assert.Equal(1e-3 * 0.495, rates[101], 12);
     }
