@@ -70,7 +70,11 @@ public sealed class TaskCliTests : IDisposable
         Assert.InRange((double)r["dev"]!["accuracy"]!, 0, 1);
         Assert.True((double)r["wall_seconds"]! > 0);
 
-        Assert.Equal(4, File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl")).Length);
+        // Four steps, then the spectrum of the trained delta W; its effective rank is the link's in result.json.
+        var log = File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl"));
+        Assert.Equal(5, log.Length);
+        Assert.Equal((double)link["delta_effective_rank"]!, (double)JsonNode.Parse(log[^1])!["delta"]!["effective_rank"]!);
+        Assert.InRange((double)link["delta_effective_rank"]!, 1, 8);   // a rank-8 update
         Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "notes.txt")));
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
     }
