@@ -92,6 +92,10 @@ static class TrainCommand
             HelpName = "DIR",
         }.WritableFolder();
         var checkpointing = CommonOptions.GradientCheckpointing();
+        var spectra = new Option<bool>("--delta-spectra")
+        {
+            Description = "Log the singular values and effective rank of each adapted layer's accumulated delta W at every knot and at the end (train_log.jsonl, result.json)",
+        };
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
@@ -101,7 +105,7 @@ static class TrainCommand
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
             momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, source, sourceWindows, seed, outDir, adapter, checkpointEvery, resume,
-            overwrite, tensorBoard, checkpointing, json, device, dtype, activations,
+            overwrite, tensorBoard, checkpointing, spectra, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
         {
@@ -126,7 +130,7 @@ static class TrainCommand
                     Method = trainingMethod, Optimizer = r.GetEnum<OptimizerKind>(optimizer),
                     LearningRate = r.GetValue(lr), WeightDecay = r.GetValue(weightDecay), Momentum = r.GetValue(momentum),
                     Epochs = r.GetValue(epochs), GradientAccumulation = r.GetValue(accumulation), MaxGradNorm = r.GetValue(clip),
-                    WarmupRatio = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing),
+                    WarmupRatio = r.GetValue(warmup), GradientCheckpointing = r.GetValue(checkpointing), RecordDeltaSpectra = r.GetValue(spectra),
                     Activations = r.GetEnum<ActivationPrecision>(activations),
                     Variant = r.GetEnum<ColaVariant>(variant),
                 },

@@ -98,6 +98,8 @@ public sealed record ExperimentConfig
     public string? SourceData { get; init; }
     /// <summary>Windows of <see cref="SourceData"/> scored (a fixed sample).</summary>
     public int SourceWindows { get; init; } = Recipes.TrainRecipeOptions.DefaultSourceWindows;
+    /// <summary>LoRA and COLA cells log the accumulated delta W's spectrum at every knot (<see cref="TrainerOptions.RecordDeltaSpectra"/>).</summary>
+    public bool DeltaSpectra { get; init; }
 
     static readonly JsonSerializerOptions Options = new()
     {

@@ -22,6 +22,7 @@ public static class Grid
                             Rslora = method.Rslora,
                             Source = config.SourceData is { } source ? Path.Combine(config.DataRoot, source) : null,
                             SourceWindows = config.SourceData is null ? null : config.SourceWindows,
+                            DeltaSpectra = config.DeltaSpectra && method.Kind.HasChain(),
                             Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
                             NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
                             BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,

@@ -74,7 +74,7 @@ public static class JobRunner
         Trainer = new TrainerOptions
         {
             Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
-            Variant = job.Variant,
+            Variant = job.Variant, RecordDeltaSpectra = job.DeltaSpectra,
         },
         Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha, UseRsLora = job.Rslora },
         Chain = new ChainConfig

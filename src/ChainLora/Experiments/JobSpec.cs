@@ -54,6 +54,9 @@ public sealed record JobSpec
     public string? Source { get; init; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? SourceWindows { get; init; }
+    /// <summary>Log the accumulated delta W's spectrum at every knot (written only when set).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool DeltaSpectra { get; init; }
     /// <summary>The job's own folder: spec.json, result.json, train_log.jsonl, checkpoints.</summary>
     public string Out { get; init; } = "";
 

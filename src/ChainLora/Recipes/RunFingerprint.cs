@@ -33,6 +33,8 @@ public static class RunFingerprint
         // Only when set: checkpoints written before the option existed keep their fingerprint.
         if (o.Context is { } context) fingerprint["context"] = $"{context}";
         if (o.Split != TextSplit.Shuffled) fingerprint["split"] = EnumNames.Name(o.Split);
+        // Spectra are recorded per knot: a run resumed with them on would miss those tied before.
+        if (t.RecordDeltaSpectra) fingerprint["delta_spectra"] = "on";
         if (t.FreezeA || t.OptimizerPruneFraction > 0 || t.RestartWarmupRatio > 0)
             fingerprint["variant_settings"] = $"freeze A {t.FreezeA}, prune {F(t.OptimizerPruneFraction)}, restart warmup {F(t.RestartWarmupRatio)}";
         if (o.TrainOnInputs) fingerprint["train_on_inputs"] = "true";

@@ -10,6 +10,7 @@
 //                    TrainerOptions.RewarmEachLink restarts warmup + decay per link,
 //                    TrainerOptions.RestartWarmupRatio re-warms after each knot (ReLoRA's jagged schedule)
 //   chain variants   TrainerOptions.GradientInit, .FreezeA (RAC-LoRA), .OptimizerPruneFraction (ReLoRA)
+//   delta spectra    TrainerOptions.RecordDeltaSpectra: the accumulated delta W's singular values at every knot
 //   accumulation     TrainerOptions.GradientAccumulation micro-batches per optimizer step; those left
 //                    over at an epoch's end are skipped (drop_last), so the schedule's steps all happen
 //   clipping         TrainerOptions.MaxGradNorm (0 = off)
@@ -146,7 +147,7 @@ public sealed class ChainTrainer
             if (link.Index + 1 == Schedule.Links.Count || run.State.Step < link.EndStep) break;
             TieKnotAndExtend(Schedule.Links[link.Index + 1], run);
         }
-        if (Adapters is not null && run.State.DeltaEffectiveRanks.Count < Schedule.Links.Count)
+        if (options.RecordDeltaSpectra && Adapters is not null && run.State.DeltaEffectiveRanks.Count < Schedule.Links.Count)
         {
             var spectrum = DeltaSpectrum.Of(Adapters);
             run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
@@ -220,8 +221,8 @@ public sealed class ChainTrainer
         }
         run.AddFlops(finished, Flops.KnotMerge(Adapters));
         // What the chain has built so far: every tied link, the live one now zero (analysis, not counted as training).
-        var spectrum = DeltaSpectrum.Of(Adapters);
-        run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
+        var spectrum = options.RecordDeltaSpectra ? DeltaSpectrum.Of(Adapters) : null;
+        if (spectrum is not null) run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
         var keepOptimizer = options.OptimizerPruneFraction > 0;
         // The old link's optimizer state goes before the new link is allocated, so a knot never holds
         // both (the peak TrainingMemory counts). ReLoRA keeps it, pruned: the parameters stay the same

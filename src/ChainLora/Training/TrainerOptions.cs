@@ -64,6 +64,12 @@ public sealed record TrainerOptions
     /// </summary>
     public double RestartWarmupRatio { get; init; }
     /// <summary>
+    /// At every knot and at the chain's end, log the singular values and effective rank of each adapted layer's
+    /// accumulated delta W (<see cref="Lora.DeltaSpectrum"/>). Off by default: on a large model the SVDs cost
+    /// minutes per knot.
+    /// </summary>
+    public bool RecordDeltaSpectra { get; init; }
+    /// <summary>
     /// Stops the run cleanly when cancelled (Ctrl+C, SIGTERM): after the step in progress, a
     /// checkpoint is saved and <see cref="TrainingStoppedException"/> thrown.
     /// </summary>

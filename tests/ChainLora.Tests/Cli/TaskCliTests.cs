@@ -43,7 +43,7 @@ public sealed class TaskCliTests : IDisposable
         File.WriteAllText(Path.Combine(outDir, "notes.txt"), "mine");
         var (exit, output, error) = CliHarness.Run("train", "--model", Model, "--task", "SST2", "--data", SharedData.Require("data/sst2"),
             "--method", "lora", "--num-train", "32", "--num-dev", "16", "--num-eval", "32", "--epochs", "1", "--lr", "1e-3",
-            "--batch-size", "8", "--seed", "7", "--out", outDir, "--json");
+            "--batch-size", "8", "--seed", "7", "--out", outDir, "--delta-spectra", "--json");
         Assert.True(exit == 0, error);
         var r = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
         Assert.True(JsonNode.DeepEquals(LastJsonLine(output), r));
@@ -70,10 +70,11 @@ public sealed class TaskCliTests : IDisposable
         Assert.InRange((double)r["dev"]!["accuracy"]!, 0, 1);
         Assert.True((double)r["wall_seconds"]! > 0);
 
-        // Four steps, then the spectrum of the chain's accumulated update at its end.
+        // Four steps, then (--delta-spectra) the spectrum of the trained delta W; its effective rank is the link's in result.json.
         var log = File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl"));
-        Assert.Equal(4, log.Count(l => !l.Contains("\"event\"", StringComparison.Ordinal)));
-        Assert.Contains("\"event\":\"spectrum\"", log[^1]);
+        Assert.Equal(5, log.Length);
+        Assert.Equal((double)link["delta_effective_rank"]!, (double)JsonNode.Parse(log[^1])!["delta"]!["effective_rank"]!);
+        Assert.InRange((double)link["delta_effective_rank"]!, 1, 8);   // a rank-8 update
         Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "notes.txt")));
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
     }

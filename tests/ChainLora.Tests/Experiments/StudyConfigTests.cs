@@ -24,7 +24,8 @@ public class StudyConfigTests
         Assert.All(jobs, j => Assert.Equal(TextSplit.Contiguous, j.Split));
         Assert.Equal(jobs.Count, jobs.Select(j => j.Id).Distinct().Count());
         // Forgetting: every cell scores the model's own domain, against the pretrained model's zero-shot row.
-        Assert.Equal(("tinystories-sample.txt", 200), (config.SourceData, config.SourceWindows));
+        Assert.Equal(("tinystories-sample.txt", 200, true), (config.SourceData, config.SourceWindows, config.DeltaSpectra));
+        Assert.All(jobs.Where(j => j.Kind.HasChain()), j => Assert.True(JobRunner.TrainOptions(j).Trainer.RecordDeltaSpectra));
         Assert.Contains(config.Methods, m => m.Kind == MethodKind.ZeroShot);
         // The rank-32 reference runs under both alpha policies.
         Assert.Contains(config.Methods, m => m.Kind == MethodKind.Lora && m.Ranks is [32] && m.Alpha == 64);

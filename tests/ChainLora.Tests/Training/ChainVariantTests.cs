@@ -279,7 +279,7 @@ public class ChainVariantTests
         var dir = Directory.CreateTempSubdirectory("variant-resume").FullName;
         try
         {
-            var options = Options with { Epochs = 2, Variant = variant, CheckpointEvery = 0 };
+            var options = Options with { Epochs = 2, Variant = variant, CheckpointEvery = 0, RecordDeltaSpectra = true };
             var chain = new ChainConfig { Length = 2 };
             using var reference = TinyModels.Llama();
             var whole = new ChainTrainer(reference, options with { CheckpointDir = Path.Combine(dir, "a") }, new LoraConfig(), chain).Train(new RandomLmData(4));
@@ -298,6 +298,9 @@ public class ChainVariantTests
                 .Train(new RandomLmData(4), resumeFrom: Path.Combine(dir, "b"));
             Assert.Equal(whole.StepLosses, resumed.StepLosses);
             Assert.Equal(whole.TotalFlops, resumed.TotalFlops);
+            // The spectrum recorded at the knot before the interruption survives it.
+            Assert.Equal(whole.Links.Select(l => l.DeltaEffectiveRank), resumed.Links.Select(l => l.DeltaEffectiveRank));
+            Assert.All(resumed.Links, l => Assert.NotNull(l.DeltaEffectiveRank));
         }
         finally
         {
