@@ -22,14 +22,27 @@ static class EvalCommand
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations }
             .AtLeast(0);
         var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
+        var truncation = Truncation();
+        var defaults = new EvalRecipeOptions { Task = "", Data = "" };
+        var samples = new Option<string?>("--samples")
+        {
+            Description = "sft: write what the model answers to the first --num-samples test examples into FILE, one JSON line each " +
+                          "(prompt, reference, generated, stopped), decoded greedily until end of turn",
+            HelpName = "FILE",
+        }.WritableFile();
+        var numSamples = new Option<int>("--num-samples") { Description = "sft: test examples answered into --samples", DefaultValueFactory = _ => defaults.NumSamples }
+            .AtLeast(1);
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "sft: tokens per answer in --samples at most", DefaultValueFactory = _ => defaults.MaxNewTokens }
+            .AtLeast(1);
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();
         var command = new Command("eval",
             "Score a model on a task's test sample, zero-shot or in-context: accuracy for classification and multiple choice, " +
-            "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm")
+            "F1 and exact match for SQuAD and DROP, NLL per token and perplexity for lm, response NLL and perplexity for sft (--samples: what it answers)")
         {
-            model, adapter, task, data, seed, numTrain, numEval, context, split, source, sourceWindows, icl, json, device, dtype,
+            model, adapter, task, data, seed, numTrain, numEval, context, split, truncation, source, sourceWindows, icl, samples, numSamples, maxNew, json,
+            device, dtype,
         };
         command.SetAction(r =>
         {
@@ -49,13 +62,18 @@ static class EvalCommand
                 SourceWindows = r.GetValue(sourceWindows),
                 Demonstrations = r.GetValue(icl),
                 Adapter = r.GetValue(adapter),
+                Truncation = r.GetEnum<SftTruncationMode>(truncation),
+                Samples = r.GetValue(samples),
+                NumSamples = r.GetValue(numSamples),
+                MaxNewTokens = r.GetValue(maxNew),
             };
             var result = EvalRecipe.Run(options.Validate() with { Model = CommonOptions.ModelFolder(options.Model) });
             var k = result.Demonstrations;
             output.WriteLine(r.GetValue(json)
                 ? ResultFile.ToJson(result)
                 : $"{result.Task} {(k == 0 ? "zero-shot" : $"{k}-shot in-context")}, seed {result.Seed}: test {Describe(result.Test)} " +
-                  $"on {result.Data.Test} examples ({result.WallSeconds:F1} s)");
+                  $"on {result.Data.Test} examples ({result.WallSeconds:F1} s)" +
+                  (options.Samples is { } written ? $"; answers to {Math.Min(options.NumSamples, result.Data.Test)} of them in {written}" : ""));
             return 0;
         });
         return command;
@@ -90,6 +108,10 @@ static class EvalCommand
     {
         Description = "lm: tokens per window, BOS included; sft: the most tokens an example keeps, cut from its end (default: the model's maximum positions)",
     }.AtLeast(2);
+
+    public static Option<string> Truncation() => CommonOptions.Choice("--truncation",
+        "sft: an example longer than --context tokens is cut from its end (cut), left out (drop) or refused naming its file and line (error)",
+        SftTruncationMode.Cut);
 
     public static Option<string?> Source() => new Option<string?>("--source")
     {

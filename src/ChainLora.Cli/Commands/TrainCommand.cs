@@ -70,6 +70,12 @@ static class TrainCommand
         var context = EvalCommand.Context();
         var split = EvalCommand.Split();
         var trainOnInputs = new Option<bool>("--train-on-inputs") { Description = "sft: the loss on the prompt, system and user tokens too, not only the responses" };
+        var truncation = EvalCommand.Truncation();
+        var pack = new Option<bool>("--pack")
+        {
+            Description = "sft: fill each row of --context positions with several examples, best fit (--batch-size then counts rows); " +
+                          "attention and positions stay inside each example",
+        };
         var source = EvalCommand.Source();
         var sourceWindows = EvalCommand.SourceWindows();
         var seed = CommonOptions.Seed();
@@ -104,7 +110,7 @@ static class TrainCommand
             "Fine-tune on a task with LoRA, COLA or full fine-tuning, then score the dev and test samples; writes OUT/result.json")
         {
             model, task, data, method, chainLength, knots, knotWindow, knotThreshold, variant, ranks, rank, alpha, rsLora, dropout, targets, bias, epochs, lr, optimizer, weightDecay,
-            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, source, sourceWindows, seed, outDir, adapter, checkpointEvery, resume,
+            momentum, warmup, clip, batch, accumulation, numTrain, numDev, numEval, context, split, trainOnInputs, truncation, pack, source, sourceWindows, seed, outDir, adapter, checkpointEvery, resume,
             overwrite, tensorBoard, checkpointing, spectra, json, device, dtype, activations,
         };
         command.SetStoppableAction((r, stop) =>
@@ -123,6 +129,8 @@ static class TrainCommand
                 Context = r.GetValue(context),
                 Split = r.GetEnum<TextSplit>(split),
                 TrainOnInputs = r.GetValue(trainOnInputs),
+                Truncation = r.GetEnum<SftTruncationMode>(truncation),
+                Pack = r.GetValue(pack),
                 Source = r.GetValue(source),
                 SourceWindows = r.GetValue(sourceWindows),
                 Trainer = new TrainerOptions
@@ -165,8 +173,13 @@ static class TrainCommand
             var label = $"{recipe.Prepared.Task.Name} {EnumNames.Name(trainingMethod)}";
             if (recipe.Prepared.Data.Truncation is { CutExamples: > 0 } cut)
                 r.InvocationConfiguration.Error.WriteLine(
-                    $"note: {cut.CutExamples} examples were longer than {cut.MaxTokens} tokens: {cut.CutTokens} tokens cut from their ends" +
-                    (cut.Dropped > 0 ? $"; {cut.Dropped} left with no response token were dropped" : ""));
+                    (cut.Mode == SftTruncationMode.Drop
+                        ? $"note: {cut.CutExamples} examples were longer than {cut.MaxTokens} tokens and were dropped (--truncation drop)"
+                        : $"note: {cut.CutExamples} examples were longer than {cut.MaxTokens} tokens: {cut.CutTokens} tokens cut from their ends" +
+                          (cut.Dropped > 0 ? $"; {cut.Dropped} left with no response token were dropped" : "")));
+            if (recipe.Prepared.Data.Packing is { } packing)
+                r.InvocationConfiguration.Error.WriteLine(
+                    $"note: packed {packing.Examples} train examples into {packing.Rows} rows of up to {packing.Capacity} positions, {100 * packing.Fill:F0}% filled");
             var result = r.GetValue(json)
                 ? recipe.Run()
                 : TrainingProgress.Run([label], recipe.TotalSteps, report => recipe.Run(s => report(label, s)));

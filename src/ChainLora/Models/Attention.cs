@@ -25,11 +25,14 @@ public enum AttentionKernel
 public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel Kernel = AttentionKernel.Auto)
 {
     /// <summary>
-    /// <paramref name="paddingMask"/> (B, past+T) with 1 for real tokens, or null. Returns a
-    /// boolean mask (B, 1, T, past+T) where true = may attend, or null when is_causal covers it.
-    /// A padded query row may always attend to itself so its softmax stays finite. With a
-    /// <paramref name="window"/> (sliding-window attention, transformers' sliding_window_overlay) a
-    /// query at i sees only keys j with i - window &lt; j &lt;= i; it changes nothing while past+T &lt;= window.
+    /// <paramref name="paddingMask"/> (B, past+T): 0 for padding, and for real tokens the example
+    /// they belong to: all 1 for one example a row (left padding), or 1, 1, 2, 2, 2, 3, ... for
+    /// several packed into a row, each a contiguous run. Null is one unpadded example a row.
+    /// Returns a boolean mask (B, 1, T, past+T) where true = may attend, or null when is_causal
+    /// covers it: a query sees earlier keys of its own example only. A padded query row may always
+    /// attend to itself so its softmax stays finite. With a <paramref name="window"/> (sliding-window
+    /// attention, transformers' sliding_window_overlay) a query at i sees only keys j with
+    /// i - window &lt; j &lt;= i; it changes nothing while past+T &lt;= window.
     /// </summary>
     public static AttentionPlan Create(Tensor? paddingMask, long past, long length, Device device, AttentionKernel kernel = AttentionKernel.Auto,
         int? window = null)
@@ -42,10 +45,13 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel 
         var causal = CausalBlock(past, length, device, window);                          // (T, S)
         if (paddingMask is null) return new AttentionPlan(causal.unsqueeze(0).unsqueeze(0), false, kernel);
         var total = past + length;
-        var keyValid = paddingMask.to(ScalarType.Bool).unsqueeze(1);                     // (B, 1, S)
+        var examples = paddingMask.to(ScalarType.Int64);
+        var keys = examples.unsqueeze(1);                                                // (B, 1, S)
+        var queries = examples.narrow(1, past, length).unsqueeze(2);                     // (B, T, 1)
+        var sameExample = keys.eq(queries).logical_and(keys.ne(0));                      // (B, T, S)
         var self = arange(total, device: device).unsqueeze(0)
             .eq(arange(past, total, device: device).unsqueeze(1));                       // (T, S)
-        var mask = causal.logical_and(keyValid.logical_or(self)).unsqueeze(1);            // (B, 1, T, S)
+        var mask = causal.logical_and(sameExample.logical_or(self)).unsqueeze(1);         // (B, 1, T, S)
         return new AttentionPlan(mask, false, kernel);
     }
 
@@ -152,14 +158,22 @@ public sealed record AttentionPlan(Tensor? Mask, bool IsCausal, AttentionKernel 
 public static class Positions
 {
     /// <summary>
-    /// Position ids (B, T) of the new tokens: the count of real tokens before each one, so a
-    /// left-padded row starts at 0 like an unpadded one (HF: cumsum(mask) - 1, pads clamped).
+    /// Position ids (B, T) of the new tokens: each token's offset from the first token of its
+    /// example (<see cref="AttentionPlan.Create"/>'s mask: 0 padding, a run of one value an
+    /// example). A left-padded row starts at 0 like an unpadded one (HF: cumsum(mask) - 1), and
+    /// each example packed into a row starts at 0 again (HF: position_ids of packed sequences).
+    /// Padding gets 0.
     /// </summary>
     public static Tensor Of(Tensor? paddingMask, long batch, long past, long length, Device device)
     {
         if (paddingMask is null)
             return arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
-        var counts = paddingMask.to(ScalarType.Int64).cumsum(1) - 1;
-        return counts.clamp_min(0).narrow(1, past, length);
+        var examples = paddingMask.to(ScalarType.Int64);
+        var total = examples.shape[1];
+        var index = arange(total, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(examples.shape[0], total);
+        var starts = examples.narrow(1, 1, total - 1).ne(examples.narrow(1, 0, total - 1));
+        var isStart = cat([ones(examples.shape[0], 1, dtype: ScalarType.Bool, device: device), starts], 1);
+        var first = index.where(isStart, zeros_like(index)).cummax(1).values;          // the start of each token's run
+        return (index - first).masked_fill(examples.eq(0), 0).narrow(1, past, length);
     }
 }

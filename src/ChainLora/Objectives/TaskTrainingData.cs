@@ -25,14 +25,33 @@ public sealed class TaskTrainingData<T>(IReadOnlyList<T> items, int batchSize, l
 public static class TaskTrainingData
 {
     /// <summary>The training objective of <paramref name="task"/> over its train sample.</summary>
+    /// <summary>The training objective of <paramref name="task"/> over its train sample.</summary>
     public static ITrainingData TrainingData(this PreparedTask task, PromptEncoder encoder, int batchSize, long seed, Device device)
     {
-        if (task.Data.Train == 0)
-            throw new ArgumentException($"{task.Task.Name}: the train sample is empty (num_train {task.Data.Requested.Train}, train pool {task.Data.TrainPool})");
+        CheckTrainSample(task);
         if (task.Sft is { } sft) return Sft(sft.Train, batchSize, seed, device, encoder.Tokenizer.PadId);
         return task.Windows is { } w
             ? Windows(w.Train, batchSize, seed, device, encoder.Tokenizer.PadId)
             : For(task.Task.Kind, task.Examples!.Train, encoder, batchSize, seed, device);
+    }
+
+    /// <summary>
+    /// The sft objective of <paramref name="task"/>'s train sample packed into rows of
+    /// <paramref name="capacity"/> positions (<see cref="SftPacking"/>), and how it packed.
+    /// </summary>
+    public static (ITrainingData Data, PackingSummary Packing) PackedTrainingData(this PreparedTask task, int capacity, int batchSize, long seed,
+        Device device, int padId)
+    {
+        CheckTrainSample(task);
+        if (task.Sft is not { } sft) throw new ArgumentException($"pack: only the sft task packs its examples; {task.Task.Name} does not");
+        var rows = SftPacking.Pack(sft.Train, capacity);
+        return (Packed(rows, batchSize, seed, device, padId), SftPacking.Summarize(rows, capacity));
+    }
+
+    static void CheckTrainSample(PreparedTask task)
+    {
+        if (task.Data.Train == 0)
+            throw new ArgumentException($"{task.Task.Name}: the train sample is empty (num_train {task.Data.Requested.Train}, train pool {task.Data.TrainPool})");
     }
 
     /// <summary>The training objective of <paramref name="kind"/> over <paramref name="examples"/>.</summary>
@@ -65,6 +84,17 @@ public static class TaskTrainingData
         {
             var (input, targets) = ResponseLoss.Tensors(batch, device, padId);
             return new LmBatch(input, targets);
+        });
+    }
+
+    /// <summary>sft with packing: batches of packed rows, attention and positions kept inside each example.</summary>
+    public static ITrainingData Packed(IReadOnlyList<PackedRow> rows, int batchSize, long seed, Device device, int padId)
+    {
+        if (batchSize < 1) throw new ArgumentException($"batch size {batchSize}: must be at least 1");
+        return new TaskTrainingData<PackedRow>(rows, batchSize, seed, batch =>
+        {
+            var (input, targets, examples) = SftPacking.Tensors(batch, device, padId);
+            return new LmBatch(input, targets, examples);
         });
     }
 

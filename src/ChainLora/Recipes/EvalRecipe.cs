@@ -35,6 +35,13 @@ public sealed record EvalRecipeOptions
     public int Demonstrations { get; init; }
     /// <summary>A PEFT LoRA adapter folder merged into the weights before scoring.</summary>
     public string? Adapter { get; init; }
+    /// <summary>sft: what an example longer than <see cref="Context"/> tokens becomes.</summary>
+    public SftTruncationMode Truncation { get; init; }
+    /// <summary>sft: a JSON-lines file for what the model answers to the first <see cref="NumSamples"/> test examples (<see cref="SftSamples"/>); null writes none.</summary>
+    public string? Samples { get; init; }
+    public int NumSamples { get; init; } = 8;
+    /// <summary>sft samples: the most tokens each answer may take.</summary>
+    public int MaxNewTokens { get; init; } = 128;
 
     /// <summary>Every setting checked before anything is loaded; the error names the value.</summary>
     public EvalRecipeOptions Validate()
@@ -43,6 +50,12 @@ public sealed record EvalRecipeOptions
         new SampleSizes(NumTrain, 0, NumEval).Validate();
         if (Demonstrations < 0) throw new ArgumentException($"demonstrations {Demonstrations}: must be >= 0");
         if (SourceWindows < 1) throw new ArgumentException($"source windows {SourceWindows}: must be at least 1");
+        var sft = TaskRegistry.Find(Task).Kind == TaskKind.Sft;
+        if (Truncation != SftTruncationMode.Cut && !sft)
+            throw new ArgumentException($"truncation {IO.EnumNames.Name(Truncation)}: only the sft task truncates its examples; {Task} does not");
+        if (Samples is not null && !sft) throw new ArgumentException($"samples: only the sft task writes generation samples; {Task} does not");
+        if (NumSamples < 1) throw new ArgumentException($"num samples {NumSamples}: must be at least 1");
+        if (MaxNewTokens < 1) throw new ArgumentException($"max new tokens {MaxNewTokens}: must be at least 1");
         return this;
     }
 }
@@ -72,9 +85,14 @@ public static class EvalRecipe
             peft.MergeInto(model.Model);
         }
         var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
+        var chat = new ModelChatTemplate(model.Directory);
         var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer,
-            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions), options.Split, SftEncoder.LazyRenderer(model.Directory));
+            PreparedTask.Context(definition, options.Context, model.Model.MaxPositions), options.Split,
+            new SftSettings(chat.Renderer, Truncation: options.Truncation)).WithNote(chat.FallbackNote);
         var outcome = prepared.Evaluate(model.Model, model.Tokenizer, new EvalOptions { Demonstrations = options.Demonstrations, Seed = options.Seed })!;
+        if (options.Samples is { } samplesPath)
+            SftSamples.Write(samplesPath, SftSamples.Generate(model.Model, model.Tokenizer, prepared.Sft!.Test, options.NumSamples, options.MaxNewTokens,
+                ChatSession.EndOfTurnIds(model.Tokenizer, model.Directory)));
         return new TaskEvalResult(definition.Name, options.Seed, model.Directory,
             options.Adapter is { } a ? Path.GetFullPath(a) : null, options.Demonstrations, prepared.Data, outcome.Metrics,
             clock.Elapsed.TotalSeconds, TrainRecipe.SourceScore(model, options.Source, options.SourceWindows, options.Context));

@@ -14,7 +14,7 @@ public sealed record HyperParameters(int Epochs, double LearningRate, int BatchS
     IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, LoraBias? LoraBias,
     int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false,
     string? Knots = null, ColaVariant Variant = ColaVariant.Paper, int? Context = null, string? Activations = null, TextSplit? Split = null,
-    bool UseRslora = false, bool? TrainOnInputs = null);
+    bool UseRslora = false, bool? TrainOnInputs = null, bool? Pack = null);
 
 /// <summary>
 /// One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does;

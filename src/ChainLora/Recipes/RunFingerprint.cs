@@ -38,6 +38,8 @@ public static class RunFingerprint
         if (t.FreezeA || t.OptimizerPruneFraction > 0 || t.RestartWarmupRatio > 0)
             fingerprint["variant_settings"] = $"freeze A {t.FreezeA}, prune {F(t.OptimizerPruneFraction)}, restart warmup {F(t.RestartWarmupRatio)}";
         if (o.TrainOnInputs) fingerprint["train_on_inputs"] = "true";
+        if (o.Pack) fingerprint["pack"] = "true";
+        if (o.Truncation != SftTruncationMode.Cut) fingerprint["truncation"] = EnumNames.Name(o.Truncation);
         if (t.Activations != Models.ActivationPrecision.Auto) fingerprint["activations"] = EnumNames.Name(t.Activations);
         return fingerprint;
     }

@@ -12,6 +12,7 @@
 //   window length     .Context tokens per lm window, or per sft example (default: the model's maximum positions)
 //   lm split          .Split: dev shuffled from the train text (the first study's) or contiguous regions
 //   sft loss          .TrainOnInputs: loss on prompts too, not only on the responses
+//   sft examples      .Truncation: what an example longer than .Context becomes; .Pack: several per row
 //   forgetting        .Source: a text of the model's own domain, .SourceWindows of it scored after training
 //   start from        .Adapter: a PEFT LoRA adapter merged into the weights before training
 //   outputs           .OutDir: result.json (written atomically), train_log.jsonl (per step),
@@ -55,6 +56,13 @@ public sealed record TrainRecipeOptions
     public TextSplit Split { get; init; }
     /// <summary>sft: the loss on every token, prompts and system turns too, not only on the responses.</summary>
     public bool TrainOnInputs { get; init; }
+    /// <summary>sft: what an example longer than <see cref="Context"/> tokens becomes (cut from its end, dropped, or an error).</summary>
+    public SftTruncationMode Truncation { get; init; }
+    /// <summary>
+    /// sft: pack several examples into each row of <see cref="Context"/> positions (<see cref="SftPacking"/>);
+    /// <see cref="BatchSize"/> then counts rows. Attention and positions stay inside each example.
+    /// </summary>
+    public bool Pack { get; init; }
     /// <summary>
     /// A text of the pretrained model's own domain (stories260K: TinyStories), scored after training as
     /// result.json's "source" (NLL per token): how much of it the fine-tune forgot. Null scores none.
@@ -98,6 +106,10 @@ public sealed record TrainRecipeOptions
         if (Context is < 2) throw new ArgumentException($"context {Context}: must be at least 2");
         if (TrainOnInputs && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
             throw new ArgumentException($"train on inputs: only the sft task masks its inputs; {Task} does not");
+        if (Pack && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
+            throw new ArgumentException($"pack: only the sft task packs its examples; {Task} does not");
+        if (Truncation != SftTruncationMode.Cut && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
+            throw new ArgumentException($"truncation {IO.EnumNames.Name(Truncation)}: only the sft task truncates its examples; {Task} does not");
         if (SourceWindows < 1) throw new ArgumentException($"source windows {SourceWindows}: must be at least 1");
         if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery} steps: must be >= 0");
         if (CheckpointEvery > 0 && OutDir is null) throw new ArgumentException("checkpoints need an output folder");
@@ -130,9 +142,14 @@ public sealed class TrainRecipe : IDisposable
         this.options = options;
         this.clock = clock;
         this.initialAdapter = initialAdapter;
+        if (options.Pack)
+        {
+            var capacity = PreparedTask.Context(prepared.Task, options.Context, model.Model.MaxPositions);
+            (data, var packing) = prepared.PackedTrainingData(capacity, options.BatchSize, options.Seed, model.Model.Device, model.Tokenizer.PadId);
+            prepared = prepared.WithPacking(packing);
+        }
+        else data = prepared.TrainingData(new PromptEncoder(model.Tokenizer, model.Model.MaxPositions), options.BatchSize, options.Seed, model.Model.Device);
         Prepared = prepared;
-        var encoder = new PromptEncoder(model.Tokenizer, model.Model.MaxPositions);
-        data = prepared.TrainingData(encoder, options.BatchSize, options.Seed, model.Model.Device);
         var logPath = options.OutDir is null ? null : Path.Combine(options.OutDir, "train_log.jsonl");
         var trainerOptions = options.Trainer with
         {
@@ -181,9 +198,10 @@ public sealed class TrainRecipe : IDisposable
         options.Validate();
         var task = TaskRegistry.Find(options.Task);
         var resume = options.ResumeFrom is null ? null : Checkpoint.Locate(options.ResumeFrom);
+        var chat = new ModelChatTemplate(model.Directory);
         var prepared = PreparedTask.Load(task, options.Data, options.Sizes, options.Seed, model.Tokenizer,
             PreparedTask.Context(task, options.Context, model.Model.MaxPositions), options.Split,
-                SftEncoder.LazyRenderer(model.Directory), options.TrainOnInputs);
+                new SftSettings(chat.Renderer, options.TrainOnInputs, options.Truncation)).WithNote(chat.FallbackNote);
         var folderLock = options.OutDir is null ? null : FolderLock.Acquire(options.OutDir, "train run");
         PeftAdapter? adapter = null;
         try
@@ -314,6 +332,6 @@ public sealed class TrainRecipe : IDisposable
                 ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
             t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype),
             Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora,
-                Prepared.Task.Kind == TaskKind.Sft ? options.TrainOnInputs : null);
+                Prepared.Task.Kind == TaskKind.Sft ? options.TrainOnInputs : null, Prepared.Task.Kind == TaskKind.Sft ? options.Pack : null);
     }
 }

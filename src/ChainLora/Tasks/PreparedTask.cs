@@ -10,13 +10,35 @@ namespace ChainLora.Tasks;
 /// </summary>
 public sealed record DataSummary(string Path, IReadOnlyList<string> TrainFiles, IReadOnlyList<string> ValidationFiles,
     int TrainPool, int ValidationPool, bool Carved, SampleSizes Requested, int Train, int Dev, int Test, string? Note,
-    TextSplit? Split = null, int? DevPool = null, SftTruncation? Truncation = null);
+    TextSplit? Split = null, int? DevPool = null, SftTruncation? Truncation = null, PackingSummary? Packing = null);
+
+/// <summary>sft with packing: <paramref name="Examples"/> train examples in <paramref name="Rows"/> rows of at most <paramref name="Capacity"/> positions, filled to <paramref name="Fill"/> on average.</summary>
+public sealed record PackingSummary(int Examples, int Rows, int Capacity, double Fill);
 
 /// <summary>
 /// sft: of the drawn examples (train, dev and test), how many were longer than <paramref name="MaxTokens"/>
-/// and how many tokens that cut from their ends; <paramref name="Dropped"/> were left with no response token and are not used.
+/// and how many tokens they held beyond it, cut from their ends under <see cref="SftTruncationMode.Cut"/>;
+/// <paramref name="Dropped"/> are not used: left with no response token after the cut, or (<see cref="SftTruncationMode.Drop"/>) too long.
 /// </summary>
-public sealed record SftTruncation(int MaxTokens, int CutExamples, int CutTokens, int Dropped);
+public sealed record SftTruncation(int MaxTokens, int CutExamples, int CutTokens, int Dropped, SftTruncationMode Mode = SftTruncationMode.Cut);
+
+/// <summary>What happens to an sft example longer than the most tokens an example keeps.</summary>
+public enum SftTruncationMode
+{
+    /// <summary>Keep its start, cut tokens from its end (TRL's truncation_mode keep_start); result.json says how many.</summary>
+    Cut,
+    /// <summary>Leave it out; result.json counts it.</summary>
+    Drop,
+    /// <summary>Refuse the data, naming the example's file and line and its length.</summary>
+    Error,
+}
+
+/// <summary>
+/// How sft examples become token ids: <see cref="Render"/> (the model's chat template) renders
+/// conversations, <see cref="TrainOnInputs"/> puts the loss on every token, and <see cref="Truncation"/>
+/// says what happens to an example longer than the context.
+/// </summary>
+public sealed record SftSettings(ChatRenderer? Render = null, bool TrainOnInputs = false, SftTruncationMode Truncation = SftTruncationMode.Cut);
 
 public sealed class PreparedTask
 {
@@ -29,6 +51,13 @@ public sealed class PreparedTask
     /// <summary>Token ids with their loss masks (the sft task), each with at least one response token to predict.</summary>
     public TaskSample<SftEncoded>? Sft { get; }
 
+    /// <summary>This task with its train sample's packing recorded in its data summary.</summary>
+    public PreparedTask WithPacking(PackingSummary packing) => new(Task, Data with { Packing = packing }, Examples, Windows, Sft);
+
+    /// <summary>This task with <paramref name="note"/> added to its data summary's note; itself when null.</summary>
+    public PreparedTask WithNote(string? note) => note is null ? this
+        : new(Task, Data with { Note = Data.Note is { } n ? $"{n}; {note}" : note }, Examples, Windows, Sft);
+
     PreparedTask(TaskDefinition task, DataSummary data, TaskSample<TaskExample>? examples, TaskSample<int[]>? windows,
         TaskSample<SftEncoded>? sft = null) =>
         (Task, Data, Examples, Windows, Sft) = (task, data, examples, windows, sft);
@@ -38,13 +67,13 @@ public sealed class PreparedTask
     /// and draws the sample of <paramref name="seed"/>. For lm the sizes count windows of
     /// <paramref name="context"/> tokens, and <paramref name="split"/> says where dev comes from
     /// (other tasks take only <see cref="TextSplit.Shuffled"/>); for sft it is the most tokens an example keeps, and
-    /// <paramref name="render"/> (the model's chat template) renders conversations.
+    /// <paramref name="sft"/> says how examples are encoded.
     /// </summary>
     public static PreparedTask Load(TaskDefinition task, string path, SampleSizes sizes, long seed, ITextTokenizer tokenizer, int context,
-        TextSplit split = TextSplit.Shuffled, ChatRenderer? render = null, bool trainOnInputs = false)
+        TextSplit split = TextSplit.Shuffled, SftSettings? sft = null)
     {
         CheckSplit(task, split);
-        if (task.Kind == TaskKind.Sft) return LoadSft(task, path, sizes, seed, tokenizer, context, render, trainOnInputs);
+        if (task.Kind == TaskKind.Sft) return LoadSft(task, path, sizes, seed, tokenizer, context, sft ?? new SftSettings());
         if (task.Kind == TaskKind.LanguageModelling)
         {
             var corpus = TextCorpus.Load(path, split);
@@ -76,8 +105,9 @@ public sealed class PreparedTask
     }
 
     static PreparedTask LoadSft(TaskDefinition task, string path, SampleSizes sizes, long seed, ITextTokenizer tokenizer, int maxTokens,
-        ChatRenderer? render, bool trainOnInputs)
+        SftSettings settings)
     {
+        var trainOnInputs = settings.TrainOnInputs;
         var splits = SftData.Read(path);
         IReadOnlyList<SftExample> Pool(Split s) => splits.TryGetValue(s, out var e) ? e : [];
         // A folder's test file is the held-out pool when it has no validation file, as for the other tasks.
@@ -89,10 +119,17 @@ public sealed class PreparedTask
             var kept = new List<SftEncoded>();
             foreach (var example in examples)
             {
-                var encoded = SftEncoder.Encode(example, tokenizer, render, maxTokens, trainOnInputs);
-                if (encoded.CutTokens > 0) (cutExamples, cutTokens) = (cutExamples + 1, cutTokens + encoded.CutTokens);
+                var encoded = SftEncoder.Encode(example, tokenizer, settings.Render, maxTokens, trainOnInputs);
+                if (encoded.CutTokens > 0)
+                {
+                    if (settings.Truncation == SftTruncationMode.Error)
+                        throw new InvalidDataException($"{example.Location}: {maxTokens + encoded.CutTokens} tokens, longer than the {maxTokens} an example " +
+                            "may hold (--context); raise --context, or pass --truncation cut or drop");
+                    (cutExamples, cutTokens) = (cutExamples + 1, cutTokens + encoded.CutTokens);
+                }
                 // The first token is never predicted: an example needs a response token after it.
-                if (encoded.LossMask.Skip(1).Any(m => m)) kept.Add(encoded);
+                if (encoded.CutTokens > 0 && settings.Truncation == SftTruncationMode.Drop) dropped++;
+                else if (encoded.LossMask.Skip(1).Any(m => m)) kept.Add(encoded);
                 else dropped++;
             }
             return kept;
@@ -101,13 +138,16 @@ public sealed class PreparedTask
         var files = DataFiles(path, splits);
         var note = $"examples of up to {maxTokens} tokens" + (trainOnInputs ? ", loss on every token (--train-on-inputs)" : ", loss on the responses");
         if (sample.Report.Carved) note += "; only one split: shuffled with the seed and carved into test, then train, then dev, without overlap";
-        if (dropped > 0) note += $"; {dropped} examples left with no response token after truncation were dropped";
+        if (dropped > 0)
+            note += settings.Truncation == SftTruncationMode.Drop
+                ? $"; {dropped} examples too long or left with no response token were dropped"
+                : $"; {dropped} examples left with no response token after truncation were dropped";
         var summary = Summary(path, files.Train, files.Validation, sample.Report, note) with
         {
             Train = encodedSample.Train.Count,
             Dev = encodedSample.Dev.Count,
             Test = encodedSample.Test.Count,
-            Truncation = new SftTruncation(maxTokens, cutExamples, cutTokens, dropped),
+            Truncation = new SftTruncation(maxTokens, cutExamples, cutTokens, dropped, settings.Truncation),
         };
         return new(task, summary, null, null, encodedSample);
     }

@@ -22,21 +22,31 @@ public sealed record SftEncoded(int[] InputIds, bool[] LossMask, int CutTokens)
 /// <summary>A chat template: the text of <c>turns</c>, with the assistant's generation prompt appended when asked.</summary>
 public delegate string ChatRenderer(IReadOnlyList<SftTurn> turns, bool addGenerationPrompt);
 
+/// <summary>
+/// The chat template of the model in a folder, read when the first conversation is rendered
+/// (prompt/completion and text data need none); <see cref="Used"/> says whether it was, and which.
+/// </summary>
+public sealed class ModelChatTemplate(string modelDirectory)
+{
+    readonly Lazy<ChatTemplate> template = new(() => ChatTemplate.FromDirectory(modelDirectory));
+
+    public ChatRenderer Renderer => (turns, generation) => SftEncoder.Renderer(template.Value)(turns, generation);
+
+    /// <summary>The template, once a conversation was rendered; null before.</summary>
+    public ChatTemplate? Used => template.IsValueCreated ? template.Value : null;
+
+    /// <summary>A line for the run's note when conversations were rendered by the ChatML fallback; null otherwise.</summary>
+    public string? FallbackNote => Used is { IsFallback: true }
+        ? "the model has no chat template (tokenizer_config.json chat_template or chat_template.jinja): conversations rendered as ChatML, " +
+          "transformers' fallback before v4.43 (docs/CHAT_TEMPLATES.md)"
+        : null;
+}
+
 public static class SftEncoder
 {
     /// <summary><paramref name="template"/> as a renderer of turns (apply_chat_template with tokenize=False).</summary>
     public static ChatRenderer Renderer(ChatTemplate template) =>
         (turns, generation) => template.Render([.. turns.Select(t => new ChatMessage(t.Role, t.Content))], generation);
-
-    /// <summary>
-    /// The chat template of the model in <paramref name="modelDirectory"/>, read when the first
-    /// conversation is rendered (prompt/completion and text data need none).
-    /// </summary>
-    public static ChatRenderer LazyRenderer(string modelDirectory)
-    {
-        var template = new Lazy<ChatRenderer>(() => Renderer(ChatTemplate.FromDirectory(modelDirectory)));
-        return (turns, generation) => template.Value(turns, generation);
-    }
 
     /// <summary>
     /// <paramref name="example"/> as ids and loss mask: <see cref="Segments"/> then <see cref="Encode"/>.
