@@ -31,11 +31,7 @@ static class ChatCommand
             var options = new GenerationOptions(r.GetValue(maxNew), r.GetValue(temperature), r.GetValue(seed)).Validate() with { Stop = stop };
             var folder = CommonOptions.ModelFolder(r.GetValue(model)!, stop);
             using var loaded = PretrainedModel.Load(folder, StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
-            if (r.GetValue(adapter) is { } adapterDir)
-            {
-                using var peft = PeftAdapter.Load(adapterDir);
-                peft.MergeInto(loaded.Model);
-            }
+            if (r.GetValue(adapter) is { } adapterDir) PeftAdapter.MergeFolderInto(adapterDir, loaded.Model);
             var session = ChatSession.For(loaded.Model, loaded.Tokenizer, folder, r.GetValue(system));
             void Say(string user)
             {

@@ -74,21 +74,21 @@ public static class ResultTable
 
     /// <summary>
     /// The headline metric, oriented so that higher is better: accuracy, else F1, else minus
-    /// the NLL per token (language modelling).
+    /// the NLL per token (language modelling; sft: per response token).
     /// </summary>
     public static (string Metric, double Value) Primary(JsonNode? metrics, string source)
     {
         if (metrics?["accuracy"] is { } a) return ("accuracy", a.GetValue<double>());
         if (metrics?["f1"] is { } f) return ("f1", f.GetValue<double>());
-        if (metrics?["nll_per_token"] is { } n) return ("-nll", -n.GetValue<double>());
-        throw new InvalidDataException($"{source}: no accuracy, f1 or nll_per_token in its metrics");
+        if ((metrics?["nll_per_token"] ?? metrics?["response_nll"]) is { } n) return ("-nll", -n.GetValue<double>());
+        throw new InvalidDataException($"{source}: no accuracy, f1, nll_per_token or response_nll in its metrics");
     }
 
     /// <summary>The metric a diverged run of <paramref name="spec"/>'s task would have reported.</summary>
     static string MetricOf(JobSpec spec) =>
         TaskRegistry.All.FirstOrDefault(t => t.Name.Equals(spec.Task, StringComparison.OrdinalIgnoreCase))?.Kind switch
         {
-            TaskKind.LanguageModelling => "-nll",
+            TaskKind.LanguageModelling or TaskKind.Sft => "-nll",
             TaskKind.Generation => "f1",
             null => throw new InvalidDataException($"job {spec.Id}: unknown task '{spec.Task}'"),
             _ => "accuracy",

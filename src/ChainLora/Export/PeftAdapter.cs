@@ -164,6 +164,13 @@ public sealed partial class PeftAdapter : IDisposable
         foreach (var (name, bias) in Biases) biasParams[name].copy_(bias);
     }
 
+    /// <summary>The adapter in <paramref name="folder"/> merged into <paramref name="model"/> (<see cref="MergeInto"/>), for eval and chat.</summary>
+    public static void MergeFolderInto(string folder, CausalLM model)
+    {
+        using var adapter = Load(folder);
+        adapter.MergeInto(model);
+    }
+
     /// <summary>
     /// Injects a live LoRA link holding this adapter's A and B (trainable, unmerged): the model then
     /// computes what <see cref="MergeInto"/> would give. Needs one rank and alpha for every module

@@ -79,11 +79,7 @@ public static class EvalRecipe
     {
         options.Validate();
         var definition = TaskRegistry.Find(options.Task);
-        if (options.Adapter is { } adapterDir)
-        {
-            using var peft = PeftAdapter.Load(adapterDir);
-            peft.MergeInto(model.Model);
-        }
+        if (options.Adapter is { } adapterDir) PeftAdapter.MergeFolderInto(adapterDir, model.Model);
         var sizes = new SampleSizes(options.NumTrain, 0, options.NumEval);
         var chat = new ModelChatTemplate(model.Directory);
         var prepared = PreparedTask.Load(definition, options.Data, sizes, options.Seed, model.Tokenizer,

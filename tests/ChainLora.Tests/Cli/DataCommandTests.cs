@@ -3,18 +3,14 @@ using System.Text.Json;
 namespace ChainLora.Tests.Cli;
 
 /// <summary>`chainlora data`: each example as rendered text and tokens, marking which tokens carry the loss.</summary>
-public sealed class DataCommandTests : IDisposable
+public sealed class DataCommandTests : TempFolderTest
 {
-    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-data-");
-
-    public void Dispose() => temp.Delete(recursive: true);
-
     static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]);
 
     /// <summary>A Qwen2.5-style model folder: a byte-level BPE tokenizer.json and Qwen2.5's chat template.</summary>
     string QwenFolder()
     {
-        var dir = Path.Combine(temp.FullName, "qwen");
+        var dir = Path.Combine(Temp.FullName, "qwen");
         if (Directory.Exists(dir)) return dir;
         Directory.CreateDirectory(dir);
         File.Copy(Fixture("tokenizers", "qwen2", "tokenizer.json"), Path.Combine(dir, "tokenizer.json"));
@@ -24,7 +20,7 @@ public sealed class DataCommandTests : IDisposable
 
     string Data(string text)
     {
-        var path = Path.Combine(temp.FullName, "chat.jsonl");
+        var path = Path.Combine(Temp.FullName, "chat.jsonl");
         File.WriteAllText(path, text);
         return path;
     }

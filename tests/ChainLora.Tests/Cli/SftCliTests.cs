@@ -91,4 +91,106 @@ public sealed class SftCliTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Equal($"error: {data}:2: field 'messages[1].role': 'robot' is not a role here (expected system, user, assistant)", error.Trim());
     }
+
+    [Fact]
+    public void Pack_trains_on_shared_rows_records_it_and_notes_the_fill()
+    {
+        var outDir = Path.Combine(temp.FullName, "packed");
+        var (exit, output, error) = CliHarness.Run("train", "--model", Model, "--task", "sft", "--data", ChatFolder(), "--out", outDir,
+            "--method", "cola", "--chain-length", "2", "--num-train", "8", "--num-dev", "0", "--num-eval", "8", "--epochs", "2", "--batch-size", "2",
+            "--context", "256", "--pack", "--lr", "1e-2");
+        Assert.True(exit == 0, error);
+        var result = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
+        Assert.True((bool)result["hyperparameters"]!["pack"]!);
+        var packing = result["data"]!["packing"]!;
+        Assert.Equal(8, (int)packing["examples"]!);
+        Assert.Equal(256, (int)packing["capacity"]!);
+        var rows = (int)packing["rows"]!;
+        Assert.Equal(3, rows);          // 8 conversations of 72 to 74 tokens (ChatML, character-level pieces): 3 to a row of 256
+        // 2 epochs of ceil(rows / 2) batches, not of 8 / 2.
+        Assert.Equal(2 * ((rows + 1) / 2), (int)result["training"]!["steps"]!);
+        Assert.Contains($"note: packed 8 train examples into {rows} rows of up to 256 positions", error);
+        Assert.Contains("conversations rendered as ChatML", output);    // stories260K ships no chat template
+    }
+
+    [Fact]
+    public void Sft_only_options_on_another_task_are_one_line_naming_the_option()
+    {
+        foreach (var (option, message) in new[]
+        {
+            ("--pack", "error: pack: only the sft task packs its examples; lm does not"),
+            ("--train-on-inputs", "error: train on inputs: only the sft task masks its inputs; lm does not"),
+        })
+        {
+            var (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", SharedData.Require("corpus/tinyshakespeare.txt"),
+                "--out", Path.Combine(temp.FullName, "lm"), option);
+            Assert.Equal(2, exit);
+            Assert.Equal(message, error.Trim());
+        }
+        var (code, _, stderr) = CliHarness.Run("train", "--model", Model, "--task", "lm", "--data", SharedData.Require("corpus/tinyshakespeare.txt"),
+            "--out", Path.Combine(temp.FullName, "lm"), "--truncation", "drop");
+        Assert.Equal(2, code);
+        Assert.Equal("error: truncation drop: only the sft task truncates its examples; lm does not", stderr.Trim());
+    }
+
+    [Fact]
+    public void Truncation_error_names_the_file_line_and_length_and_drop_leaves_the_long_examples_out()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(temp.FullName, "long")).FullName;
+        var train = Path.Combine(dir, "train.jsonl");
+        File.WriteAllLines(train, [
+            """{"prompt": "A cat", "completion": " sat."}""",
+            """{"prompt": "Once upon a time there was a little girl who liked to play in the park with her dog", "completion": " and they ran."}""",
+            """{"prompt": "A dog", "completion": " ran."}""",
+        ]);
+        File.Copy(train, Path.Combine(dir, "validation.jsonl"));
+        string[] common = ["train", "--model", Model, "--task", "sft", "--data", dir, "--num-train", "3", "--num-dev", "0", "--num-eval", "3",
+            "--epochs", "1", "--context", "12"];
+
+        var errorOut = Path.Combine(temp.FullName, "long-error");
+        var (exit, _, error) = CliHarness.Run([.. common, "--out", errorOut, "--truncation", "error"]);
+        Assert.Equal(2, exit);
+        Assert.Matches($@"^error: {System.Text.RegularExpressions.Regex.Escape(train)}:2: \d+ tokens, longer than the 12 an example may hold \(--context\); " +
+            @"raise --context, or pass --truncation cut or drop$", error.Trim());
+        Assert.False(File.Exists(Path.Combine(errorOut, "result.json")));
+
+        var dropOut = Path.Combine(temp.FullName, "long-drop");
+        (exit, _, error) = CliHarness.Run([.. common, "--out", dropOut, "--truncation", "drop", "--json"]);
+        Assert.True(exit == 0, error);
+        var result = JsonNode.Parse(File.ReadAllText(Path.Combine(dropOut, "result.json")))!;
+        var truncation = result["data"]!["truncation"]!;
+        Assert.Equal("drop", (string)truncation["mode"]!);
+        Assert.Equal(2, (int)truncation["cut_examples"]!);       // the long one, drawn into train and into test
+        Assert.Equal(2, (int)truncation["dropped"]!);
+        Assert.Equal(2, (int)result["data"]!["train"]!);
+        Assert.Equal(2, (int)result["data"]!["test"]!);
+        Assert.Contains("note: 2 examples were longer than 12 tokens and were dropped (--truncation drop)", error);
+    }
+
+    [Fact]
+    public void Eval_samples_hold_each_prompt_its_reference_and_what_the_model_answers()
+    {
+        var samples = Path.Combine(temp.FullName, "samples.jsonl");
+        var (exit, output, error) = CliHarness.Run("eval", "--model", Model, "--task", "sft", "--data", ChatFolder(), "--num-eval", "8",
+            "--samples", samples, "--num-samples", "3", "--max-new-tokens", "5");
+        Assert.True(exit == 0, error);
+        Assert.Contains($"answers to 3 of them in {samples}", output);
+        var lines = File.ReadAllLines(samples).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(3, lines.Count);
+        Assert.Equal([0, 1, 2], lines.Select(l => (int)l["example"]!));
+        foreach (var line in lines)
+        {
+            // ChatML: the prompt ends with the assistant's header; the reference is a trained answer.
+            Assert.EndsWith("<|im_start|>assistant\n", (string)line["prompt"]!);
+            Assert.Matches(@"^The \w+ ran to the park and played\.", (string)line["reference"]!);
+            Assert.Contains((string)line["stopped"]!, new[] { "end_of_turn", "max_new_tokens" });
+            Assert.False(string.IsNullOrEmpty((string)line["generated"]!) && (string)line["stopped"]! == "max_new_tokens");
+        }
+
+        (exit, _, error) = CliHarness.Run("eval", "--model", Model, "--task", "lm", "--data", SharedData.Require("corpus/tinyshakespeare.txt"),
+            "--samples", samples);
+        Assert.Equal(2, exit);
+        Assert.Equal("error: samples: only the sft task writes generation samples; lm does not", error.Trim());
+        Assert.Equal(3, File.ReadAllLines(samples).Length);     // the earlier samples are left as they were
+    }
 }

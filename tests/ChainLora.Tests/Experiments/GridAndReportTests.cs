@@ -22,6 +22,18 @@ public class GridAndReportTests
         LearningRates = [1e-3, 3e-3], Seeds = [0, 1, 2],
     }.Validate("test");
 
+    [Theory]
+    [InlineData("""{"accuracy": 0.75, "f1": 0.5}""", "accuracy", 0.75)]
+    [InlineData("""{"f1": 0.5, "exact_match": 0.25}""", "f1", 0.5)]
+    [InlineData("""{"nll_per_token": 2.5, "perplexity": 12.18}""", "-nll", -2.5)]
+    [InlineData("""{"response_nll": 1.25, "perplexity": 3.49}""", "-nll", -1.25)]
+    public void The_headline_metric_is_oriented_higher_is_better_for_every_task_kind(string metrics, string name, double value)
+    {
+        Assert.Equal((name, value), ResultTable.Primary(System.Text.Json.Nodes.JsonNode.Parse(metrics), "result.json"));
+        var e = Assert.Throws<InvalidDataException>(() => ResultTable.Primary(System.Text.Json.Nodes.JsonNode.Parse("""{"bleu": 1}"""), "r.json"));
+        Assert.Equal("r.json: no accuracy, f1, nll_per_token or response_nll in its metrics", e.Message);
+    }
+
     [Fact]
     public void The_grid_crosses_tasks_methods_rates_and_seeds_with_stable_ids()
     {

@@ -3,19 +3,8 @@ using ChainLora.Tasks;
 namespace ChainLora.Tests.Tasks;
 
 /// <summary>Readers on small files written here: official layouts, Hugging Face exports, and malformed rows.</summary>
-public sealed class ReaderTests : IDisposable
+public sealed class ReaderTests : TempFolderTest
 {
-    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-tasks-");
-
-    public void Dispose() => temp.Delete(recursive: true);
-
-    string Write(string relative, string text)
-    {
-        var path = Path.Combine(temp.FullName, relative);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-        return path;
-    }
 
     static InvalidDataException LoadFails(string task, string dir) =>
         Assert.Throws<InvalidDataException>(() => TaskData.Load(TaskRegistry.Find(task), dir));
@@ -28,7 +17,7 @@ public sealed class ReaderTests : IDisposable
             {"premise": "A.", "hypothesis": 
             """);
         Write("rte/val.jsonl", """{"premise": "A.", "hypothesis": "B.", "label": "entailment"}""");
-        var e = LoadFails("rte", Path.Combine(temp.FullName, "rte"));
+        var e = LoadFails("rte", Path.Combine(Temp.FullName, "rte"));
         Assert.Contains($"{file}:2:", e.Message);
         Assert.Contains("not valid JSON", e.Message);
     }
@@ -60,7 +49,7 @@ public sealed class ReaderTests : IDisposable
             _ => throw new ArgumentException(task),
         };
         var file = Write($"{task}/val.jsonl", good + "\n\n" + good + "\n" + badLine + "\n");
-        var e = LoadFails(task, Path.Combine(temp.FullName, task));
+        var e = LoadFails(task, Path.Combine(Temp.FullName, task));
         Assert.Contains($"{file}:4: {expected}", e.Message);
     }
 
@@ -70,13 +59,13 @@ public sealed class ReaderTests : IDisposable
         Write("sst2/train.tsv", "sentence\tlabel\ngood film \t1\nbad film \t0\n");
         Write("sst2/dev.tsv", "sentence\tlabel\nfine film \t1\n");
         Write("sst2/test.tsv", "sentence\tlabel\nawful film \t0\n");
-        var pools = TaskData.Load(TaskRegistry.Find("SST2"), Path.Combine(temp.FullName, "sst2"));
+        var pools = TaskData.Load(TaskRegistry.Find("SST2"), Path.Combine(Temp.FullName, "sst2"));
         Assert.Equal(["good film It was", "bad film It was", "fine film It was"], pools.Train.Select(e => e.Prompt));
         Assert.Equal("awful film It was", Assert.Single(pools.Validation).Prompt);
 
         // GLUE's own test.tsv has no labels: then dev is the validation split.
         Write("sst2/test.tsv", "index\tsentence\n0\tsome film\n");
-        pools = TaskData.Load(TaskRegistry.Find("sst2"), Path.Combine(temp.FullName, "sst2"));
+        pools = TaskData.Load(TaskRegistry.Find("sst2"), Path.Combine(Temp.FullName, "sst2"));
         Assert.Equal(2, pools.Train.Count);
         Assert.Equal("fine film It was", Assert.Single(pools.Validation).Prompt);
     }
@@ -86,10 +75,10 @@ public sealed class ReaderTests : IDisposable
     {
         var file = Write("sst2/train.tsv", "sentence\tlabel\ngood\t1\nbad\t0\textra\n");
         Write("sst2/dev.tsv", "sentence\tlabel\nfine\t7\n");
-        var e = LoadFails("sst2", Path.Combine(temp.FullName, "sst2"));
+        var e = LoadFails("sst2", Path.Combine(Temp.FullName, "sst2"));
         Assert.Contains($"{file}:3: expected 2 tab-separated fields (sentence, label), found 3", e.Message);
         File.WriteAllText(file, "sentence\tlabel\ngood\t1\n");
-        e = LoadFails("sst2", Path.Combine(temp.FullName, "sst2"));
+        e = LoadFails("sst2", Path.Combine(Temp.FullName, "sst2"));
         Assert.Contains("dev.tsv:2: field 'label'", e.Message);
     }
 
@@ -99,7 +88,7 @@ public sealed class ReaderTests : IDisposable
         // Read as it was, the row's last "label" cell would win silently and the model would train on it.
         var file = Write("sst2/train.tsv", "sentence\tlabel\tlabel\ngood film\t1\t0\n");
         Write("sst2/dev.tsv", "sentence\tlabel\nfine film\t1\n");
-        var e = LoadFails("sst2", Path.Combine(temp.FullName, "sst2"));
+        var e = LoadFails("sst2", Path.Combine(Temp.FullName, "sst2"));
         Assert.Contains($"{file}:1: column 'label' appears twice in the header", e.Message);
     }
 
@@ -113,7 +102,7 @@ public sealed class ReaderTests : IDisposable
         Write("squad/train-pool-v1.1.json", Doc("T", "Train q?", "x"));
         Write("squad/dev-v1.1-part2.json", Doc("B", "Second?", "b"));
         Write("squad/dev-v1.1-part1.json", Doc("A", "First?", "a"));
-        var pools = TaskData.Load(TaskRegistry.Find("squad"), Path.Combine(temp.FullName, "squad"));
+        var pools = TaskData.Load(TaskRegistry.Find("squad"), Path.Combine(Temp.FullName, "squad"));
         Assert.Single(pools.Train);
         var validation = pools.Validation.Cast<AnswerExample>().ToList();
         Assert.Equal(["Title: A\nContext: Context of A.\nQuestion: First?\nAnswer:", "Title: B\nContext: Context of B.\nQuestion: Second?\nAnswer:"],
@@ -126,7 +115,7 @@ public sealed class ReaderTests : IDisposable
     public void Squad_errors_name_the_json_path()
     {
         var file = Write("squad/dev-v1.1.json", """{"data": [{"title": "T", "paragraphs": [{"context": "C", "qas": [{"question": "Q?", "answers": []}]}]}]}""");
-        var e = LoadFails("squad", Path.Combine(temp.FullName, "squad"));
+        var e = LoadFails("squad", Path.Combine(Temp.FullName, "squad"));
         Assert.Contains($"{file}: field 'data[0].paragraphs[0].qas[0].answers': empty list", e.Message);
     }
 
@@ -148,7 +137,7 @@ public sealed class ReaderTests : IDisposable
              "hist_2": {"passage": "It took 12 years.", "qa_pairs": [
                 {"question": "How long?", "answer": {"number": 12, "spans": []}}]}}
             """);
-        var pools = TaskData.Load(TaskRegistry.Find("drop"), Path.Combine(temp.FullName, "drop"));
+        var pools = TaskData.Load(TaskRegistry.Find("drop"), Path.Combine(Temp.FullName, "drop"));
         var train = Assert.IsType<AnswerExample>(Assert.Single(pools.Train));
         Assert.Equal("Passage: The Bears scored 3 touchdowns.\nQuestion: How many touchdowns?\nAnswer:", train.Prompt);
         Assert.Equal(" 3\n", train.Target);
@@ -162,7 +151,7 @@ public sealed class ReaderTests : IDisposable
     public void Drop_errors_name_the_passage_and_question()
     {
         var file = Write("drop/drop_dataset_dev.json", """{"nfl_7": {"passage": "P.", "qa_pairs": [{"question": "Q?", "answer": {"spans": "x"}}]}}""");
-        var e = LoadFails("drop", Path.Combine(temp.FullName, "drop"));
+        var e = LoadFails("drop", Path.Combine(Temp.FullName, "drop"));
         Assert.Contains($"{file}: field 'nfl_7.qa_pairs[0].answer.spans': expected a list", e.Message);
     }
 
@@ -177,7 +166,7 @@ public sealed class ReaderTests : IDisposable
                      {"query": "They met in @placeholder.", "answers": [{"start": 15, "end": 19, "text": "Paris"}], "idx": 1}]}
             """.ReplaceLineEndings(" "));
         Write("ReCoRD/val.jsonl", """{"passage": "Bo ran.", "query": "@placeholder ran.", "entities": ["Bo", "Al"], "answers": ["Bo"]}""");
-        var pools = TaskData.Load(TaskRegistry.Find("record"), Path.Combine(temp.FullName, "ReCoRD"));
+        var pools = TaskData.Load(TaskRegistry.Find("record"), Path.Combine(Temp.FullName, "ReCoRD"));
         var train = pools.Train.Cast<ChoiceExample>().ToList();
         Assert.Equal(2, train.Count);
         Assert.Equal("Tom met Ann in Paris.\n- Ann likes Paris\n-", train[0].Prompt);
@@ -194,23 +183,23 @@ public sealed class ReaderTests : IDisposable
     {
         Write("wsc/train.jsonl", """{"text": "He ran.", "span1_index": 0, "span2_index": 0, "span1_text": "Tom", "span2_text": "He", "idx": 0, "label": 1}""");
         Write("wsc/validation.jsonl", """{"text": "He ran.", "span1_text": "Tom", "span2_text": "He", "idx": 0, "label": 0}""");
-        var wsc = TaskData.Load(TaskRegistry.Find("wsc"), Path.Combine(temp.FullName, "wsc"));
+        var wsc = TaskData.Load(TaskRegistry.Find("wsc"), Path.Combine(Temp.FullName, "wsc"));
         Assert.Equal(1, ((ChoiceExample)wsc.Train[0]).Label);
         Assert.Equal(0, ((ChoiceExample)wsc.Validation[0]).Label);
 
         Write("multirc/train.jsonl", """{"paragraph": "P.", "question": "Q?", "answer": "A", "idx": {"paragraph": 0, "question": 0, "answer": 0}, "label": 1}""");
         Write("multirc/validation.jsonl", """{"paragraph": "P.", "question": "Q?", "answer": "B", "label": 0}""");
-        Assert.Equal(2, TaskData.Load(TaskRegistry.Find("multirc"), Path.Combine(temp.FullName, "multirc")).Train.Count
-            + TaskData.Load(TaskRegistry.Find("multirc"), Path.Combine(temp.FullName, "multirc")).Validation.Count);
+        Assert.Equal(2, TaskData.Load(TaskRegistry.Find("multirc"), Path.Combine(Temp.FullName, "multirc")).Train.Count
+            + TaskData.Load(TaskRegistry.Find("multirc"), Path.Combine(Temp.FullName, "multirc")).Validation.Count);
 
         Write("squad/train.jsonl", """{"id": "1", "title": "T", "context": "C.", "question": "Q?", "answers": {"text": ["a", "b"], "answer_start": [0, 0]}}""");
         Write("squad/validation.jsonl", """{"id": "2", "title": "T", "context": "C.", "question": "R?", "answers": {"text": ["c"], "answer_start": [0]}}""");
-        var squad = TaskData.Load(TaskRegistry.Find("squad"), Path.Combine(temp.FullName, "squad"));
+        var squad = TaskData.Load(TaskRegistry.Find("squad"), Path.Combine(Temp.FullName, "squad"));
         Assert.Equal(["a", "b"], ((AnswerExample)squad.Train[0]).Answers);
 
         Write("drop/train.jsonl", """{"section_id": "s", "query_id": "q", "passage": "P.", "question": "Who?", "answers_spans": {"spans": ["Smith", "Jones"], "types": ["span", "span"]}}""");
         Write("drop/validation.jsonl", """{"section_id": "s", "query_id": "r", "passage": "P.", "question": "How many?", "answers_spans": {"spans": ["4"], "types": ["number"]}}""");
-        var drop = TaskData.Load(TaskRegistry.Find("drop"), Path.Combine(temp.FullName, "drop"));
+        var drop = TaskData.Load(TaskRegistry.Find("drop"), Path.Combine(Temp.FullName, "drop"));
         Assert.Equal(" Smith, Jones\n", ((AnswerExample)drop.Train[0]).Target);
     }
 
@@ -227,7 +216,7 @@ public sealed class ReaderTests : IDisposable
     [Fact]
     public void Hugging_face_parquet_snapshots_are_found_in_split_folders_and_read()
     {
-        var root = Path.Combine(temp.FullName, "rte-hf");
+        var root = Path.Combine(Temp.FullName, "rte-hf");
         WriteRte(Path.Combine(root, "default", "train", "0000.parquet"), ("A.", "B.", 0), ("C.", "D.", 1));
         WriteRte(Path.Combine(root, "default", "validation", "0000.parquet"), ("E.", "F.", 1));
         var pools = TaskData.Load(TaskRegistry.Find("rte"), root);
@@ -235,7 +224,7 @@ public sealed class ReaderTests : IDisposable
         Assert.Equal("E.\nDoes this mean that \"F.\" is true? Yes or No?\n", Assert.Single(pools.Validation).Prompt);
 
         // Lists of strings (ReCoRD's entities and answers).
-        var record = Path.Combine(temp.FullName, "record-hf", "data");
+        var record = Path.Combine(Temp.FullName, "record-hf", "data");
         void WriteRecord(string file, string passage, string query, string answer) =>
             ParquetFiles.Write(Path.Combine(record, file),
                 ("passage", ParquetFiles.Strings(passage)), ("query", ParquetFiles.Strings(query)),
@@ -246,7 +235,7 @@ public sealed class ReaderTests : IDisposable
         Assert.Equal([1], ((ChoiceExample)recordPools.Validation[0]).Correct);
 
         // A struct of lists (DROP's answers_spans).
-        var drop = Path.Combine(temp.FullName, "drop-hf", "data");
+        var drop = Path.Combine(Temp.FullName, "drop-hf", "data");
         void WriteDrop(string file, string[] spans) =>
             ParquetFiles.Write(Path.Combine(drop, file),
                 ("section_id", ParquetFiles.Strings("s")), ("query_id", ParquetFiles.Strings("q")),
@@ -261,7 +250,7 @@ public sealed class ReaderTests : IDisposable
     [Fact]
     public void Parquet_errors_name_the_row_and_field()
     {
-        var root = Path.Combine(temp.FullName, "rte-bad");
+        var root = Path.Combine(Temp.FullName, "rte-bad");
         var file = Path.Combine(root, "validation.parquet");
         WriteRte(file, ("A.", "B.", 0), ("C.", "D.", -1));
         var e = LoadFails("rte", root);
@@ -271,7 +260,7 @@ public sealed class ReaderTests : IDisposable
     [Fact]
     public void A_parquet_file_that_is_not_one_is_refused_naming_it()
     {
-        var root = Path.Combine(temp.FullName, "rte-damaged");
+        var root = Path.Combine(Temp.FullName, "rte-damaged");
         var file = Path.Combine(root, "train.parquet");
         WriteRte(file, ("A.", "B.", 0));
         File.WriteAllBytes(file, File.ReadAllBytes(file)[..^12]); // the footer's length and magic cut off
@@ -284,7 +273,7 @@ public sealed class ReaderTests : IDisposable
     {
         // Two footer bytes of a valid file changed (a list length among them): Parquet.Net 6.1 spun on
         // it forever, so the reader gave up after 10 s and left that thread spinning in the process.
-        var root = Path.Combine(temp.FullName, "sst2-damaged");
+        var root = Path.Combine(Temp.FullName, "sst2-damaged");
         var file = Path.Combine(root, "train.parquet");
         Directory.CreateDirectory(root);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Fixtures", "parquet", "parquet-net-loops.parquet"), file);
@@ -299,12 +288,12 @@ public sealed class ReaderTests : IDisposable
     {
         Write("superglue/CB/train.jsonl", """{"premise": "A.", "hypothesis": "B.", "label": "neutral"}""");
         Write("superglue/RTE/train.jsonl", """{"premise": "A.", "hypothesis": "B.", "label": "entailment"}""");
-        var e = LoadFails("cb", Path.Combine(temp.FullName, "superglue"));
+        var e = LoadFails("cb", Path.Combine(Temp.FullName, "superglue"));
         Assert.Contains("point --data at one task's folder", e.Message);
-        var empty = Directory.CreateDirectory(Path.Combine(temp.FullName, "nothing")).FullName;
+        var empty = Directory.CreateDirectory(Path.Combine(Temp.FullName, "nothing")).FullName;
         var missing = Assert.Throws<FileNotFoundException>(() => TaskData.Load(TaskRegistry.Find("cb"), empty));
         Assert.Contains(empty, missing.Message);
-        Assert.Throws<DirectoryNotFoundException>(() => TaskData.Load(TaskRegistry.Find("cb"), Path.Combine(temp.FullName, "absent")));
+        Assert.Throws<DirectoryNotFoundException>(() => TaskData.Load(TaskRegistry.Find("cb"), Path.Combine(Temp.FullName, "absent")));
     }
 
     [Theory]
@@ -332,9 +321,9 @@ public sealed class ReaderTests : IDisposable
         Assert.Equal("line 18\nline 19\n", corpus.Validation);
         Write("lm/train.txt", "to be\n");
         Write("lm/val.txt", "or not\n");
-        var folder = TextCorpus.Load(Path.Combine(temp.FullName, "lm"));
+        var folder = TextCorpus.Load(Path.Combine(Temp.FullName, "lm"));
         Assert.Equal(("to be\n", "or not\n"), (folder.Train, folder.Validation));
-        Assert.Throws<FileNotFoundException>(() => TextCorpus.Load(Path.Combine(temp.FullName, "ReCoRD-none")));
+        Assert.Throws<FileNotFoundException>(() => TextCorpus.Load(Path.Combine(Temp.FullName, "ReCoRD-none")));
     }
 
     [Fact]
@@ -354,7 +343,7 @@ public sealed class ReaderTests : IDisposable
         // A folder: train.txt gives train and dev, val.txt stays test.
         Write("lm/train.txt", Lines(0, 18));
         Write("lm/val.txt", Lines(50, 52));
-        var folder = TextCorpus.Load(Path.Combine(temp.FullName, "lm"), TextSplit.Contiguous);
+        var folder = TextCorpus.Load(Path.Combine(Temp.FullName, "lm"), TextSplit.Contiguous);
         Assert.Equal((Lines(0, 16), Lines(16, 18), Lines(50, 52)), (folder.Train, folder.Dev, folder.Validation));
         Assert.Equal("train.txt characters [0, 128) train, [128, 144) dev; val.txt characters [0, 16) test", folder.Regions);
     }

@@ -5,19 +5,8 @@ using ChainLora.Tasks;
 namespace ChainLora.Tests.Tasks;
 
 /// <summary>A user's own sft data in the layouts TRL, axolotl and LLaMA-Factory read, and the errors that name where a row is wrong.</summary>
-public sealed class SftDataTests : IDisposable
+public sealed class SftDataTests : TempFolderTest
 {
-    readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("chainlora-sft-");
-
-    public void Dispose() => temp.Delete(recursive: true);
-
-    string Write(string relative, string text)
-    {
-        var path = Path.Combine(temp.FullName, relative);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-        return path;
-    }
 
     static SftTurn U(string text) => new(SftTurn.User, text);
     static SftTurn A(string text) => new(SftTurn.Assistant, text);
@@ -90,7 +79,7 @@ public sealed class SftDataTests : IDisposable
     [Fact]
     public void A_parquet_file_of_messages_is_read_like_the_jsonl()
     {
-        var path = Path.Combine(temp.FullName, "train-00000-of-00001.parquet");
+        var path = Path.Combine(Temp.FullName, "train-00000-of-00001.parquet");
         var turn = new StructType([new Field("role", StringType.Default, true), new Field("content", StringType.Default, true)]);
         var turns = new StructArray(turn, 4,
             [ParquetFiles.Strings("user", "assistant", "user", "assistant"), ParquetFiles.Strings("Hi", "Hello.", "Bye", "Goodbye.")],
@@ -110,14 +99,14 @@ public sealed class SftDataTests : IDisposable
     {
         Write("data/train.jsonl", """{"text": "a"}""" + "\n" + """{"text": "b"}""");
         Write("data/validation.json", """[{"prompt": "p", "completion": "c"}]""");
-        var splits = SftData.Read(Path.Combine(temp.FullName, "data"));
+        var splits = SftData.Read(Path.Combine(Temp.FullName, "data"));
         Assert.Equal(2, splits[Split.Train].Count);
         Assert.Equal("c", Assert.Single(splits[Split.Validation]).Completion);
         Assert.False(splits.ContainsKey(Split.Test));
 
-        var single = SftData.Read(Path.Combine(temp.FullName, "data", "train.jsonl"));
+        var single = SftData.Read(Path.Combine(Temp.FullName, "data", "train.jsonl"));
         Assert.Equal([Split.Train], single.Keys);
-        Assert.Throws<FileNotFoundException>(() => SftData.Read(Path.Combine(temp.FullName, "missing.jsonl")));
+        Assert.Throws<FileNotFoundException>(() => SftData.Read(Path.Combine(Temp.FullName, "missing.jsonl")));
     }
 
     [Fact]
@@ -153,7 +142,7 @@ public sealed class SftDataTests : IDisposable
         var emptyOutput = Write("empty.jsonl", """{"instruction": "Q", "output": ""}""");
         Assert.Equal($"{emptyOutput}:1: field 'output': empty: nothing to train on", Fails(emptyOutput));
 
-        Assert.Equal($"{Write("none.jsonl", "\n")}: no examples", Fails(Path.Combine(temp.FullName, "none.jsonl")));
-        Assert.StartsWith($"{Write("x.tsv", "text\na")}: unsupported data file for sft", Fails(Path.Combine(temp.FullName, "x.tsv")));
+        Assert.Equal($"{Write("none.jsonl", "\n")}: no examples", Fails(Path.Combine(Temp.FullName, "none.jsonl")));
+        Assert.StartsWith($"{Write("x.tsv", "text\na")}: unsupported data file for sft", Fails(Path.Combine(Temp.FullName, "x.tsv")));
     }
 }
