@@ -27,7 +27,7 @@ static class EvalCommand
         var samples = new Option<string?>("--samples")
         {
             Description = "sft: write what the model answers to the first --num-samples test examples into FILE, one JSON line each " +
-                          "(prompt, reference, generated, stopped), decoded greedily until end of turn",
+                          "(prompt, reference, generated, stopped; special tokens dropped from the text), decoded greedily until end of turn",
             HelpName = "FILE",
         }.WritableFile();
         var numSamples = new Option<int>("--num-samples") { Description = "sft: test examples answered into --samples", DefaultValueFactory = _ => defaults.NumSamples }
