@@ -68,6 +68,22 @@ public static class SftEncoder
                 : [new SftSegment(example.Prompt!, trainOnInputs), new SftSegment(example.Completion!, true)];
         if (render is null)
             throw new InvalidOperationException($"{example.Location}: a conversation needs the model's chat template");
+        return SegmentsOf(example, (turns, generation) =>
+        {
+            try
+            {
+                return render(turns, generation);
+            }
+            catch (ChatTemplateException e)
+            {
+                // The template raised or failed on this conversation: name the example too.
+                throw new ChatTemplateException($"{example.Location}: {e.Message}", e.TemplateError, e);
+            }
+        }, trainOnInputs);
+    }
+
+    static IReadOnlyList<SftSegment> SegmentsOf(SftExample example, ChatRenderer render, bool trainOnInputs)
+    {
         var turns = example.Turns!;
         var full = render(turns, false);
         var segments = new List<SftSegment>();

@@ -73,4 +73,23 @@ public sealed class DataCommandTests : TempFolderTest
         Assert.Equal(2, exit);
         Assert.Equal($"error: {data}:1: field 'messages[1].role': 'robot' is not a role here (expected system, user, assistant)", error.Trim());
     }
+
+    [Fact]
+    public void A_template_that_raises_is_one_line_naming_the_example_the_template_and_its_message()
+    {
+        var dir = Path.Combine(Temp.FullName, "gemma");
+        Directory.CreateDirectory(dir);
+        File.Copy(Fixture("tokenizers", "qwen2", "tokenizer.json"), Path.Combine(dir, "tokenizer.json"));
+        File.Copy(Fixture("chat_templates", "gemma-2-it", "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+        var data = Data("""
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
+            {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
+            """);
+        // train --task sft encodes through the same SftEncoder; a model folder needs no weights for `data`.
+        var (exit, _, error) = CliHarness.Run("data", "--model", dir, "--data", data);
+        Assert.Equal(2, exit);
+        // Gemma 2's template refuses a system turn with its own raise_exception.
+        Assert.Equal($"error: {data}:2: {Path.Combine(dir, "tokenizer_config.json")}: the chat template failed: TemplateError: System role not supported",
+            error.Trim());
+    }
 }
