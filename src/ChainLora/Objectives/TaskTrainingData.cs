@@ -51,7 +51,10 @@ public static class TaskTrainingData
     static void CheckTrainSample(PreparedTask task)
     {
         if (task.Data.Train == 0)
-            throw new ArgumentException($"{task.Task.Name}: the train sample is empty (num_train {task.Data.Requested.Train}, train pool {task.Data.TrainPool})");
+            throw new ArgumentException($"{task.Task.Name}: the train sample is empty (num_train {task.Data.Requested.Train}, train pool {task.Data.TrainPool})" +
+                (task.Data.Truncation is { Dropped: > 0 } t
+                    ? $"; {t.Dropped} drawn examples were dropped: too long for --context {t.MaxTokens}, or left with no response token within it"
+                    : ""));
     }
 
     /// <summary>The training objective of <paramref name="kind"/> over <paramref name="examples"/>.</summary>

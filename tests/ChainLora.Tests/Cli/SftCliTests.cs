@@ -193,4 +193,15 @@ public sealed class SftCliTests : IDisposable
         Assert.Equal("error: samples: only the sft task writes generation samples; lm does not", error.Trim());
         Assert.Equal(3, File.ReadAllLines(samples).Length);     // the earlier samples are left as they were
     }
+
+    [Fact]
+    public void A_context_that_cuts_every_answer_away_says_so_instead_of_an_empty_sample()
+    {
+        // ChatML conversations of about 72 tokens whose answer starts near token 55: 40 keep no answer token.
+        var (exit, _, error) = CliHarness.Run("train", "--model", Model, "--task", "sft", "--data", ChatFolder(), "--out", Path.Combine(temp.FullName, "short"),
+            "--context", "40", "--num-dev", "0");
+        Assert.Equal(2, exit);
+        Assert.Equal("error: sft: the train sample is empty (num_train 1000, train pool 8); 16 drawn examples were dropped: too long for --context 40, " +
+            "or left with no response token within it", error.Trim());
+    }
 }
