@@ -3,7 +3,6 @@
 // and positions are unchanged; logits are computed only where a continuation token is predicted.
 using ChainLora.Models;
 using ChainLora.Tasks;
-using ChainLora.Training;
 using static TorchSharp.torch;
 
 namespace ChainLora.Evaluation;

@@ -216,7 +216,6 @@ public static class Reports
         return new ReportTable($"Table 5: optimizers{study.Suffix}", ["optimizer", "method", .. TasksOf(study.Cells)], rows);
     }
 
-    /// <summary>Table 6 (train set size) or 8 (rank): standard cells but for <paramref name="axis"/>, by chain length.</summary>
     /// <summary>How a row's alpha is set, in words: rsLoRA, alpha = 2r, or a fixed alpha (scale alpha / r).</summary>
     public static string AlphaPolicy(JobSpec spec) =>
         spec.Rslora ? $"rsLoRA, alpha {spec.Alpha.ToString("G4", Inv)} (scale {(spec.Alpha / Math.Sqrt(spec.Rank)).ToString("G3", Inv)})"
@@ -283,7 +282,7 @@ public static class Reports
     public static ReportTable? ShareClosed(Study study) => ShareClosedTables(study).FirstOrDefault();
 
     /// <summary>
-    /// <see cref="ShareClosed"/> once per LoRA at four times the rank (else the largest rank run), one
+    /// <see cref="ShareClosed(Study)"/> once per LoRA at four times the rank (else the largest rank run), one
     /// for each alpha policy it was run with: the gap depends on how alpha follows the rank.
     /// </summary>
     public static List<ReportTable> ShareClosedTables(Study study)

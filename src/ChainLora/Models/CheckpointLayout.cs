@@ -7,7 +7,6 @@
 //   - the rotary_emb.inv_freq buffers older Llama checkpoints carry (recomputed here).
 // Strict otherwise: missing, unexpected and wrong-shape keys are named, and nothing is copied then.
 using ChainLora.IO;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ChainLora.Models;

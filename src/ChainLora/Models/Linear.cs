@@ -1,7 +1,6 @@
 // y = x W^T + b, like torch.nn.Linear, plus optional side paths whose outputs are added.
 // The side paths are where adapters plug in (Lora/LoraLinear registers itself as one), so the
 // frozen weight keeps its Hugging Face name (q_proj.weight) and checkpoints load 1:1.
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

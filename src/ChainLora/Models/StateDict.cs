@@ -1,5 +1,4 @@
 using ChainLora.IO;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ChainLora.Models;

@@ -44,7 +44,7 @@ public static partial class DeviceMemory
     }
 
     /// <summary>
-    /// Polls the used memory of GPU <paramref name="index"/> every <paramref name="interval"/> until
+    /// Polls the used memory of GPU <c>index</c> every <c>interval</c> until
     /// disposed; <see cref="PeakMb"/> is the highest seen (as nvidia-smi polled at that rate would
     /// report), NaN without NVML.
     /// </summary>

@@ -49,7 +49,7 @@ public static class SftEncoder
         (turns, generation) => template.Render([.. turns.Select(t => new ChatMessage(t.Role, t.Content))], generation);
 
     /// <summary>
-    /// <paramref name="example"/> as ids and loss mask: <see cref="Segments"/> then <see cref="Encode"/>.
+    /// <paramref name="example"/> as ids and loss mask: <see cref="Segments"/> then <see cref="Encode(IReadOnlyList{SftSegment}, ITextTokenizer, bool, int)"/>.
     /// </summary>
     public static SftEncoded Encode(SftExample example, ITextTokenizer tokenizer, ChatRenderer? render, int maxTokens, bool trainOnInputs = false) =>
         Encode(Segments(example, render, trainOnInputs), tokenizer, example.IsConversation, maxTokens);

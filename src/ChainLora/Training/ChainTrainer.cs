@@ -242,11 +242,6 @@ public sealed class ChainTrainer
         SaveCheckpoint(run);
     }
 
-    /// <summary>
-    /// The gradients of one optimizer step, summed over its micro-batches; returns the step's loss.
-    /// With <paramref name="captureWeightGradients"/> the adapted layers' frozen weights also collect
-    /// their gradient (for <see cref="TrainerOptions.GradientInit"/>); the optimizer never sees them.
-    /// </summary>
     long tokensWithinBudget;
     bool? onCpu;
 
@@ -260,6 +255,11 @@ public sealed class ChainTrainer
         tokensWithinBudget = batch.Tokens;
     }
 
+    /// <summary>
+    /// The gradients of one optimizer step, summed over its micro-batches; returns the step's loss.
+    /// With <paramref name="captureWeightGradients"/> the adapted layers' frozen weights also collect
+    /// their gradient (for <see cref="TrainerOptions.GradientInit"/>); the optimizer never sees them.
+    /// </summary>
     double AccumulateGradients(Link link, RunInProgress run, bool captureWeightGradients = false)
     {
         if (captureWeightGradients)

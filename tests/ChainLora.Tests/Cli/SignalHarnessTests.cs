@@ -2,7 +2,7 @@ namespace ChainLora.Tests.Cli;
 
 /// <summary>
 /// The signal tests' children get SIGINT whatever the test run inherited: started from a background
-/// job of a script (or `nohup ... &` there), the test process ignores SIGINT, exec passes that on, and
+/// job of a script (or `nohup ... &amp;` there), the test process ignores SIGINT, exec passes that on, and
 /// a plainly started child then exits 0 where the tests expect 130.
 /// </summary>
 public sealed class SignalHarnessTests
