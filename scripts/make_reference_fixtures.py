@@ -333,7 +333,11 @@ def llama_position_ids(attention_mask):
     return (torch.cumsum(attention_mask.long(), dim=1) - 1).clamp(min=0)
 
 
-def llama_forward(cfg, w, input_ids, attention_mask, position_ids=None):
+def llama_forward(cfg, w, input_ids, attention_mask, position_ids=None, linear=None):
+    """Logits [B,T,V]. linear(x, name) computes each projection (default: F.linear with w[name + ".weight"]);
+    make_training_reference.py passes one that adds PEFT's LoRA path to the adapted layers."""
+    if linear is None:
+        linear = lambda x, name: F.linear(x, w[name + ".weight"])
     H, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = H // nh
     rep = nh // nkv
@@ -352,9 +356,9 @@ def llama_forward(cfg, w, input_ids, attention_mask, position_ids=None):
     for i in range(cfg["num_hidden_layers"]):
         lp = f"model.layers.{i}."
         h = rms_norm(x, w[lp + "input_layernorm.weight"], eps)
-        q = F.linear(h, w[lp + "self_attn.q_proj.weight"]).view(B, T, nh, hd).transpose(1, 2)
-        k = F.linear(h, w[lp + "self_attn.k_proj.weight"]).view(B, T, nkv, hd).transpose(1, 2)
-        v = F.linear(h, w[lp + "self_attn.v_proj.weight"]).view(B, T, nkv, hd).transpose(1, 2)
+        q = linear(h, lp + "self_attn.q_proj").view(B, T, nh, hd).transpose(1, 2)
+        k = linear(h, lp + "self_attn.k_proj").view(B, T, nkv, hd).transpose(1, 2)
+        v = linear(h, lp + "self_attn.v_proj").view(B, T, nkv, hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         # repeat_kv: query head j uses kv head j // rep
@@ -362,11 +366,11 @@ def llama_forward(cfg, w, input_ids, attention_mask, position_ids=None):
         v = v.repeat_interleave(rep, dim=1)
         a = sdpa(q, k, v, allowed, scale_scores=hd ** -0.5)
         a = a.transpose(1, 2).reshape(B, T, nh * hd)
-        x = x + F.linear(a, w[lp + "self_attn.o_proj.weight"])
+        x = x + linear(a, lp + "self_attn.o_proj")
         h = rms_norm(x, w[lp + "post_attention_layernorm.weight"], eps)
-        g = F.linear(h, w[lp + "mlp.gate_proj.weight"])
-        u = F.linear(h, w[lp + "mlp.up_proj.weight"])
-        x = x + F.linear(F.silu(g) * u, w[lp + "mlp.down_proj.weight"])
+        g = linear(h, lp + "mlp.gate_proj")
+        u = linear(h, lp + "mlp.up_proj")
+        x = x + linear(F.silu(g) * u, lp + "mlp.down_proj")
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["lm_head.weight"] if "lm_head.weight" in w else w["model.embed_tokens.weight"]
     return F.linear(x, head)

@@ -190,13 +190,8 @@ public sealed partial class PeftAdapter : IDisposable
             Dropout = dropout, TargetModules = [.. Modules.Keys], Bias = Config.Bias, Init = init,
         };
         var adapters = LoraAdapters.Inject(model, lora);
+        adapters.LoadFactors(Modules.ToDictionary(m => m.Key, m => (m.Value.A, m.Value.B)));
         using var _ = no_grad();
-        foreach (var (module, f) in Modules)
-        {
-            var layer = adapters.Layers[module];
-            layer.A.copy_(f.A);
-            layer.B.copy_(f.B);
-        }
         foreach (var (name, bias) in Biases) biasParams[name].copy_(bias);
         return adapters;
     }

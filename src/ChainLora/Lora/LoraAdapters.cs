@@ -131,6 +131,22 @@ public sealed class LoraAdapters
         foreach (var layer in Layers.Values) layer.ExtendChain(rank, alpha);
     }
 
+    /// <summary>
+    /// Overwrites the live link of every adapted layer with the given A (r, in) and B (out, r)
+    /// (<see cref="LoraLinear.LoadFactors"/>); <paramref name="factors"/> names each adapted layer exactly
+    /// once, by module path, and nothing else. Every name and shape is checked before any value is copied.
+    /// </summary>
+    public void LoadFactors(IReadOnlyDictionary<string, (Tensor A, Tensor B)> factors)
+    {
+        if (factors.Keys.FirstOrDefault(k => !Layers.ContainsKey(k)) is { } unknown)
+            throw new ArgumentException($"LoRA factors for '{unknown}': no adapted layer has that name");
+        if (Layers.Keys.FirstOrDefault(k => !factors.ContainsKey(k)) is { } missing)
+            throw new ArgumentException($"LoRA factors: none given for the adapted layer '{missing}'");
+        foreach (var (name, (a, b)) in factors)
+            if (Layers[name].Misfit(a, b) is { } why) throw new ArgumentException($"LoRA factors for '{name}': {why}");
+        foreach (var (name, (a, b)) in factors) Layers[name].LoadFactors(a, b);
+    }
+
     /// <summary>Per layer: the sum of every tied link's delta plus the current link's, (out, in) fp32.</summary>
     public Dictionary<string, Tensor> TotalDeltas()
     {

@@ -105,6 +105,25 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public void ExtendChain(int rank, double alpha) => Reset(rank, alpha);
 
+    /// <summary>
+    /// Overwrites the live link's A (r, in) and B (out, r) with <paramref name="a"/> and <paramref name="b"/>
+    /// (any dtype and device; copied, converted to fp32): an imported adapter, or a reference's initial
+    /// values. The parameters stay the same tensors, so an optimizer built on them keeps working.
+    /// </summary>
+    public void LoadFactors(Tensor a, Tensor b)
+    {
+        if (Misfit(a, b) is { } why) throw new ArgumentException($"LoRA factors: {why}");
+        using var _ = no_grad();
+        lora_A.copy_(a);
+        lora_B.copy_(b);
+    }
+
+    /// <summary>Why <paramref name="a"/> and <paramref name="b"/> cannot be this link's factors (their shapes), or null.</summary>
+    internal string? Misfit(Tensor a, Tensor b) =>
+        a.shape.SequenceEqual(lora_A.shape) && b.shape.SequenceEqual(lora_B.shape) ? null
+            : $"A [{string.Join(", ", a.shape)}] and B [{string.Join(", ", b.shape)}] where this rank-{Rank} link of a " +
+              $"{Base.OutFeatures}x{Base.InFeatures} layer needs A [{string.Join(", ", lora_A.shape)}] and B [{string.Join(", ", lora_B.shape)}]";
+
     /// <summary>Replaces the record of tied links (resuming from a checkpoint; the weight already holds them).</summary>
     internal void RestoreTiedLinks(IEnumerable<LoraFactors> links)
     {

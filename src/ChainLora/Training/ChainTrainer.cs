@@ -49,6 +49,13 @@ public sealed class ChainTrainer
     /// <summary>Called after every optimizer step (progress bars, early inspection).</summary>
     public Action<StepReport>? OnStep { get; init; }
 
+    /// <summary>
+    /// Called when a link's A and B are new (after the injection in <see cref="Setup"/>, and after each knot's
+    /// ExtendChain), before the link's optimizer is made; it may overwrite them (<see cref="LoraAdapters.LoadFactors"/>),
+    /// e.g. with a reference's initial values. A resumed run then restores the checkpoint's values over them.
+    /// </summary>
+    public Action<Link, LoraAdapters>? OnLinkStart { get; init; }
+
     public ChainTrainer(CausalLM model, TrainerOptions options, LoraConfig lora, ChainConfig chain)
     {
         if (options.Variant != ColaVariant.Paper && options.Method != TrainingMethod.Cola)
@@ -102,6 +109,7 @@ public sealed class ChainTrainer
             var first = Schedule.Links[0];
             Adapters = LoraAdapters.Inject(model, lora with { Rank = first.Rank, Alpha = first.Alpha });
             if (options.FreezeA) Adapters.FreezeA();
+            OnLinkStart?.Invoke(first, Adapters);
         }
     }
 
@@ -232,6 +240,7 @@ public sealed class ChainTrainer
         Adapters.ExtendChain(next.Rank, next.Alpha);
         if (options.GradientInit) InitializeFromWeightGradients(run, finished);
         if (options.FreezeA) Adapters.FreezeA();
+        OnLinkStart?.Invoke(next, Adapters);
         if (!keepOptimizer)
         {
             trainable = Trainable();

@@ -7,6 +7,9 @@ namespace ChainLora.Training;
 /// do not disturb the schedule; with <c>rewarmEachLink</c> each link warms up and decays on its
 /// own. With <c>restartWarmup</c> > 0 (ReLoRA's jagged schedule) the budget-wide rate is scaled, after
 /// each knot, by (steps into the link + 1) / ceil(restartWarmup * link steps) until that reaches 1.
+/// The decay is transformers' get_linear_schedule_with_warmup's (pinned, without warmup, by
+/// TorchReferenceTrainingTests); during warmup step t runs at peak (t + 1) / w where transformers
+/// gives peak t / w, so no step is spent at rate 0.
 /// </summary>
 public sealed class LrSchedule(double peak, double warmupRatio, bool rewarmEachLink, ChainSchedule chain, double restartWarmup = 0)
 {

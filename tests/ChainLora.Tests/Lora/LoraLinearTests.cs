@@ -260,4 +260,33 @@ public class LoraLinearTests
         Assert.True(a.abs().max().item<float>() <= bound + 1e-7);
         Assert.True(a.abs().max().item<float>() > bound * 0.8);
     }
+
+    [Fact]
+    public void Loaded_factors_replace_every_link_in_place_and_a_misfit_changes_nothing()
+    {
+        using var model = TinyModels.Llama();
+        var adapters = LoraAdapters.Inject(model, new LoraConfig { Rank = 4 });
+        var parameters = adapters.TrainableParameters();
+        var before = adapters.Layers.ToDictionary(l => l.Key, l => l.Value.A.detach().clone());
+        var given = adapters.Layers.ToDictionary(l => l.Key, l => (A: randn(l.Value.A.shape), B: randn(l.Value.B.shape)));
+
+        // One wrong shape, an unknown layer, a missing layer: refused by name, nothing copied.
+        var (first, firstLayer) = adapters.Layers.First();
+        var misfit = new Dictionary<string, (Tensor A, Tensor B)>(given) { [first] = (randn(3, firstLayer.Base.InFeatures), given[first].B) };
+        Assert.Contains($"'{first}'", Assert.Throws<ArgumentException>(() => adapters.LoadFactors(misfit)).Message);
+        var unknown = new Dictionary<string, (Tensor A, Tensor B)>(given) { ["model.layers.0.mlp.up_proj"] = given[first] };
+        Assert.Contains("'model.layers.0.mlp.up_proj'", Assert.Throws<ArgumentException>(() => adapters.LoadFactors(unknown)).Message);
+        var missing = given.Skip(1).ToDictionary(g => g.Key, g => (g.Value.A, g.Value.B));
+        Assert.Contains($"'{first}'", Assert.Throws<ArgumentException>(() => adapters.LoadFactors(missing)).Message);
+        Assert.All(adapters.Layers, l => Assert.True(l.Value.A.eq(before[l.Key]).all().item<bool>()));
+
+        adapters.LoadFactors(given.ToDictionary(g => g.Key, g => (g.Value.A, g.Value.B)));
+        Assert.All(adapters.Layers, l =>
+        {
+            Assert.True(l.Value.A.eq(given[l.Key].A).all().item<bool>());
+            Assert.True(l.Value.B.eq(given[l.Key].B).all().item<bool>());
+        });
+        // The same parameters: an optimizer made before the load trains the loaded values.
+        Assert.True(parameters.SequenceEqual(adapters.TrainableParameters(), ReferenceEqualityComparer.Instance));
+    }
 }

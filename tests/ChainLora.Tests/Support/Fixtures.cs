@@ -17,6 +17,11 @@ static class Fixtures
         tensor(e.EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64())).ToArray(),
             [e.GetArrayLength(), e[0].GetArrayLength()]);
 
+    /// <summary>A nested [R][C] float array as a tensor.</summary>
+    public static Tensor Floats2(JsonElement e) =>
+        tensor(e.EnumerateArray().SelectMany(r => r.EnumerateArray().Select(x => x.GetSingle())).ToArray(),
+            [e.GetArrayLength(), e[0].GetArrayLength()]);
+
     /// <summary>A nested [B][T][V] float array as a tensor.</summary>
     public static Tensor Floats3(JsonElement e)
     {

@@ -46,12 +46,20 @@ sealed class RandomLmData(int batches, long seed = 7, int batchSize = 2, int len
     public IEnumerable<TrainingBatch> Epoch(int epoch)
     {
         for (var i = 0; i < batches * repeatEach; i++)
-        {
-            var ids = TinyModels.Tokens(seed * 1000 + i / repeatEach, batchSize, length);
-            var targets = cat([ids[.., 1..], full(batchSize, 1, -100L, dtype: ScalarType.Int64)], 1);
-            yield return new LmBatch(ids, targets);
-        }
+            yield return NextToken(TinyModels.Tokens(seed * 1000 + i / repeatEach, batchSize, length));
     }
+
+    /// <summary>Each position of <paramref name="ids"/> (B, T) learns the token after it; the last learns nothing.</summary>
+    public static LmBatch NextToken(Tensor ids) =>
+        new(ids, cat([ids[.., 1..], full(ids.shape[0], 1, -100L, dtype: ScalarType.Int64)], 1));
+}
+
+/// <summary>Next-token prediction on the given batches of token ids (B, T), in the same order every epoch.</summary>
+sealed class FixedLmData(IReadOnlyList<Tensor> batches) : ITrainingData
+{
+    public int BatchesPerEpoch => batches.Count;
+
+    public IEnumerable<TrainingBatch> Epoch(int epoch) => batches.Select(ids => RandomLmData.NextToken(ids.clone()));
 }
 
 /// <summary>
