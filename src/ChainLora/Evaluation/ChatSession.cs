@@ -4,6 +4,7 @@
 // or one of the end-of-turn markers today's families ship when the tokenizer holds it as one token.
 using System.Text;
 using System.Text.Json;
+using ChainLora.IO;
 using ChainLora.Models;
 using ChainLora.Tasks;
 using ChainLora.Tokenization;
@@ -39,17 +40,10 @@ public sealed class ChatSession(CausalLM model, ITextTokenizer tokenizer, ChatTe
         var generationConfig = Path.Combine(dir, "generation_config.json");
         if (File.Exists(generationConfig))
         {
-            try
-            {
-                using var doc = JsonDocument.Parse(File.ReadAllText(generationConfig));
-                if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("eos_token_id", out var eos))
-                    foreach (var e in eos.ValueKind == JsonValueKind.Array ? [.. eos.EnumerateArray()] : new[] { eos })
-                        if (e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var id)) ids.Add(id);
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{generationConfig}: not valid JSON: {e.Message}", e);
-            }
+            using var doc = JsonFile.Parse(generationConfig);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("eos_token_id", out var eos))
+                foreach (var e in eos.ValueKind == JsonValueKind.Array ? [.. eos.EnumerateArray()] : new[] { eos })
+                    if (e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var id)) ids.Add(id);
         }
         foreach (var marker in EndOfTurnMarkers)
             if (tokenizer.EncodeContinuation(marker) is [var single] && tokenizer.Decode([single]).Length == 0) ids.Add(single);

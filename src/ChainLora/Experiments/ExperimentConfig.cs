@@ -115,16 +115,7 @@ public sealed record ExperimentConfig
     public static ExperimentConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"experiment config not found: {path}", path);
-        ExperimentConfig config;
-        try
-        {
-            config = JsonSerializer.Deserialize<ExperimentConfig>(File.ReadAllText(path), Options)
-                ?? throw new InvalidDataException($"{path}: empty config");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
-        }
+        var config = JsonFile.Read<ExperimentConfig>(path, Options, "experiment config");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         config = config with
         {
@@ -176,9 +167,5 @@ public sealed record ExperimentConfig
     }
 
     public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
-    public static T Deserialize<T>(string json, string source)
-    {
-        try { return JsonSerializer.Deserialize<T>(json, Options) ?? throw new InvalidDataException($"{source}: empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
-    }
+    public static T Deserialize<T>(string json, string source) => JsonFile.Deserialize<T>(json, source, Options);
 }

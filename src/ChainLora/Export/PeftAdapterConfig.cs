@@ -162,10 +162,7 @@ public sealed record PeftAdapterConfig
     public static PeftAdapterConfig Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: not a PEFT adapter directory", path);
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
-        using (doc)
+        using (var doc = JsonFile.Parse(path))
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object");

@@ -124,16 +124,7 @@ public static partial class RunArtifacts
         var jsonPath = Path.Combine(folder, ChainJson);
         if (!File.Exists(jsonPath))
             throw new FileNotFoundException($"{jsonPath} not found: {runDir} holds no saved chain (a LoRA / COLA run of `chainlora train --out` saves one)", jsonPath);
-        ChainFile file;
-        try
-        {
-            file = JsonSerializer.Deserialize<ChainFile>(File.ReadAllText(jsonPath), Json)
-                ?? throw new InvalidDataException($"{jsonPath}: empty");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{jsonPath}: not a chain file ({e.Path}: {e.Message})", e);
-        }
+        var file = JsonFile.Read<ChainFile>(jsonPath, Json, "chain file");
         if (file.Format != FormatTag || file.Links is not { Count: > 0 } || file.Links.Contains(null!) || file.Lora is not { TargetModules: not null, Bias: not null, Init: not null }
             || file.BaseModel is null || file.ModelType is null)
             throw new InvalidDataException($"{jsonPath}: not a {FormatTag} file, or fields format, base_model, model_type, lora, links are missing");

@@ -102,9 +102,6 @@ public sealed class LoraAdapters
     public List<Parameter> TrainableParameters() =>
         Model.parameters().Where(p => p.requires_grad).ToList();
 
-    /// <summary>Sum over the trainable parameters' element counts.</summary>
-    public long TrainableCount() => TrainableParameters().Sum(p => p.numel());
-
     /// <summary>Tie a knot (paper, step 2) on every adapted layer.</summary>
     public void TieKnot()
     {

@@ -20,7 +20,7 @@ public sealed record LoraFactors(Tensor A, Tensor B, double Scaling)
 {
     public int Rank => (int)A.shape[0];
     /// <summary>scaling * B A, (out, in) fp32.</summary>
-    public Tensor Delta() => B.matmul(A) * Scaling;
+    public Tensor Delta() => WeightMerge.Delta(A, B, Scaling);
 }
 
 /// <summary>A knot that would merge a non-finite or absurdly large delta; every weight is left as it was.</summary>
@@ -74,7 +74,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>scaling * B A, (out, in) fp32.</summary>
-    public Tensor DeltaWeight() => lora_B.matmul(lora_A) * Scaling;
+    public Tensor DeltaWeight() => WeightMerge.Delta(lora_A, lora_B, Scaling);
 
     /// <summary>
     /// Merges this link into the frozen weight permanently and zeroes B, so the layer computes

@@ -16,6 +16,12 @@ public static class WeightMerge
     const long BlockElements = 1 << 21;
 
     /// <summary>
+    /// The one expression of a LoRA link's delta: scaling * B A, (out, in) in fp32, B A formed first.
+    /// Links (<see cref="LoraFactors.Delta"/>, <see cref="LoraLinear.DeltaWeight"/>) and merges all use it.
+    /// </summary>
+    public static Tensor Delta(Tensor a, Tensor b, double scaling) => b.to(ScalarType.Float32).matmul(a.to(ScalarType.Float32)) * scaling;
+
+    /// <summary>
     /// Whether scaling * B A is finite, without forming it when that is certain: with A (r, in) and
     /// B (out, r) finite, every entry of B A is at most r * max|B| * max|A| in magnitude, and B A is
     /// formed before the scaling is applied, so a scaling below 1 does not shrink what must stay
@@ -29,7 +35,7 @@ public static class WeightMerge
         var maxB = b.abs().max().item<float>();
         if (!float.IsFinite(maxA) || !float.IsFinite(maxB) || !double.IsFinite(scaling)) return false;
         if ((double)a.shape[0] * maxA * maxB * Math.Max(1, Math.Abs(scaling)) < float.MaxValue / 2) return true;
-        return (b.to(ScalarType.Float32).matmul(a.to(ScalarType.Float32)) * scaling).isfinite().all().item<bool>();
+        return Delta(a, b, scaling).isfinite().all().item<bool>();
     }
 
     /// <summary>
@@ -80,7 +86,7 @@ public static class WeightMerge
             using var scope = NewDisposeScope();
             var n = Math.Min(rows, rowsTotal - first);
             var block = weight.narrow(0, first, n);
-            var delta = b.narrow(0, first, n).to(ScalarType.Float32, weight.device).matmul(a.to(ScalarType.Float32, weight.device)) * scaling;
+            var delta = Delta(a.to(weight.device), b.narrow(0, first, n).to(weight.device), scaling);
             block.copy_(block.to(ScalarType.Float32) + delta);
         }
     }

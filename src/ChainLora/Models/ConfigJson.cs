@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ChainLora.IO;
 
 namespace ChainLora.Models;
 
@@ -25,15 +26,7 @@ public static class ConfigJson
 
     public static T Read<T>(string path) where T : class
     {
-        try
-        {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Options)
-                ?? throw new InvalidDataException($"{path}: empty config");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: invalid config.json ({e.Path}: {e.Message})", e);
-        }
+        return JsonFile.Read<T>(path, Options, "config.json");
     }
 
     /// <summary><see cref="Read{T}"/> then <paramref name="validate"/>; a bad value is an error naming the file and the field.</summary>
@@ -121,8 +114,7 @@ public static class ConfigJson
     static JsonDocument Parse(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"config.json not found: {path}", path);
-        try { return JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e); }
+        return JsonFile.Parse(path);
     }
 
     internal static void Require(bool ok, string field, object? value, string why)

@@ -13,6 +13,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Apache.Arrow;
 using Apache.Arrow.Types;
+using ChainLora.IO;
 using ParquetSharp;
 using ParquetSharp.Arrow;
 
@@ -279,14 +280,7 @@ public static partial class DataFiles
 
     static JsonObject ParseDocument(string path)
     {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path), documentOptions: Strict) as JsonObject
-                ?? throw new InvalidDataException($"{path}: expected a JSON object at the top level");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}:{e.LineNumber + 1}: not valid JSON: {e.Message}", e);
-        }
+        return JsonFile.ParseNode(path, Strict) as JsonObject
+            ?? throw new InvalidDataException($"{path}: expected a JSON object at the top level");
     }
 }

@@ -2,6 +2,7 @@
 // transformers' AutoTokenizer does: the fast tokenizer.json first, else the slow tokenizers'
 // files (LlamaTokenizer's tokenizer.model, GPT2Tokenizer's vocab.json + merges.txt).
 using System.Text.Json;
+using ChainLora.IO;
 
 namespace ChainLora.Tokenization;
 
@@ -90,19 +91,12 @@ public static class TokenizerLoader
 
     static ModelConfig ReadConfig(string path)
     {
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"'{path}': expected a JSON object, found {root.ValueKind}");
-            return new ModelConfig(
-                root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null,
-                Id(root, "bos_token_id", path), Id(root, "eos_token_id", path), Id(root, "pad_token_id", path));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{path}': not valid JSON ({e.Message})", e);
-        }
+        using var doc = JsonFile.Parse(path);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object, found {root.ValueKind}");
+        return new ModelConfig(
+            root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null,
+            Id(root, "bos_token_id", path), Id(root, "eos_token_id", path), Id(root, "pad_token_id", path));
     }
 
     /// <summary>An int field; null when absent or null. A list (several EOS ids) gives its first.</summary>

@@ -102,9 +102,7 @@ public static class Checkpoint
     {
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new FileNotFoundException($"not a checkpoint: {statePath} is missing", statePath);
-        RunState run;
-        try { run = JsonSerializer.Deserialize<RunState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{statePath}: {e.Message}", e); }
+        var run = JsonFile.Read<RunState>(statePath, what: "checkpoint state");
         CheckRanges(statePath, run, schedule, adapters is not null);
         if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.MaxLinks)
             throw new InvalidDataException(

@@ -99,8 +99,6 @@ public sealed record TrainerOptions
 
     public static OptimizerKind ParseOptimizer(string text) => EnumNames.Parse<OptimizerKind>(text, "optimizer");
 
-    public static TrainingMethod ParseMethod(string text) => EnumNames.Parse<TrainingMethod>(text, "method");
-
     /// <summary>Links in a chain when none is given: the paper's 3 for COLA, 1 (no chain) otherwise.</summary>
     public static int DefaultChainLength(TrainingMethod method) => method == TrainingMethod.Cola ? 3 : 1;
 }

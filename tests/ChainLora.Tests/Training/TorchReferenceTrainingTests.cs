@@ -30,7 +30,7 @@ public class TorchReferenceTrainingTests
 
     static TrainerOptions Options(JsonElement run) => new()
     {
-        Method = TrainerOptions.ParseMethod(run.GetProperty("method").GetString()!),
+        Method = EnumNames.Parse<TrainingMethod>(run.GetProperty("method").GetString()!, "method"),
         LearningRate = Reference.GetProperty("learning_rate").GetDouble(),
         Epochs = Reference.GetProperty("epochs").GetInt32(),
         WeightDecay = run.GetProperty("weight_decay").GetDouble(),
