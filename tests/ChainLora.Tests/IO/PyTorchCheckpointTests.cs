@@ -21,7 +21,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
     [Fact]
-    public void Fp16CheckpointMatchesTheReferenceInEveryElement()
+    public void Fp16_checkpoint_matches_the_reference_in_every_element()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("opt-fp16/pytorch_model.bin"));
 
@@ -32,7 +32,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void TiedLmHeadSharesTheEmbeddingStorageAndBothRead()
+    public void Tied_LM_head_shares_the_embedding_storage_and_both_read()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("opt-fp16/pytorch_model.bin"));
         var expected = SafeTensors.Load(Fixtures.PyTorch("opt-fp16/expected.safetensors"))["model.decoder.embed_tokens.weight"];
@@ -48,7 +48,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Bf16CheckpointReadsIntoBf16AndFp32Destinations()
+    public void Bf16_checkpoint_reads_into_bf16_and_fp32_destinations()
     {
         // Pickle protocol 4 (FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL) in an 'archive/' folder.
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("bf16/pytorch_model.bin"));
@@ -61,14 +61,14 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Fp16CheckpointReadsIntoABf16Destination()
+    public void Fp16_checkpoint_reads_into_a_bf16_destination()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("opt-fp16/pytorch_model.bin"));
         AssertMatchesExpected(checkpoint, Fixtures.PyTorch("opt-fp16/expected.safetensors"), ScalarType.BFloat16);
     }
 
     [Fact]
-    public void ViewsReadWithTheirStridesAndStorageOffsets()
+    public void Views_read_with_their_strides_and_storage_offsets()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("views/pytorch_model.bin"));
 
@@ -92,14 +92,14 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Zip64RecordsAreRead()
+    public void Zip64_records_are_read()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("zip64/pytorch_model.bin"));
         AssertMatchesExpected(checkpoint, Fixtures.PyTorch("views/expected.safetensors"));
     }
 
     [Fact]
-    public void EachShardHoldsWhatTheIndexMapsToIt()
+    public void Each_shard_holds_what_the_index_maps_to_it()
     {
         var shardDir = Fixtures.PyTorch("sharded");
         var weightMap = Fixtures.Json(Path.Combine(shardDir, "pytorch_model.bin.index.json")).GetProperty("weight_map")
@@ -119,7 +119,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void DeflatedEntriesAreReadThroughTheStreamPath()
+    public void Deflated_entries_are_read_through_the_stream_path()
     {
         var path = Rewrite("views/pytorch_model.bin", "deflated.bin", (_, data) => data, CompressionLevel.SmallestSize);
         using (var zip = ZipFile.OpenRead(path))
@@ -130,7 +130,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void HandWrittenPickleWithTheRemainingOpcodesReads()
+    public void Hand_written_pickle_with_the_remaining_opcodes_reads()
     {
         // A dict holding non-tensor values (skipped) and a tensor recalled through LONG_BINGET, with keys
         // in BINUNICODE8 and values in BINFLOAT, NONE, LONG1, TUPLE3, EMPTY_LIST, APPEND and APPENDS.
@@ -155,7 +155,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void HostilePickleIsRefusedNamingTheGlobal()
+    public void Hostile_pickle_is_refused_naming_the_global()
     {
         var path = Fixtures.PyTorch("hostile/pytorch_model.bin");
         var e = Assert.Throws<InvalidDataException>(() => PyTorchCheckpoint.Open(path));
@@ -166,18 +166,18 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void StackGlobalOfBuiltinsEvalIsRefused()
+    public void Stack_global_of_builtins_eval_is_refused()
     {
         var p = new PickleWriter().Proto().Str("builtins").Str("eval").Op(0x93).Str("1+1").Op(0x85).Op('R').Op('.');
         AssertRefused(Craft("eval.bin", p.ToArray()), "global 'builtins.eval' is not allowed", "byte 24");
     }
 
     [Fact]
-    public void LegacyFormatIsRefused() =>
+    public void Legacy_format_is_refused() =>
         AssertRefused(Fixtures.PyTorch("legacy/pytorch_model.bin"), "legacy (pre-1.6) torch.save format", "_use_new_zipfile_serialization=True");
 
     [Fact]
-    public void TruncatedFileIsRefused()
+    public void Truncated_file_is_refused()
     {
         var bytes = File.ReadAllBytes(Fixtures.PyTorch("opt-fp16/pytorch_model.bin"));
         var path = Path.Combine(dir, "truncated.bin");
@@ -186,7 +186,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void UnknownOpcodeIsRefusedWithItsOffset()
+    public void Unknown_opcode_is_refused_with_its_offset()
     {
         // Byte 2 of data.pkl is the GLOBAL after PROTO 2; 0xFF is no pickle opcode.
         var path = Rewrite("opt-fp16/pytorch_model.bin", "opcode.bin", (name, data) =>
@@ -202,14 +202,14 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void MissingStorageEntryIsRefused()
+    public void Missing_storage_entry_is_refused()
     {
         var path = Rewrite("views/pytorch_model.bin", "missing.bin", (name, data) => name.EndsWith("/data/1", StringComparison.Ordinal) ? null : data);
         AssertRefused(path, "tensor 'transposed'", "storage entry 'pytorch_model/data/1' is missing");
     }
 
     [Fact]
-    public void OffsetPastTheStorageIsRefused()
+    public void Offset_past_the_storage_is_refused()
     {
         var p = new PickleWriter().Proto().Op('}').Op('(').Str("w").Tensor("FloatStorage", "0", 8, 5, [4], [1]).Op('u').Op('.');
         AssertRefused(Craft("offset.bin", p.ToArray(), ("0", Floats(1, 2, 3, 4, 5, 6, 7, 8))),
@@ -217,28 +217,28 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void StorageEntryShorterThanTheViewIsRefused()
+    public void Storage_entry_shorter_than_the_view_is_refused()
     {
         var path = Rewrite("views/pytorch_model.bin", "short.bin", (name, data) => name.EndsWith("/data/3", StringComparison.Ordinal) ? data[..40] : data);
         AssertRefused(path, "tensor 'window'", "reaches element 39, past the 10 Float32 elements");
     }
 
     [Fact]
-    public void OverflowingViewIsRefused()
+    public void Overflowing_view_is_refused()
     {
         var p = new PickleWriter().Proto().Op('}').Op('(').Str("w").Tensor("FloatStorage", "0", 8, long.MaxValue, [2], [1]).Op('u').Op('.');
         AssertRefused(Craft("overflow.bin", p.ToArray(), ("0", Floats(1, 2))), "tensor 'w'", "overflows");
     }
 
     [Fact]
-    public void PersistentIdThatIsNotAStorageIsRefused()
+    public void Persistent_id_that_is_not_a_storage_is_refused()
     {
         var p = new PickleWriter().Proto().Op('}').Str("w").Op('(').Str("module").Str("x").Op('t').Op('Q').Op('s').Op('.');
         AssertRefused(Craft("pid.bin", p.ToArray()), "persistent id a tuple of 2 (the string 'module'", "is not a storage reference", "byte 28");
     }
 
     [Fact]
-    public void BigEndianByteorderIsRefused()
+    public void Big_endian_byteorder_is_refused()
     {
         var p = new PickleWriter().Proto().Op('}').Op('.');
         AssertRefused(Craft("big.bin", p.ToArray(), byteorder: "big"), "byteorder is 'big'");
@@ -249,7 +249,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     /// recursing through it (a stack overflow ends a .NET process uncatchably).
     /// </summary>
     [Fact]
-    public void DeeplyNestedTuplesAreRefusedWithoutRecursingThroughThem()
+    public void Deeply_nested_tuples_are_refused_without_recursing_through_them()
     {
         var p = new PickleWriter().Proto().Op('N');
         for (var i = 0; i < 1_000_000; i++) p.Op(0x85);
@@ -258,7 +258,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
 
     /// <summary>Each opcode may make an object: a pickle of millions of empty dicts is refused, not built.</summary>
     [Fact]
-    public void APickleOfMillionsOfObjectsIsRefused()
+    public void A_pickle_of_millions_of_objects_is_refused()
     {
         var p = new PickleWriter().Proto().Op('(');
         for (var i = 0; i < 4_100_000; i++) p.Op('}');
@@ -266,7 +266,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void CopyToFillsAViewOrAParameterInPlace()
+    public void Copy_to_fills_a_view_or_a_parameter_in_place()
     {
         // Contiguous tensors of the destination's dtype are read straight into its memory: check that
         // lands where the destination's elements are, and that a parameter that requires grad accepts it.
@@ -283,7 +283,7 @@ public sealed class PyTorchCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void CopyToChecksTheNameAndTheShape()
+    public void Copy_to_checks_the_name_and_the_shape()
     {
         using var checkpoint = PyTorchCheckpoint.Open(Fixtures.PyTorch("views/pytorch_model.bin"));
         var missing = Assert.Throws<KeyNotFoundException>(() => checkpoint.CopyTo("nope", torch.empty(1)));

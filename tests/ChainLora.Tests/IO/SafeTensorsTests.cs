@@ -55,7 +55,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void RoundTripKeepsEveryDTypeBitExact()
+    public void Round_trip_keeps_every_dtype_bit_exact()
     {
         var tensors = EveryDType();
         var path = Path.Combine(dir, "all.safetensors");
@@ -66,7 +66,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void SaveWritesSortedKeysContiguousOffsetsAndAlignedHeader()
+    public void Save_writes_sorted_keys_contiguous_offsets_and_aligned_header()
     {
         var path = Path.Combine(dir, "layout.safetensors");
         SafeTensors.Save(path, new Dictionary<string, Tensor> { ["b"] = torch.ones(3), ["a"] = torch.ones(2, dtype: ScalarType.Int64) });
@@ -81,7 +81,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void LoadReadsAFileLaidOutAsPythonWritesIt()
+    public void Load_reads_a_file_laid_out_as_python_writes_it()
     {
         // safetensors.torch.save_file({"x": torch.tensor([1.5, -2.0])}, metadata={"format": "pt"}):
         // compact JSON with __metadata__ first, space-padded to a multiple of 8, then the raw f32 data.
@@ -96,7 +96,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void LoadCastsAndNormalisesBool()
+    public void Load_casts_and_normalises_bool()
     {
         var header = "{\"m\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[0,3]}}";
         var path = WriteRaw("bool.safetensors", header, [0, 7, 1]);
@@ -110,11 +110,11 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void TruncatedFileIsRejected() =>
+    public void Truncated_file_is_rejected() =>
         AssertCorrupt("truncated.safetensors", [1, 0, 0, 0, 0], "truncated.safetensors", "header length");
 
     [Fact]
-    public void HeaderLengthBeyondFileIsRejected()
+    public void Header_length_beyond_file_is_rejected()
     {
         var bytes = new byte[20];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, 1000);
@@ -122,38 +122,38 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void OffsetsOutsideDataAreRejected() =>
+    public void Offsets_outside_data_are_rejected() =>
         AssertCorrupt("outside.safetensors", Raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", new byte[8]),
             "outside.safetensors", "'w'", "data_offsets [0, 16]");
 
     [Fact]
-    public void ShapeTimesDTypeSizeMismatchIsRejected() =>
+    public void Shape_times_dtype_size_mismatch_is_rejected() =>
         AssertCorrupt("mismatch.safetensors", Raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", new byte[8]),
             "mismatch.safetensors", "'w'", "shape [3]", "needs 12 bytes");
 
     [Fact]
-    public void OverlappingTensorsAreRejected() =>
+    public void Overlapping_tensors_are_rejected() =>
         AssertCorrupt("overlap.safetensors", Raw(
                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
                 new byte[12]),
             "overlap.safetensors", "'a'", "'b'", "overlap");
 
     [Fact]
-    public void UnknownDTypeIsRejected() =>
+    public void Unknown_dtype_is_rejected() =>
         AssertCorrupt("dtype.safetensors", Raw("{\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,1]}}", new byte[1]),
             "dtype.safetensors", "'w'", "'Q4'");
 
     [Fact]
-    public void NegativeShapeIsRejected() =>
+    public void Negative_shape_is_rejected() =>
         AssertCorrupt("negative.safetensors", Raw("{\"w\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,1]}}", new byte[1]),
             "negative.safetensors", "'w'", "'shape'");
 
     [Fact]
-    public void NonJsonHeaderIsRejected() =>
+    public void Non_JSON_header_is_rejected() =>
         AssertCorrupt("garbage.safetensors", Raw("this is not json", []), "garbage.safetensors", "JSON");
 
     [Fact]
-    public void InvalidUtf8HeaderIsRejected()
+    public void Invalid_UTF8_header_is_rejected()
     {
         var bytes = Raw("{\"w\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", []);
         bytes[10] = 0xFF; // the tensor name "w"
@@ -161,7 +161,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void ShardedRoundTripWritesHuggingFaceLayout()
+    public void Sharded_round_trip_writes_Hugging_Face_layout()
     {
         var tensors = new Dictionary<string, Tensor>
         {
@@ -185,7 +185,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void MissingShardIsNamedWithTheIndex()
+    public void Missing_shard_is_named_with_the_index()
     {
         SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16, cancel: TestContext.Current.CancellationToken);
         File.Delete(Path.Combine(dir, "model-00002-of-00002.safetensors"));
@@ -196,7 +196,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void IndexThatDisagreesWithShardsIsRejected()
+    public void Index_that_disagrees_with_shards_is_rejected()
     {
         SafeTensors.SaveSharded(dir, new Dictionary<string, Tensor> { ["a"] = torch.ones(4), ["b"] = torch.ones(4) }, maxShardBytes: 16, cancel: TestContext.Current.CancellationToken);
         var indexPath = Path.Combine(dir, SafeTensors.IndexFileName);
@@ -208,7 +208,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void EmptyModelDirNamesBothFiles()
+    public void Empty_model_dir_names_both_files()
     {
         var e = Assert.Throws<FileNotFoundException>(() => SafeTensors.LoadModelWeights(dir));
         Assert.Contains(dir, e.Message);
@@ -217,7 +217,7 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
-    public void SaveOverExistingFileLeavesNoTempFile()
+    public void Save_over_existing_file_leaves_no_temp_file()
     {
         var path = Path.Combine(dir, "w.safetensors");
         SafeTensors.Save(path, new Dictionary<string, Tensor> { ["w"] = torch.zeros(1000) });

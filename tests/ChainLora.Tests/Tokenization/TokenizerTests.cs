@@ -27,42 +27,42 @@ public sealed class TokenizerTests : IDisposable
     static SentencePieceTextTokenizer Stories260K() => SentencePieceTextTokenizer.FromFile(SharedData.Require(Stories260KModel));
 
     [Fact]
-    public void SentencePiece_SpecialIds_AreLlamas()
+    public void SentencePiece_special_ids_are_Llamas()
     {
         var tok = Stories260K();
         Assert.Equal((512, 1, 2, 0), (tok.VocabSize, tok.BosId, tok.EosId, tok.PadId));
     }
 
     [Fact]
-    public void SentencePiece_EncodePromptWithBos_MatchesLlama2c() =>
+    public void SentencePiece_encode_prompt_with_BOS_matches_llama2c() =>
         Assert.Equal(PromptIds, Stories260K().Encode(Prompt, addBos: true));
 
     [Fact]
-    public void SentencePiece_EncodeWithoutBos_DropsOnlyBos() =>
+    public void SentencePiece_encode_without_BOS_drops_only_BOS() =>
         Assert.Equal(PromptIds[1..], Stories260K().Encode(Prompt, addBos: false));
 
     [Fact]
-    public void SentencePiece_EncodeEmptyWithBos_IsBosAlone() =>
+    public void SentencePiece_encode_empty_with_BOS_is_BOS_alone() =>
         Assert.Equal([1], Stories260K().Encode("", addBos: true));
 
     [Fact]
-    public void SentencePiece_DecodeAfterBos_DropsLeadingSpace() =>
+    public void SentencePiece_decode_after_BOS_drops_leading_space() =>
         Assert.Equal(Prompt, Stories260K().Decode(PromptIds));
 
     [Fact]
-    public void SentencePiece_DecodeGreedyContinuation_KeepsLeadingSpace() =>
+    public void SentencePiece_decode_greedy_continuation_keeps_leading_space() =>
         Assert.Equal(Continuation, Stories260K().Decode(GreedyIds));
 
     [Fact]
-    public void SentencePiece_DecodeDropsBosAndEos() =>
+    public void SentencePiece_decode_drops_BOS_and_EOS() =>
         Assert.Equal(Prompt + Continuation, Stories260K().Decode([.. PromptIds, .. GreedyIds, 2]));
 
     [Fact]
-    public void SentencePiece_EncodeContinuation_MatchesModelsGreedyTokens() =>
+    public void SentencePiece_encode_continuation_matches_models_greedy_tokens() =>
         Assert.Equal(GreedyIds, Stories260K().EncodeContinuation(Continuation));
 
     [Fact]
-    public void SentencePiece_EncodeContinuation_HasNoDummyPrefix()
+    public void SentencePiece_encode_continuation_has_no_dummy_prefix()
     {
         var tok = Stories260K();
         // scripts/llama2c_encode.py: "▁g re at" with the dummy prefix, "g re at" without.
@@ -76,14 +76,14 @@ public sealed class TokenizerTests : IDisposable
     [Theory]
     [InlineData(Prompt, Continuation)]
     [InlineData("Once", "  upon  a time ")] // space runs collapse and trailing spaces go, as for the whole text
-    public void SentencePiece_EncodeThenContinuation_EqualsEncodeOfWhole(string a, string b)
+    public void SentencePiece_encode_then_continuation_equals_encode_of_whole(string a, string b)
     {
         var tok = Stories260K();
         Assert.Equal(tok.Encode(a + b, addBos: true), [.. tok.Encode(a, addBos: true), .. tok.EncodeContinuation(b)]);
     }
 
     [Fact]
-    public void SentencePiece_ByteFallback_RoundTrips()
+    public void SentencePiece_byte_fallback_round_trips()
     {
         var tok = Stories260K();
         // scripts/llama2c_encode.py: 日本 is not in the 512-piece vocabulary, so it is six <0xNN> byte pieces.
@@ -128,7 +128,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Bpe_ByteSymbols_AreGpt2s()
+    public void BPE_byte_symbols_are_GPT2s()
     {
         Assert.Equal("Ġ", ByteSymbol(' '));
         Assert.Equal("Ċ", ByteSymbol('\n'));
@@ -136,7 +136,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Bpe_SpecialIds_ComeFromVocabJson()
+    public void BPE_special_ids_come_from_vocab_JSON()
     {
         var tok = TinyBpe();
         Assert.Equal((263, SpecialEos, SpecialEos, SpecialPad), (tok.VocabSize, tok.BosId, tok.EosId, tok.PadId));
@@ -154,7 +154,7 @@ public sealed class TokenizerTests : IDisposable
 
     [Theory]
     [MemberData(nameof(BpeCases))]
-    public void Bpe_Encode_MatchesHandDerivedIds(string text, int[] ids)
+    public void BPE_encode_matches_hand_derived_ids(string text, int[] ids)
     {
         var tok = TinyBpe();
         Assert.Equal(ids, tok.Encode(text, addBos: false));
@@ -215,7 +215,7 @@ public sealed class TokenizerTests : IDisposable
     [InlineData("the the")]
     [InlineData("Hi, 42!")]
     [InlineData("café")]
-    public void Bpe_Decode_RoundTripsAndDropsSpecials(string text)
+    public void BPE_decode_round_trips_and_drops_specials(string text)
     {
         var tok = TinyBpe();
         Assert.Equal(text, tok.Decode(tok.Encode(text, addBos: true)));
@@ -223,7 +223,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Bpe_EncodeThenContinuation_EqualsEncodeOfWhole()
+    public void BPE_encode_then_continuation_equals_encode_of_whole()
     {
         var tok = TinyBpe();
         Assert.Equal(tok.Encode("the the", addBos: true), [.. tok.Encode("the", addBos: true), .. tok.EncodeContinuation(" the")]);
@@ -232,7 +232,7 @@ public sealed class TokenizerTests : IDisposable
     // --- TokenizerLoader
 
     [Fact]
-    public void Loader_TokenizerModel_IsSentencePiece()
+    public void Loader_tokenizer_model_is_SentencePiece()
     {
         File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tokenizer.model"));
         var tok = Assert.IsType<SentencePieceTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
@@ -240,14 +240,14 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Loader_SingleOtherModelFile_IsSentencePiece()
+    public void Loader_single_other_model_file_is_SentencePiece()
     {
         File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tok512.model"));
         Assert.IsType<SentencePieceTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
     }
 
     [Fact]
-    public void Loader_VocabAndMerges_IsGpt2Bpe()
+    public void Loader_vocab_and_merges_is_GPT2_BPE()
     {
         WriteTinyBpe(temp.FullName);
         var tok = Assert.IsType<Gpt2BpeTextTokenizer>(TokenizerLoader.FromDirectory(temp.FullName));
@@ -255,7 +255,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Loader_ConfigJsonIds_WinOverTokenizerFiles()
+    public void Loader_config_JSON_ids_win_over_tokenizer_files()
     {
         WriteTinyBpe(temp.FullName);
         File.WriteAllText(Path.Combine(temp.FullName, "config.json"),
@@ -267,7 +267,7 @@ public sealed class TokenizerTests : IDisposable
     [Theory]
     [InlineData("opt", typeof(Gpt2BpeTextTokenizer))]
     [InlineData("llama", typeof(SentencePieceTextTokenizer))]
-    public void Loader_BothKinds_ModelTypeDecides(string modelType, Type expected)
+    public void Loader_both_kinds_model_type_decides(string modelType, Type expected)
     {
         WriteTinyBpe(temp.FullName);
         File.Copy(SharedData.Require(Stories260KModel), Path.Combine(temp.FullName, "tokenizer.model"));
@@ -276,7 +276,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Loader_BothKindsWithoutConfig_Throws()
+    public void Loader_both_kinds_without_config_throws()
     {
         WriteTinyBpe(temp.FullName);
         File.WriteAllText(Path.Combine(temp.FullName, "tokenizer.model"), "never read");
@@ -286,7 +286,7 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
-    public void Loader_EmptyDirectory_NamesDirectoryAndFilesLookedFor()
+    public void Loader_empty_directory_names_directory_and_files_looked_for()
     {
         var e = Assert.Throws<FileNotFoundException>(() => TokenizerLoader.FromDirectory(temp.FullName));
         Assert.Contains(temp.FullName, e.Message);
@@ -298,7 +298,7 @@ public sealed class TokenizerTests : IDisposable
     [Theory]
     [InlineData("")]
     [InlineData("this is not a sentencepiece model\n")]
-    public void Loader_CorruptModel_NamesFile(string content)
+    public void Loader_corrupt_model_names_file(string content)
     {
         var path = Path.Combine(temp.FullName, "tokenizer.model");
         File.WriteAllText(path, content);
