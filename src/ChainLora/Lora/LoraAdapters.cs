@@ -105,7 +105,7 @@ public sealed class LoraAdapters
     /// <summary>Sum over the trainable parameters' element counts.</summary>
     public long TrainableCount() => TrainableParameters().Sum(p => p.numel());
 
-    /// <summary>Tie a knot (paper, step 2) on every adapted layer.</summary>
+    /// <summary>Tie a knot (Algorithm 1 line 6) on every adapted layer.</summary>
     public void TieKnot()
     {
         // Check every layer first so that a refusal leaves all weights untouched.
@@ -125,7 +125,7 @@ public sealed class LoraAdapters
         foreach (var layer in Layers.Values) layer.A.requires_grad = false;
     }
 
-    /// <summary>Extend the chain (paper, step 3): fresh A, B = 0 at <paramref name="rank"/>.</summary>
+    /// <summary>Extend the chain (Algorithm 1 line 7): fresh A, B = 0 at <paramref name="rank"/>.</summary>
     public void ExtendChain(int rank, double alpha)
     {
         foreach (var layer in Layers.Values) layer.ExtendChain(rank, alpha);
