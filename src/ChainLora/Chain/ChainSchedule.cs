@@ -97,8 +97,7 @@ public sealed class ChainSchedule
         if (epochs < 1) throw new ArgumentException($"epochs {epochs}: must be at least 1");
         var total = stepsPerEpoch * epochs;
         var m = chain.Length;
-        if (chain.Auto is not null)
-            return new ChainSchedule(chain, lora, [MakeLink(chain, lora, 0, 0, total, null)], total);
+        if (chain.Auto is not null) return OneLink(chain, lora, total);
         if (m > total)
             throw new ArgumentException(
                 $"chain length {m} (--chain-length): the run takes {total} optimizer steps and each link needs at least one; use at most {total} links or more data or epochs");
@@ -118,6 +117,10 @@ public sealed class ChainSchedule
         var links = Enumerable.Range(0, m).Select(i => MakeLink(chain, lora, i, bounds[i], bounds[i + 1], i == 0 ? null : reason)).ToList();
         return new ChainSchedule(chain, lora, links, total);
     }
+
+    /// <summary>An automatic chain before its first knot: one link over the whole budget.</summary>
+    static ChainSchedule OneLink(ChainConfig chain, LoraConfig lora, int total) =>
+        new(chain, lora, [MakeLink(chain, lora, 0, 0, total, null)], total);
 
     static Link MakeLink(ChainConfig chain, LoraConfig lora, int index, int start, int end, string? reason)
     {
@@ -141,6 +144,9 @@ public sealed class ChainSchedule
         return new ChainSchedule(chain, lora, [.. Links.SkipLast(1), last with { EndStep = step }, MakeLink(chain, lora, Links.Count, step, TotalSteps, reason)],
             TotalSteps);
     }
+
+    /// <summary>The chain as <see cref="Create"/> laid it out, before automatic knots cut it (a fixed chain is never cut).</summary>
+    public ChainSchedule Uncut() => IsAutomatic ? OneLink(chain, lora, TotalSteps) : this;
 
     /// <summary>n split into m parts as evenly as possible, the larger parts first.</summary>
     static List<int> Split(int n, int m) => Enumerable.Range(0, m).Select(i => n / m + (i < n % m ? 1 : 0)).ToList();

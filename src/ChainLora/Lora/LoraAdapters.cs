@@ -102,7 +102,7 @@ public sealed class LoraAdapters
     public List<Parameter> TrainableParameters() =>
         Model.parameters().Where(p => p.requires_grad).ToList();
 
-    /// <summary>Tie a knot (paper, step 2) on every adapted layer.</summary>
+    /// <summary>Tie a knot (Algorithm 1 line 6) on every adapted layer.</summary>
     public void TieKnot()
     {
         // Check every layer first so that a refusal leaves all weights untouched.
@@ -122,7 +122,7 @@ public sealed class LoraAdapters
         foreach (var layer in Layers.Values) layer.A.requires_grad = false;
     }
 
-    /// <summary>Extend the chain (paper, step 3): fresh A, B = 0 at <paramref name="rank"/>.</summary>
+    /// <summary>Extend the chain (Algorithm 1 line 7): fresh A, B = 0 at <paramref name="rank"/>.</summary>
     public void ExtendChain(int rank, double alpha)
     {
         foreach (var layer in Layers.Values) layer.ExtendChain(rank, alpha);

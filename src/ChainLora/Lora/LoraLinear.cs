@@ -1,8 +1,8 @@
 // One LoRA link on a frozen Linear (PEFT's lora.Linear, torchtune's LoRALinear), extended with
-// COLA's operations (paper, Algorithm 1):
-//   forward      x -> W0 x + b + (alpha/r) B A dropout(x)
-//   TieKnot()    W0 <- W0 + (alpha/r) B A, permanently (computed in fp32, rounded once), B <- 0
-//   ExtendChain  A <- fresh init at rank r', B <- 0 (the function is unchanged)
+// COLA's operations (paper, Algorithm 1, by line):
+//   forward      x -> W0 x + b + (alpha/r) B A dropout(x) (line 9)
+//   TieKnot()    W0 <- W0 + (alpha/r) B A, permanently (computed in fp32, rounded once), B <- 0 (line 6)
+//   ExtendChain  A <- fresh init at rank r', B <- 0 (the function is unchanged) (line 7)
 // A is (r, in) and B is (out, r), fp32 whatever the frozen weight's dtype.
 using System.Runtime.CompilerServices;
 using TorchSharp.Modules;

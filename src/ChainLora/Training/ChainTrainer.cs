@@ -1,7 +1,13 @@
-// Algorithm 1 of the paper: Setup lays out the chain, then Train runs it, each link one LoRA
-// tuning phase (TrainLink), with a knot between links (TieKnotAndExtend). The bookkeeping lives in
-// small collaborators: MicroBatchFeed (data position, accumulation), FlopMeter, TrainingLog,
-// Checkpoint (exact resume), LrSchedule.
+// Algorithm 1 of the paper (Chain of LoRA), by its line numbers:
+//   line 2           Setup: LoRA beside each target weight, A_0 random and B_0 = 0 (LoraAdapters.Inject)
+//   line 3           Train: foreach link of the chain (ChainSchedule, laid out by Setup)
+//   lines 4, 9, 10   TrainLink: optimizer steps, each on a minibatch (MicroBatchFeed), forward and
+//                    backward with LoRA, then an update of A and B only
+//   line 5           NextLink: the step that ends a link, when another follows, is a knot
+//   line 6           TieKnot: W <- W + (alpha/r) B A
+//   line 7           ExtendChain: fresh A, B = 0, fresh optimizer state
+// The bookkeeping lives in small collaborators: MicroBatchFeed (data position, accumulation),
+// FlopMeter, TrainingLog, Checkpoint (exact resume), LrSchedule, RunInProgress (one call's books).
 //
 // Features and the options that control them:
 //   method           TrainerOptions.Method: lora (chain of 1), cola (chain of M), full fine-tuning
@@ -39,11 +45,14 @@ public sealed class ChainTrainer
     readonly ChainConfig chainConfig;
     Optimizer? optimizer;
     List<Parameter> trainable = [];
-    LrSchedule? lr;
-    ChainSchedule? layout;
+    LrSchedule? learningRateSchedule;
 
     /// <summary>The adapters, after <see cref="Setup"/> (null for full fine-tuning).</summary>
     public LoraAdapters? Adapters { get; private set; }
+    /// <summary>
+    /// The chain, after <see cref="Setup"/>: as laid out, then as automatic knots cut it during
+    /// <see cref="Train"/>.
+    /// </summary>
     public ChainSchedule? Schedule { get; private set; }
 
     /// <summary>Called after every optimizer step (progress bars, early inspection).</summary>
@@ -83,7 +92,10 @@ public sealed class ChainTrainer
                 $"gradient checkpointing with LoRA dropout {lora.Dropout} needs the CPU: on {model.Device} the dropout masks cannot be replayed; use dropout 0");
     }
 
-    /// <summary>Seeds, injects LoRA (or unfreezes everything for full fine-tuning), lays out the chain.</summary>
+    /// <summary>
+    /// Seeds, lays out the chain, injects LoRA (Algorithm 1 line 2; or unfreezes everything for full
+    /// fine-tuning).
+    /// </summary>
     public void Setup(ITrainingData data)
     {
         manual_seed(options.Seed);
@@ -93,7 +105,7 @@ public sealed class ChainTrainer
         if (stepsPerEpoch == 0)
             throw new ArgumentException(
                 $"gradient accumulation {options.GradientAccumulation} needs at least that many micro-batches per epoch; the data has {data.BatchesPerEpoch}");
-        Schedule = layout = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
+        Schedule = ChainSchedule.Create(chainConfig, lora, stepsPerEpoch, options.Epochs);
         CheckTrainingMemory();
         if (options.Method == TrainingMethod.Full)
         {
@@ -145,100 +157,177 @@ public sealed class ChainTrainer
     /// </summary>
     public TrainingResult Train(ITrainingData data, string? resumeFrom = null)
     {
-        if (Schedule is null) Setup(data);
+        if (Schedule is null) Setup(data);                          // line 2
         using var run = Begin(data, resumeFrom);
         model.train();
-        // Automatic knots end a link early by cutting the schedule: read the links afresh each time.
-        for (var link = Schedule!.LinkAt(Math.Min(run.State.Step, Schedule.TotalSteps - 1)); ; link = Schedule.Links[link.Index + 1])
+        foreach (var link in LinksToTrain(run))                     // line 3
         {
-            if (link.EndStep > run.State.Step) link = TrainLink(link, run);
-            if (link.Index + 1 == Schedule.Links.Count || run.State.Step < link.EndStep) break;
-            TieKnotAndExtend(Schedule.Links[link.Index + 1], run);
+            var trained = TrainLink(link, run);                     // lines 4, 9, 10
+            if (NextLink(trained, run) is not { } next) break;      // line 5
+            var clock = Stopwatch.StartNew();
+            TieKnot(trained, run);                                  // line 6
+            var spectrum = RecordDeltaSpectrum(run);
+            ExtendChain(next, run);                                 // line 7
+            run.LogKnot(next, clock.Elapsed, spectrum);
+            SaveCheckpoint(run);
         }
-        if (options.RecordDeltaSpectra && Adapters is not null && run.State.DeltaEffectiveRanks.Count < Schedule.Links.Count)
-        {
-            var spectrum = DeltaSpectrum.Of(Adapters);
-            run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
-            run.Log?.Spectrum(run.State.Step, Schedule.Links.Count, spectrum);
-        }
+        if (run.StopRequested) Stop(run);
+        RecordLastLinkSpectrum(run);
         model.eval();
-        return run.Result(Schedule);
+        return run.Result(Schedule!);
     }
 
     /// <summary>
-    /// Tune LoRA: optimizer steps until the link's end (or the data's); returns the link as it ended
-    /// (automatic knots may end it early).
+    /// Line 3, a link at a time, from the one the run stands in (<see cref="LinkToResumeIn"/>) to the
+    /// chain's last. Each is read from the chain as it stands when the link before has ended: an
+    /// automatic knot adds the next link when it cuts the one in training. A requested stop ends them.
+    /// </summary>
+    IEnumerable<Link> LinksToTrain(RunInProgress run)
+    {
+        for (var index = LinkToResumeIn(run.State.Step).Index; index < Schedule!.Links.Count && !run.StopRequested; index++)
+            yield return Schedule.Links[index];
+    }
+
+    /// <summary>
+    /// Where a run at <paramref name="step"/> carries on: the link the step falls in, which at a knot is
+    /// the next link (a checkpoint is taken after the knot is tied); at the budget's end the last link,
+    /// with nothing left to train.
+    /// </summary>
+    Link LinkToResumeIn(int step) => Schedule!.LinkAt(Math.Min(step, Schedule.TotalSteps - 1));
+
+    /// <summary>
+    /// Lines 4, 9 and 10 over one link: optimizer steps on A and B (the frozen W stays) until the link's
+    /// end, the data's end, an automatic knot (<see cref="CutAutomaticKnot"/>) or a requested stop.
+    /// Returns the link as it ended: an automatic knot ends it early.
     /// </summary>
     Link TrainLink(Link link, RunInProgress run)
     {
-        var links = Schedule!.IsAutomatic ? Schedule.MaxLinks : Schedule.Links.Count;
         while (run.State.Step < link.EndStep && run.Feed.StartStep())
         {
-            var beforeKnot = run.State.Step + 1 == link.EndStep && link.Index + 1 < Schedule.Links.Count;
-            var loss = AccumulateGradients(link, run, captureWeightGradients: beforeKnot && options.GradientInit);
-            var rate = lr!.At(run.State.Step);
-            var gradientNorm = ClipGradients();
-            if (!double.IsFinite(loss) || !double.IsFinite(gradientNorm))
+            TrainStep(link, run);
+            if (CutAutomaticKnot(link, run)) return Schedule!.Links[link.Index];
+            // A knot that follows is checkpointed once it is tied.
+            var knotFollows = NextLink(link, run) is not null;
+            if (!knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0) SaveCheckpoint(run);
+            if (options.Stop.IsCancellationRequested)
             {
-                optimizer!.zero_grad();
-                throw Diverged(run, run.State.Step + 1, link.Index + 1,
-                    double.IsFinite(loss) ? $"the gradient norm is {gradientNorm}" : $"the loss is {loss}");
+                run.StopRequested = true;
+                break;
             }
-            OptimizerStep(rate);
-            run.State.StepLosses.Add(loss);
-            run.State.Step++;
-            FaultInjection.Point("step");
-            run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond(), gradientNorm);
-            OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
-            if (chainConfig.Auto?.Decide(run.State.StepLosses, link, run.State.Step, Schedule) is { } reason)
-            {
-                CutChain(run.State.Step, reason);
-                run.State.AutoKnots.Add(new AutoKnot(run.State.Step, reason));
-                return Schedule.Links[link.Index];
-            }
-            var knotFollows = run.State.Step == link.EndStep && link.Index + 1 < Schedule.Links.Count;
-            var saved = !knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0;
-            if (saved) SaveCheckpoint(run);
-            if (options.Stop.IsCancellationRequested) Stop(run, knotFollows ? Schedule.Links[link.Index + 1] : null, checkpointed: saved);
         }
         return link;
     }
 
-    /// <summary>Ends the current link at <paramref name="step"/> (automatic knots); the LR schedule follows the new layout.</summary>
-    void CutChain(int step, string reason)
+    /// <summary>
+    /// One optimizer step: line 4 (the step's micro-batches), line 9 (forward with LoRA), line 10
+    /// (backward, clipping, an update of A and B at the scheduled rate); a non-finite loss or gradient
+    /// norm ends the run as diverged.
+    /// </summary>
+    void TrainStep(Link link, RunInProgress run)
     {
-        Schedule = Schedule!.CutAt(step, reason);
-        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, Schedule, options.RestartWarmupRatio);
+        // Gradient init starts the next link from the frozen weights' gradient of the step before the knot.
+        var beforeKnot = run.State.Step + 1 == link.EndStep && link.Index + 1 < Schedule!.Links.Count;
+        var loss = AccumulateGradients(link, run, captureWeightGradients: beforeKnot && options.GradientInit);
+        var rate = learningRateSchedule!.At(run.State.Step);
+        var gradientNorm = ClipGradients();
+        if (!double.IsFinite(loss) || !double.IsFinite(gradientNorm))
+        {
+            optimizer!.zero_grad();
+            throw Diverged(run, run.State.Step + 1, link.Index + 1,
+                double.IsFinite(loss) ? $"the gradient norm is {gradientNorm}" : $"the loss is {loss}");
+        }
+        OptimizerStep(rate);
+        run.State.StepLosses.Add(loss);
+        run.State.Step++;
+        FaultInjection.Point("step");
+        run.Log?.Step(run.State.Step, link.Index + 1, loss, rate, run.StepTokensPerSecond(), gradientNorm);
+        var links = Schedule!.IsAutomatic ? Schedule.MaxLinks : Schedule.Links.Count;
+        OnStep?.Invoke(new StepReport(run.State.Step, Schedule.TotalSteps, link.Index + 1, links, loss, rate, run.Elapsed));
     }
 
     /// <summary>
-    /// Tie a knot, extend the chain at the next link's rank, start a fresh optimizer (ReLoRA: keep it,
-    /// pruned); then checkpoint.
+    /// Automatic knots (<see cref="ChainConfig.Auto"/>): when the link's loss has stopped improving
+    /// (<see cref="AutoKnots.Decide"/>) the link ends at this step and a new one runs to the budget's
+    /// end; the knot is recorded for a resume. False when the link goes on.
     /// </summary>
-    void TieKnotAndExtend(Link next, RunInProgress run)
+    bool CutAutomaticKnot(Link link, RunInProgress run)
     {
-        var clock = Stopwatch.StartNew();
-        var finished = next.Index - 1;
+        if (chainConfig.Auto?.Decide(run.State.StepLosses, link, run.State.Step, Schedule!) is not { } reason) return false;
+        CutChain(run.State.Step, reason);
+        run.State.AutoKnots.Add(new AutoKnot(run.State.Step, reason));
+        return true;
+    }
+
+    /// <summary>Ends the current link at <paramref name="step"/> (automatic knots).</summary>
+    void CutChain(int step, string reason) => FollowChain(Schedule!.CutAt(step, reason));
+
+    /// <summary>Trains along <paramref name="chain"/>; the learning-rate schedule follows its links.</summary>
+    void FollowChain(ChainSchedule chain)
+    {
+        Schedule = chain;
+        learningRateSchedule = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, chain, options.RestartWarmupRatio);
+    }
+
+    /// <summary>
+    /// Line 5: the link after <paramref name="trained"/> when the run has reached the knot between them;
+    /// null at the chain's end, or when the data or a requested stop ended the link early.
+    /// </summary>
+    Link? NextLink(Link trained, RunInProgress run) =>
+        run.State.Step == trained.EndStep && trained.Index + 1 < Schedule!.Links.Count ? Schedule.Links[trained.Index + 1] : null;
+
+    /// <summary>
+    /// Line 6, tie a knot: W &lt;- W + (alpha/r) B A on every adapted layer, all or none
+    /// (<see cref="LoraAdapters.TieKnot"/>); a merge refused as non-finite ends the run as diverged.
+    /// The merge's FLOPs count to the link that ended.
+    /// </summary>
+    void TieKnot(Link trained, RunInProgress run)
+    {
         try
         {
             Adapters!.TieKnot();
         }
         catch (KnotRefusedException e)
         {
-            throw Diverged(run, run.State.Step, next.Index, e.Message);
+            throw Diverged(run, run.State.Step, trained.Index + 1, e.Message);
         }
-        run.AddFlops(finished, Flops.KnotMerge(Adapters));
-        // What the chain has built so far: every tied link, the live one now zero (analysis, not counted as training).
-        var spectrum = options.RecordDeltaSpectra ? DeltaSpectrum.Of(Adapters) : null;
-        if (spectrum is not null) run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
+        run.AddFlops(trained.Index, Flops.KnotMerge(Adapters));
+    }
+
+    /// <summary>
+    /// With <see cref="TrainerOptions.RecordDeltaSpectra"/>: the spectrum of what the chain has built so
+    /// far, every tied link and the live one (analysis, not counted as training), its mean effective rank
+    /// recorded for the link that ended. Null otherwise.
+    /// </summary>
+    List<LayerSpectrum>? RecordDeltaSpectrum(RunInProgress run)
+    {
+        if (!options.RecordDeltaSpectra || Adapters is null) return null;
+        var spectrum = DeltaSpectrum.Of(Adapters);
+        run.State.DeltaEffectiveRanks.Add(spectrum.Average(l => l.EffectiveRank));
+        return spectrum;
+    }
+
+    /// <summary>The last link has no knot after it: its spectrum is taken when training ends.</summary>
+    void RecordLastLinkSpectrum(RunInProgress run)
+    {
+        if (run.State.DeltaEffectiveRanks.Count < Schedule!.Links.Count && RecordDeltaSpectrum(run) is { } spectrum)
+            run.Log?.Spectrum(run.State.Step, Schedule.Links.Count, spectrum);
+    }
+
+    /// <summary>
+    /// Line 7, extend the chain: a fresh A at the next link's rank and alpha, B = 0, and a fresh
+    /// optimizer. The variants change how: gradient init draws A from the weight gradient
+    /// (<see cref="InitializeFromWeightGradients"/>), RAC-LoRA freezes A, ReLoRA keeps the optimizer, pruned.
+    /// </summary>
+    void ExtendChain(Link next, RunInProgress run)
+    {
         var keepOptimizer = options.OptimizerPruneFraction > 0;
         // The old link's optimizer state goes before the new link is allocated, so a knot never holds
         // both (the peak TrainingMemory counts). ReLoRA keeps it, pruned: the parameters stay the same
         // tensors, at the same rank, and only their values are re-initialised.
         if (keepOptimizer) OptimizerPruning.Prune(optimizer!, options.OptimizerPruneFraction);
         else optimizer!.Dispose();
-        Adapters.ExtendChain(next.Rank, next.Alpha);
-        if (options.GradientInit) InitializeFromWeightGradients(run, finished);
+        Adapters!.ExtendChain(next.Rank, next.Alpha);
+        if (options.GradientInit) InitializeFromWeightGradients(run, next.Index - 1);
         if (options.FreezeA) Adapters.FreezeA();
         OnLinkStart?.Invoke(next, Adapters);
         if (!keepOptimizer)
@@ -246,9 +335,39 @@ public sealed class ChainTrainer
             trainable = Trainable();
             optimizer = NewOptimizer(trainable);
         }
-        run.State.KnotSeconds += clock.Elapsed.TotalSeconds;
-        run.Log?.Knot(run.State.Step, next.Index + 1, next.Rank, next.Reason, spectrum);
-        SaveCheckpoint(run);
+    }
+
+    /// <summary>
+    /// A of every new link along the top right singular vectors of its layer's weight gradient G (out, in)
+    /// captured at the link's last step: with B = 0 the first update of B is then along -U_r S_r, so B A
+    /// starts in the span of the best rank-r descent direction (Algorithm 2's oracle). Rows keep the
+    /// norm of the random init they replace. The SVDs are charged to <paramref name="link"/>, the link that ended.
+    /// </summary>
+    void InitializeFromWeightGradients(RunInProgress run, int link)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var layer in Adapters!.Layers.Values)
+        {
+            run.AddFlops(link, Flops.ThinSvd(layer.Base.OutFeatures, layer.Base.InFeatures));
+            var weight = layer.Base.Weight;
+            var gradient = weight.grad ?? throw new InvalidOperationException("gradient init: no weight gradient was captured before the knot");
+            var rank = layer.Rank;
+            var (_, _, vh) = linalg.svd(gradient.to(ScalarType.Float32), fullMatrices: false);
+            var rowNorm = layer.A.norm().item<float>() / Math.Sqrt(rank);
+            layer.A.copy_(vh.narrow(0, 0, rank).mul(rowNorm));
+        }
+        ReleaseWeightGradients();
+    }
+
+    /// <summary>The frozen weights stop collecting gradients and drop the one captured for gradient init.</summary>
+    void ReleaseWeightGradients()
+    {
+        foreach (var layer in Adapters?.Layers.Values ?? [])
+        {
+            layer.Base.Weight.grad = null;
+            layer.Base.Weight.requires_grad = false;
+        }
     }
 
     long tokensWithinBudget;
@@ -289,39 +408,6 @@ public sealed class ChainTrainer
         return loss;
     }
 
-    /// <summary>
-    /// A of every new link along the top right singular vectors of its layer's weight gradient G (out, in)
-    /// captured at the link's last step: with B = 0 the first update of B is then along -U_r S_r, so B A
-    /// starts in the span of the best rank-r descent direction (Algorithm 2's oracle). Rows keep the
-    /// norm of the random init they replace. The SVDs are charged to <paramref name="link"/>, the link that ended.
-    /// </summary>
-    void InitializeFromWeightGradients(RunInProgress run, int link)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        foreach (var layer in Adapters!.Layers.Values)
-        {
-            run.AddFlops(link, Flops.ThinSvd(layer.Base.OutFeatures, layer.Base.InFeatures));
-            var weight = layer.Base.Weight;
-            var gradient = weight.grad ?? throw new InvalidOperationException("gradient init: no weight gradient was captured before the knot");
-            var rank = layer.Rank;
-            var (_, _, vh) = linalg.svd(gradient.to(ScalarType.Float32), fullMatrices: false);
-            var rowNorm = layer.A.norm().item<float>() / Math.Sqrt(rank);
-            layer.A.copy_(vh.narrow(0, 0, rank).mul(rowNorm));
-        }
-        ReleaseWeightGradients();
-    }
-
-    /// <summary>The frozen weights stop collecting gradients and drop the one captured for gradient init.</summary>
-    void ReleaseWeightGradients()
-    {
-        foreach (var layer in Adapters?.Layers.Values ?? [])
-        {
-            layer.Base.Weight.grad = null;
-            layer.Base.Weight.requires_grad = false;
-        }
-    }
-
     /// <summary>Clips the gradients to MaxGradNorm (when set) and returns their norm before clipping.</summary>
     double ClipGradients()
     {
@@ -339,14 +425,14 @@ public sealed class ChainTrainer
     }
 
     /// <summary>
-    /// A requested stop between steps: the state after the last whole step is checkpointed. A knot
-    /// that is due (<paramref name="next"/>) is tied first, so the checkpoint resumes into the next link.
+    /// A requested stop ends the run between steps, checkpointed after the last whole step. A checkpoint
+    /// already taken at that step serves: a knot that was due has been tied and checkpointed, so the run
+    /// resumes into the next link.
     /// </summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    void Stop(RunInProgress run, Link? next, bool checkpointed)
+    void Stop(RunInProgress run)
     {
-        if (next is not null) TieKnotAndExtend(next, run);  // saves the checkpoint itself
-        else if (!checkpointed) SaveCheckpoint(run);
+        if (run.CheckpointedStep != run.State.Step) SaveCheckpoint(run);
         model.eval();
         throw new TrainingStoppedException(run.State.Step, options.CheckpointDir);
     }
@@ -365,82 +451,42 @@ public sealed class ChainTrainer
         run.State.ElapsedSeconds = run.Elapsed.TotalSeconds;
         run.Log?.Flush();
         Checkpoint.Save(options.CheckpointDir, run.State, model, Adapters, optimizer!);
+        run.CheckpointedStep = run.State.Step;
     }
 
     /// <summary>A fresh run, or one restored exactly from a checkpoint, with its optimizer, log, data feed and LR schedule.</summary>
     RunInProgress Begin(ITrainingData data, string? resumeFrom)
     {
-        // A run starts from the planned layout; automatic knots cut it again as they are (re)placed.
-        var schedule = Schedule = layout!;
-        lr = new LrSchedule(options.LearningRate, options.WarmupRatio, options.RewarmEachLink, schedule, options.RestartWarmupRatio);
-        var state = new RunState { LinkFlops = new double[schedule.MaxLinks], Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>()) };
+        // A run starts from the chain as laid out; automatic knots cut it again as they are (re)placed.
+        FollowChain(Schedule!.Uncut());
+        var state = new RunState { LinkFlops = new double[Schedule.MaxLinks], Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>()) };
         trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer?.Dispose();
         optimizer = NewOptimizer(trainable);
-        if (resumeFrom is not null)
-        {
-            state = Checkpoint.Restore(resumeFrom, model, Adapters, schedule, options);
-            state.Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>());
-            var expected = state.Epoch * MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation) + state.BatchInEpoch / options.GradientAccumulation;
-            if (state.Step != expected)
-                throw new InvalidDataException(
-                    $"{resumeFrom}: step {state.Step} does not match epoch {state.Epoch}, micro-batch {state.BatchInEpoch} (expected step {expected}); same data and options as the interrupted run?");
-            foreach (var knot in state.AutoKnots) CutChain(knot.Step, knot.Reason);
-            trainable = Trainable();
-            optimizer.Dispose();
-            optimizer = NewOptimizer(trainable);
-            Checkpoint.RestoreOptimizer(resumeFrom, optimizer, state.Step);
-        }
+        if (resumeFrom is not null) state = Restore(resumeFrom, data);
         return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step, options.TensorBoardDir),
             new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));
     }
 
-    /// <summary>One call of <see cref="Train"/>: the run's state and the collaborators that keep its books.</summary>
-    sealed class RunInProgress(RunState state, long trainableCount, TrainingLog? log, MicroBatchFeed feed, FlopMeter flops) : IDisposable
+    /// <summary>
+    /// The run as the checkpoint in <paramref name="resumeFrom"/> left it: weights, LoRA, RNG, data
+    /// position, its automatic knots cut again, and the optimizer state over the restored parameters.
+    /// </summary>
+    RunState Restore(string resumeFrom, ITrainingData data)
     {
-        readonly Stopwatch clock = Stopwatch.StartNew();
-        readonly TimeSpan before = TimeSpan.FromSeconds(state.ElapsedSeconds);
-        readonly Stopwatch stepClock = Stopwatch.StartNew();
-        long stepTokens;
-
-        public RunState State => state;
-        public TrainingLog? Log => log;
-        public MicroBatchFeed Feed => feed;
-        public TimeSpan Elapsed => before + clock.Elapsed;
-
-        public void AddFlops(int link, double amount) => flops.AddOnce(link, amount);
-
-        public void CountTokens(int link, TrainingBatch batch)
-        {
-            state.Tokens += batch.Tokens;
-            stepTokens += batch.Tokens;
-            flops.Add(link, batch);
-        }
-
-        /// <summary>Tokens per second since the previous call (one optimizer step, knots and checkpoints aside).</summary>
-        public double StepTokensPerSecond()
-        {
-            var rate = stepTokens / Math.Max(1e-9, stepClock.Elapsed.TotalSeconds);
-            stepTokens = 0;
-            stepClock.Restart();
-            return rate;
-        }
-
-        public TrainingResult Result(ChainSchedule schedule)
-        {
-            var links = schedule.Links.Select(l => new LinkResult(l.Index, l.Rank, l.Alpha, l.StartStep, l.EndStep,
-                state.StepLosses.Skip(l.StartStep).Take(l.Steps).ToList(), l.Reason,
-                l.Index < state.DeltaEffectiveRanks.Count ? state.DeltaEffectiveRanks[l.Index] : null)).ToList();
-            return new TrainingResult(links, state.StepLosses, trainableCount, state.Tokens, Elapsed,
-                TimeSpan.FromSeconds(state.KnotSeconds), state.LinkFlops.Take(links.Count).ToList());
-        }
-
-        public void Dispose()
-        {
-            feed.Dispose();
-            log?.Dispose();
-        }
+        var state = Checkpoint.Restore(resumeFrom, model, Adapters, Schedule!, options);
+        state.Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>());
+        var expected = state.Epoch * MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation) + state.BatchInEpoch / options.GradientAccumulation;
+        if (state.Step != expected)
+            throw new InvalidDataException(
+                $"{resumeFrom}: step {state.Step} does not match epoch {state.Epoch}, micro-batch {state.BatchInEpoch} (expected step {expected}); same data and options as the interrupted run?");
+        foreach (var knot in state.AutoKnots) CutChain(knot.Step, knot.Reason);
+        trainable = Trainable();
+        optimizer!.Dispose();
+        optimizer = NewOptimizer(trainable);
+        Checkpoint.RestoreOptimizer(resumeFrom, optimizer, state.Step);
+        return state;
     }
 
     /// <summary>

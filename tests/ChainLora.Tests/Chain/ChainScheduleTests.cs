@@ -71,6 +71,21 @@ public class ChainScheduleTests
     }
 
     [Fact]
+    public void Uncut_gives_back_the_layout_before_automatic_knots_and_a_fixed_chain_itself()
+    {
+        var auto = ChainSchedule.Create(new ChainConfig { Length = 3, Auto = new AutoKnots { Window = 2 } }, Lora, 10, 2);
+        var cut = auto.CutAt(6, "first").CutAt(12, "second");
+        Assert.Equal([(0, 6), (6, 12), (12, 20)], Spans(cut));
+        var uncut = cut.Uncut();
+        Assert.Equal(Spans(auto), Spans(uncut));
+        Assert.Equal([(0, 20)], Spans(uncut));
+        Assert.Null(uncut.Links[0].Reason);
+        Assert.Equal(auto.Links[0], uncut.Links[0]);
+        var plan = ChainSchedule.Create(new ChainConfig { Length = 2 }, Lora, 10, 2);
+        Assert.Same(plan, plan.Uncut());
+    }
+
+    [Fact]
     public void Lr_decays_linearly_over_the_whole_budget_or_rewarms_per_link()
     {
         var s = ChainSchedule.Create(new ChainConfig { Length = 2 }, Lora, 5, 2);
