@@ -38,7 +38,7 @@ public class FolderFuzzTests : TempFolderTest
     }
 
     [Fact]
-    public void Hugging_face_model_folder_with_sharded_weights()
+    public void Mutations_of_Hugging_Face_model_folder_with_sharded_weights_are_read_or_refused_as_bad_data()
     {
         var files = Files(WriteShardedModel());
         Fuzz.Folder(files, [.. files.Keys], dir => PretrainedModel.Load(dir).Dispose(),
@@ -48,7 +48,7 @@ public class FolderFuzzTests : TempFolderTest
     sealed class Resumed : Exception;
 
     [Fact]
-    public void Checkpoint_folder()
+    public void Mutations_of_checkpoint_folder_are_read_or_refused_as_bad_data()
     {
         var options = new TrainerOptions { Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5, CheckpointEvery = 2 };
         var chain = new ChainConfig { Length = 3, Ranks = [8, 4] };
@@ -76,7 +76,7 @@ public class FolderFuzzTests : TempFolderTest
     }
 
     [Fact]
-    public void Saved_chain_folder_exported_merged()
+    public void Mutations_of_saved_chain_folder_exported_merged_are_read_or_refused_as_bad_data()
     {
         var baseDir = WriteShardedModel();
         var runDir = PathIn("run");
@@ -108,7 +108,7 @@ public class FolderFuzzTests : TempFolderTest
     }
 
     [Fact]
-    public void Parquet_data_file()
+    public void Mutations_of_parquet_data_file_are_read_or_refused_as_bad_data()
     {
         var path = PathIn("seed.parquet");
         ParquetFiles.Write(path,
@@ -121,7 +121,7 @@ public class FolderFuzzTests : TempFolderTest
     }
 
     [Fact]
-    public void SentencePiece_model()
+    public void Mutations_of_SentencePiece_model_are_read_or_refused_as_bad_data()
     {
         var seed = File.ReadAllBytes(SharedData.Require("models/stories260K/tok512.model"));
         Fuzz.Reader(seed, "tokenizer.model", p =>
@@ -133,7 +133,7 @@ public class FolderFuzzTests : TempFolderTest
     }
 
     [Fact]
-    public void Drop_json() =>
+    public void Mutations_of_DROP_json_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("""
             {"nfl_1": {"passage": "The Bears scored 7 points in the first quarter and 3 in the second.",
               "qa_pairs": [{"question": "How many points in the first quarter?", "query_id": "q1",

@@ -17,7 +17,7 @@ public class ReaderFuzzTests
     static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 
     [Fact]
-    public void Safetensors()
+    public void Mutations_of_safetensors_are_read_or_refused_as_bad_data()
     {
         var path = Path.Combine(Path.GetTempPath(), $"seed-{Guid.NewGuid():N}.safetensors");
         try
@@ -38,17 +38,17 @@ public class ReaderFuzzTests
     }
 
     [Fact]
-    public void Llama2c_checkpoint() =>
+    public void Mutations_of_llama2c_checkpoint_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(File.ReadAllBytes(Path.Combine(Fixtures.Reference("llama2c-tiny"), "model.bin")), "model.bin",
             p => { foreach (var t in Llama2cCheckpoint.Load(p).Tensors.Values) t.Dispose(); });
 
     [Fact]
-    public void Config_json() =>
+    public void Mutations_of_config_json_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8((TinyModels.LlamaConfig with { RopeScaling = new RopeScaling { RopeType = "llama3", Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 32 } }).ToJson()),
             "config.json", p => LlamaConfig.FromFile(p));
 
     [Fact]
-    public void Experiment_config() =>
+    public void Mutations_of_experiment_config_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("""
             { "model": "m", "data_root": ".", "tasks": [{ "name": "sst2", "data": "d" }],
               "methods": [{ "name": "LoRA", "kind": "lora" }, { "name": "COLA", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }],
@@ -56,7 +56,7 @@ public class ReaderFuzzTests
             """), "grid.json", p => ExperimentConfig.Load(p));
 
     [Fact]
-    public void Job_spec() =>
+    public void Mutations_of_job_spec_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8(ExperimentConfig.Serialize(new JobSpec
         {
             Task = "sst2", Data = "/d", Model = "/m", Method = "COLA", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4],
@@ -64,7 +64,7 @@ public class ReaderFuzzTests
         })), "spec.json", p => JobSpec.Load(p));
 
     [Fact]
-    public void SuperGlue_jsonl() =>
+    public void Mutations_of_SuperGlue_jsonl_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8(string.Join("\n", Enumerable.Range(0, 4).Select(i =>
                 $$"""{"premise": "The man fell {{i}}.", "choice1": "He slipped.", "choice2": "He sang.", "question": "cause", "label": {{i % 2}}, "idx": {{i}}}"""))),
             "train.jsonl", p => TaskData.Load(TaskRegistry.Find("copa"), Path.GetDirectoryName(p)!),
@@ -74,13 +74,13 @@ public class ReaderFuzzTests
             });
 
     [Fact]
-    public void Glue_tsv() =>
+    public void Mutations_of_GLUE_tsv_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("sentence\tlabel\nit is great\t1\nit is bad\t0\nso so\t1\n"), "train.tsv",
             p => TaskData.Load(TaskRegistry.Find("sst2"), Path.GetDirectoryName(p)!),
             companions: new Dictionary<string, byte[]> { ["dev.tsv"] = Utf8("sentence\tlabel\nfine\t1\n") });
 
     [Fact]
-    public void Pytorch_model_bin() =>
+    public void Mutations_of_PyTorch_model_bin_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(File.ReadAllBytes(Path.Combine(Fixtures.PyTorch("views"), "pytorch_model.bin")), "pytorch_model.bin", p =>
         {
             using var checkpoint = PyTorchCheckpoint.Open(p);
@@ -92,7 +92,7 @@ public class ReaderFuzzTests
         }, seconds: 20);
 
     [Fact]
-    public void Squad_json() =>
+    public void Mutations_of_SQuAD_json_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("""
             {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "The cat sat on the mat.",
               "qas": [{"id": "1", "question": "Where?", "answers": [{"answer_start": 15, "text": "the mat"}]},
@@ -104,7 +104,7 @@ public class ReaderFuzzTests
             });
 
     [Fact]
-    public void Peft_adapter_config() =>
+    public void Mutations_of_PEFT_adapter_config_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("""
             { "peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
               "bias": "none", "use_rslora": false, "rank_pattern": {"layers.0.q_proj": 4}, "alpha_pattern": {},
@@ -112,7 +112,7 @@ public class ReaderFuzzTests
             """), "adapter_config.json", p => ChainLora.Export.PeftAdapterConfig.Read(p));
 
     [Fact]
-    public void Gpt2_bpe_tokenizer_files() =>
+    public void Mutations_of_GPT2_bpe_tokenizer_files_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8("""{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "ab": 6, "Ġa": 7}"""), "vocab.json",
             p => ChainLora.Tokenization.TokenizerLoader.FromDirectory(Path.GetDirectoryName(p)!),
             companions: new Dictionary<string, byte[]> { ["merges.txt"] = Utf8("#version: 0.2\na b\n") });
@@ -120,7 +120,7 @@ public class ReaderFuzzTests
     static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]);
 
     [Fact]
-    public void Tokenizer_json_files() =>
+    public void Mutations_of_tokenizer_json_files_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(File.ReadAllBytes(Fixture("tokenizers", "sp-legacy", "tokenizer.json")), "tokenizer.json", p =>
         {
             var tokenizer = ChainLora.Tokenization.TokenizerLoader.FromDirectory(Path.GetDirectoryName(p)!);
@@ -128,7 +128,7 @@ public class ReaderFuzzTests
         }, seconds: 20);
 
     [Fact]
-    public void Chat_templates_and_tokenizer_configs() =>
+    public void Mutations_of_chat_templates_and_tokenizer_configs_are_read_or_refused_as_bad_data() =>
         Fuzz.Folder(new Dictionary<string, byte[]>
         {
             ["tokenizer_config.json"] = File.ReadAllBytes(Fixture("chat_templates", "mistral-7b-instruct-v0.3", "tokenizer_config.json")),
