@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using ChainLora.IO;
 using ChainLora.Models;
+using ChainLora.Recipes;
+using ChainLora.Tasks;
 using static TorchSharp.torch;
 
 namespace ChainLora.Cli;
@@ -30,7 +32,7 @@ static class CommonOptions
     /// commands set this way; any other command ends at once on a signal, as a process does by default.
     /// </summary>
     public static void SetStoppableAction(this Command command, Func<ParseResult, CancellationToken, int> action) =>
-        command.SetAction((result, stop) => Task.FromResult(action(result, stop)));
+        command.SetAction((result, stop) => System.Threading.Tasks.Task.FromResult(action(result, stop)));
 
     public static Option<string> Device() => new Option<string>("--device")
     {
@@ -173,4 +175,55 @@ static class CommonOptions
         });
         return option;
     }
+
+    // Options shared by train and eval (and chat, perplexity).
+
+    public static Option<string> Task() => new Option<string>("--task")
+    {
+        Description = "Task: " + string.Join(", ", TaskRegistry.Names) + " (case-insensitive)",
+        Required = true,
+    }.Check(v => TaskRegistry.All.Any(t => t.Name.Equals(v.Trim(), StringComparison.OrdinalIgnoreCase))
+        ? null : $"--task '{v}': expected one of {string.Join(", ", TaskRegistry.Names)}");
+
+    public static Option<string?> Adapter(string description) => new Option<string?>("--adapter") { Description = description }.ExistingFolder();
+
+    public static Option<string> Data() => new Option<string>("--data")
+    {
+        Description = "The task's data folder (train / dev / val / test files as .tsv, .jsonl, .json or .parquet); " +
+                      "for lm a text file (split 90/10, or 80/10/10 with --split contiguous) or a folder with train.txt and optionally val.txt",
+        Required = true,
+    }.ExistingPath();
+
+    public static Option<int> NumTrain(string description) =>
+        new Option<int>("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train }.AtLeast(0);
+
+    public static Option<int?> Context() => new Option<int?>("--context")
+    {
+        Description = "lm: tokens per window, BOS included; sft: the most tokens an example keeps, cut from its end (default: the model's maximum positions)",
+    }.AtLeast(2);
+
+    public static Option<string> Truncation() => CommonOptions.Choice("--truncation",
+        "sft: an example longer than --context tokens is cut from its end (cut), left out (drop) or refused naming its file and line (error)",
+        SftTruncationMode.Cut);
+
+    public static Option<string?> Source() => new Option<string?>("--source")
+    {
+        Description = "A text of the model's own domain (stories260K: TinyStories) scored as \"source\" after training: how much of it was forgotten",
+        HelpName = "FILE",
+    }.ExistingFile();
+
+    public static Option<int> SourceWindows() => new Option<int>("--source-windows")
+    {
+        Description = "Windows of --source scored (a fixed sample, the same for every seed)", DefaultValueFactory = _ => TrainRecipeOptions.DefaultSourceWindows,
+    }.AtLeast(1);
+
+    public static Option<string> Split() => CommonOptions.Choice("--split",
+        "lm: where dev comes from (shuffled: drawn with train from the first 90% of the text, the first study's split; " +
+        "contiguous: train, dev and test are the text's first 80%, next 10% and last 10%)", TextSplit.Shuffled);
+
+    public static Option<int> NumEval() => new Option<int>("--num-eval")
+    {
+        Description = "Test examples: the validation split shuffled with the seed, first N (lm: windows)",
+        DefaultValueFactory = _ => new SampleSizes().Eval,
+    }.AtLeast(1);
 }

@@ -12,7 +12,7 @@ static class ChatCommand
     public static Command Create(TextWriter output)
     {
         var model = CommonOptions.Model();
-        var adapter = EvalCommand.Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before chatting");
+        var adapter = CommonOptions.Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before chatting");
         var prompt = new Option<string?>("--prompt") { Description = "One user turn: print the reply and exit (without it: one turn per line of standard input until its end)" };
         var system = new Option<string?>("--system") { Description = "A system prompt opening the conversation" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens per reply at most", DefaultValueFactory = _ => 256 }.AtLeast(1);

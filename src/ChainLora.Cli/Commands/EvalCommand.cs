@@ -10,19 +10,19 @@ static class EvalCommand
     public static Command Create(TextWriter output)
     {
         var model = CommonOptions.Model();
-        var task = Task();
-        var data = Data();
+        var task = CommonOptions.Task();
+        var data = CommonOptions.Data();
         var seed = CommonOptions.Seed();
-        var numTrain = NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
-        var numEval = NumEval();
-        var context = Context();
-        var split = Split();
-        var source = Source();
-        var sourceWindows = SourceWindows();
+        var numTrain = CommonOptions.NumTrain("Train examples sampled as the pool of in-context demonstrations (the same sample a train run uses)");
+        var numEval = CommonOptions.NumEval();
+        var context = CommonOptions.Context();
+        var split = CommonOptions.Split();
+        var source = CommonOptions.Source();
+        var sourceWindows = CommonOptions.SourceWindows();
         var icl = new Option<int>("--icl") { Description = "In-context demonstrations per test example, drawn from the train sample (0 = zero-shot)", DefaultValueFactory = _ => new EvalRecipeOptions { Task = "", Data = "" }.Demonstrations }
             .AtLeast(0);
-        var adapter = Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
-        var truncation = Truncation();
+        var adapter = CommonOptions.Adapter("A PEFT LoRA adapter folder (ours or PEFT's), merged into the weights before scoring");
+        var truncation = CommonOptions.Truncation();
         var defaults = new EvalRecipeOptions { Task = "", Data = "" };
         var samples = new Option<string?>("--samples")
         {
@@ -82,55 +82,4 @@ static class EvalCommand
     /// <summary>"accuracy 0.6120" or "f1 0.4210  exact_match 0.3000".</summary>
     public static string Describe(IReadOnlyDictionary<string, double>? metrics) =>
         metrics is null ? "-" : string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}"));
-
-    // Options shared with `train`.
-
-    public static Option<string> Task() => new Option<string>("--task")
-    {
-        Description = "Task: " + string.Join(", ", TaskRegistry.Names) + " (case-insensitive)",
-        Required = true,
-    }.Check(v => TaskRegistry.All.Any(t => t.Name.Equals(v.Trim(), StringComparison.OrdinalIgnoreCase))
-        ? null : $"--task '{v}': expected one of {string.Join(", ", TaskRegistry.Names)}");
-
-    public static Option<string?> Adapter(string description) => new Option<string?>("--adapter") { Description = description }.ExistingFolder();
-
-    public static Option<string> Data() => new Option<string>("--data")
-    {
-        Description = "The task's data folder (train / dev / val / test files as .tsv, .jsonl, .json or .parquet); " +
-                      "for lm a text file (split 90/10, or 80/10/10 with --split contiguous) or a folder with train.txt and optionally val.txt",
-        Required = true,
-    }.ExistingPath();
-
-    public static Option<int> NumTrain(string description) =>
-        new Option<int>("--num-train") { Description = description, DefaultValueFactory = _ => new SampleSizes().Train }.AtLeast(0);
-
-    public static Option<int?> Context() => new Option<int?>("--context")
-    {
-        Description = "lm: tokens per window, BOS included; sft: the most tokens an example keeps, cut from its end (default: the model's maximum positions)",
-    }.AtLeast(2);
-
-    public static Option<string> Truncation() => CommonOptions.Choice("--truncation",
-        "sft: an example longer than --context tokens is cut from its end (cut), left out (drop) or refused naming its file and line (error)",
-        SftTruncationMode.Cut);
-
-    public static Option<string?> Source() => new Option<string?>("--source")
-    {
-        Description = "A text of the model's own domain (stories260K: TinyStories) scored as \"source\" after training: how much of it was forgotten",
-        HelpName = "FILE",
-    }.ExistingFile();
-
-    public static Option<int> SourceWindows() => new Option<int>("--source-windows")
-    {
-        Description = "Windows of --source scored (a fixed sample, the same for every seed)", DefaultValueFactory = _ => TrainRecipeOptions.DefaultSourceWindows,
-    }.AtLeast(1);
-
-    public static Option<string> Split() => CommonOptions.Choice("--split",
-        "lm: where dev comes from (shuffled: drawn with train from the first 90% of the text, the first study's split; " +
-        "contiguous: train, dev and test are the text's first 80%, next 10% and last 10%)", TextSplit.Shuffled);
-
-    public static Option<int> NumEval() => new Option<int>("--num-eval")
-    {
-        Description = "Test examples: the validation split shuffled with the seed, first N (lm: windows)",
-        DefaultValueFactory = _ => new SampleSizes().Eval,
-    }.AtLeast(1);
 }

@@ -13,7 +13,7 @@ static class PerplexityCommand
         var model = CommonOptions.Model();
         var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score", Required = true }.ExistingFile();
         var batch = new Option<int>("--batch-size") { Description = "Context windows per forward pass", DefaultValueFactory = _ => 8 }.AtLeast(1);
-        var context = EvalCommand.Context();
+        var context = CommonOptions.Context();
         var json = CommonOptions.Json();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.BaseDtype();

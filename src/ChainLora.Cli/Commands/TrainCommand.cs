@@ -16,8 +16,8 @@ static class TrainCommand
         // Defaults shown in --help come from the library's records; the records validate values.
         var defaults = new TrainRecipeOptions { Task = "", Data = "" };
         var model = CommonOptions.Model();
-        var task = EvalCommand.Task();
-        var data = EvalCommand.Data();
+        var task = CommonOptions.Task();
+        var data = CommonOptions.Data();
         var method = CommonOptions.Choice("--method", "Fine-tuning method (cola: a chain of LoRAs)", defaults.Trainer.Method);
         var chainLength = new Option<int?>("--chain-length")
         {
@@ -64,24 +64,24 @@ static class TrainCommand
         {
             Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => defaults.Trainer.GradientAccumulation,
         }.AtLeast(1);
-        var numTrain = EvalCommand.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
+        var numTrain = CommonOptions.NumTrain("Train examples: the train pool shuffled with the seed, first N (lm: windows)");
         var numDev = new Option<int>("--num-dev") { Description = "Dev examples, the N after the train sample (lm: windows; with --split contiguous, from the dev region)", DefaultValueFactory = _ => defaults.Sizes.Dev }.AtLeast(0);
-        var numEval = EvalCommand.NumEval();
-        var context = EvalCommand.Context();
-        var split = EvalCommand.Split();
+        var numEval = CommonOptions.NumEval();
+        var context = CommonOptions.Context();
+        var split = CommonOptions.Split();
         var trainOnInputs = new Option<bool>("--train-on-inputs") { Description = "sft: the loss on the prompt, system and user tokens too, not only the responses" };
-        var truncation = EvalCommand.Truncation();
+        var truncation = CommonOptions.Truncation();
         var pack = new Option<bool>("--pack")
         {
             Description = "sft: fill each row of --context positions with several examples, best fit (--batch-size then counts rows); " +
                           "attention and positions stay inside each example",
         };
-        var source = EvalCommand.Source();
-        var sourceWindows = EvalCommand.SourceWindows();
+        var source = CommonOptions.Source();
+        var sourceWindows = CommonOptions.SourceWindows();
         var seed = CommonOptions.Seed();
         var outDir = new Option<string>("--out") { Description = "Folder for result.json and train_log.jsonl (created if missing; other files are left alone)", Required = true }
             .WritableFolder();
-        var adapter = EvalCommand.Adapter("A PEFT LoRA adapter folder, merged into the weights before training (exports stay relative to the pretrained model)");
+        var adapter = CommonOptions.Adapter("A PEFT LoRA adapter folder, merged into the weights before training (exports stay relative to the pretrained model)");
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
             Description = "Also checkpoint to OUT/checkpoint every N optimizer steps (link ends always checkpoint; 0 = only those)",
@@ -153,7 +153,7 @@ static class TrainCommand
                 },
                 Chain = new ChainConfig
                 {
-                    Length = r.GetValue(chainLength) ?? TrainerOptions.DefaultChainLength(trainingMethod),
+                    Length = r.GetValue(chainLength),
                     Ranks = r.GetValue(ranks) is { } rs ? ParseRanks(rs) : null,
                     Auto = r.GetEnum<KnotPlacement>(knots) == KnotPlacement.Auto
                         ? new AutoKnots { Window = r.GetValue(knotWindow), Threshold = r.GetValue(knotThreshold) } : null,

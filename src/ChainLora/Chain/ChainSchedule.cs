@@ -15,8 +15,15 @@ public enum AlphaPolicy
 
 public sealed record ChainConfig
 {
-    /// <summary>Number of links M; 1 is plain LoRA.</summary>
-    public int Length { get; init; } = 1;
+    /// <summary>
+    /// Number of links M; 1 is plain LoRA. Null (the default): the training method's own length, the
+    /// paper's 3 for COLA and 1 otherwise (<c>TrainerOptions.ResolveChain</c>, applied by the trainer
+    /// and the train recipe), so a library caller asking for COLA gets a chain.
+    /// </summary>
+    public int? Length { get; init; }
+
+    /// <summary>The number of links of a resolved chain (<see cref="Length"/> given).</summary>
+    public int Links => Length ?? throw new InvalidOperationException("chain length not resolved: give Length, or let the trainer resolve it for its method");
     /// <summary>Rank of each link; shorter than M repeats its last entry ("8,4" over 3 links = 8,4,4). Null: the LoRA rank.</summary>
     public IReadOnlyList<int>? Ranks { get; init; }
     /// <summary>M-1 knots as fractions of the budget in (0, 1), increasing. Null: split by epochs.</summary>
@@ -32,7 +39,8 @@ public sealed record ChainConfig
 
     public ChainConfig Validate()
     {
-        if (Length < 1) throw new ArgumentException($"chain length {Length}: must be at least 1");
+        if (Length is < 1) throw new ArgumentException($"chain length {Length}: must be at least 1");
+        if (Length is null) return this;   // checked again once resolved for a method
         if (Auto is not null && (KnotFractions is not null || KnotSteps is not null))
             throw new ArgumentException("automatic knots: give no knot fractions or knot steps");
         Auto?.Validate();
@@ -78,7 +86,7 @@ public sealed class ChainSchedule
     /// <summary>Whether knots are placed during training (<see cref="CutAt"/>) rather than fixed here.</summary>
     public bool IsAutomatic => chain.Auto is not null;
     /// <summary>The most links this chain may have.</summary>
-    public int MaxLinks => chain.Length;
+    public int MaxLinks => chain.Links;
 
     ChainSchedule(ChainConfig chain, LoraConfig lora, IReadOnlyList<Link> links, int totalSteps) =>
         (this.chain, this.lora, Links, TotalSteps) = (chain, lora, links, totalSteps);
@@ -96,7 +104,7 @@ public sealed class ChainSchedule
         if (stepsPerEpoch < 1) throw new ArgumentException($"steps per epoch {stepsPerEpoch}: must be at least 1 (is the training set empty?)");
         if (epochs < 1) throw new ArgumentException($"epochs {epochs}: must be at least 1");
         var total = stepsPerEpoch * epochs;
-        var m = chain.Length;
+        var m = chain.Links;
         if (chain.Auto is not null) return OneLink(chain, lora, total);
         if (m > total)
             throw new ArgumentException(

@@ -74,7 +74,7 @@ public sealed record TrainRecipeOptions
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
     public LoraConfig Lora { get; init; } = new();
-    /// <summary>The chain; its length defaults to the method's (<see cref="TrainerOptions.DefaultChainLength"/>).</summary>
+    /// <summary>The chain; a length left null is the method's (<see cref="TrainerOptions.DefaultChainLength"/>: 3 links for COLA).</summary>
     public ChainConfig Chain { get; init; } = new();
     /// <summary>Where result.json and train_log.jsonl go; null writes nothing.</summary>
     public string? OutDir { get; init; }
@@ -101,7 +101,7 @@ public sealed record TrainRecipeOptions
         Sizes.Validate();
         Trainer.Validate();
         Lora.Validate();
-        Chain.Validate();
+        Trainer.ResolveChain(Chain).Validate();
         if (BatchSize < 1) throw new ArgumentException($"batch size {BatchSize}: must be at least 1");
         if (Context is < 2) throw new ArgumentException($"context {Context}: must be at least 2");
         if (TrainOnInputs && TaskRegistry.Find(Task).Kind != TaskKind.Sft)
@@ -222,7 +222,12 @@ public sealed class TrainRecipe : IDisposable
             // Tied in as the chain's first knot: training then starts a fresh chain on W0 + the adapter.
             adapter?.MergeInto(model.Model);
             // Targets left to the family's defaults are named here, so result.json and the fingerprint carry them.
-            var resolved = options with { ResumeFrom = resume, Lora = options.Lora.WithTargetsFor(model.Model.ModelType) };
+            var resolved = options with
+            {
+                ResumeFrom = resume,
+                Lora = options.Lora.WithTargetsFor(model.Model.ModelType),
+                Chain = options.Trainer.ResolveChain(options.Chain),
+            };
             return new TrainRecipe(model, ownsModel, resolved, prepared, clock, adapter, folderLock);
         }
         catch

@@ -69,6 +69,7 @@ public sealed class ChainTrainer
     {
         if (options.Variant != ColaVariant.Paper && options.Method != TrainingMethod.Cola)
             throw new ArgumentException($"cola variant {IO.EnumNames.Name(options.Variant)} needs method cola");
+        chain = options.ResolveChain(chain);
         (options, chain) = ColaVariants.Apply(options.Variant, options, chain);
         this.model = model;
         this.options = options.Validate();
@@ -142,7 +143,7 @@ public sealed class ChainTrainer
                 "use LoRA or a smaller model");
             return;
         }
-        var ranks = Enumerable.Range(0, chainConfig.Length).Select(i => chainConfig.RankOf(i, lora.Rank)).ToList();
+        var ranks = Enumerable.Range(0, chainConfig.Links).Select(i => chainConfig.RankOf(i, lora.Rank)).ToList();
         var (layers, perRank, biases) = LoraAdapters.Footprint(model, lora);
         var rankText = ranks.Distinct().Count() == 1 ? $"rank {ranks[0]}" : $"ranks {string.Join(",", ranks)}";
         MemoryBudget.Require(TrainingMemory.LoraBytes(perRank, biases, ranks, state, onHost),

@@ -1,4 +1,5 @@
 // Every setting of a training run, with the library's defaults; Validate names the bad value.
+using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Models;
 
@@ -101,4 +102,7 @@ public sealed record TrainerOptions
 
     /// <summary>Links in a chain when none is given: the paper's 3 for COLA, 1 (no chain) otherwise.</summary>
     public static int DefaultChainLength(TrainingMethod method) => method == TrainingMethod.Cola ? 3 : 1;
+
+    /// <summary><paramref name="chain"/> with its length given: as it is, or this method's <see cref="DefaultChainLength"/>.</summary>
+    public ChainConfig ResolveChain(ChainConfig chain) => chain.Length is null ? chain with { Length = DefaultChainLength(Method) } : chain;
 }
