@@ -71,7 +71,8 @@ static class EvalCommand
             var k = result.Demonstrations;
             output.WriteLine(r.GetValue(json)
                 ? ResultFile.ToJson(result)
-                : $"{result.Task} {(k == 0 ? "zero-shot" : $"{k}-shot in-context")}, seed {result.Seed}: test {Describe(result.Test)} " +
+                : $"{result.Task} {(k > 0 ? $"{k}-shot in-context" : result.Adapter is not null ? "with the adapter" : "zero-shot")}, seed {result.Seed}: " +
+                  $"test {Describe(result.Test)} " +
                   $"on {result.Data.Test} examples ({result.WallSeconds:F1} s)" +
                   (options.Samples is { } written ? $"; answers to {Math.Min(options.NumSamples, result.Data.Test)} of them in {written}" : ""));
             return 0;

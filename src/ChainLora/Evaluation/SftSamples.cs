@@ -2,6 +2,8 @@
 // example's last trained run of tokens, its last response), the reference response, and the
 // model's own response, decoded greedily until an end-of-turn id. `eval --task sft --samples FILE`
 // writes them as JSON lines, one per example.
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using ChainLora.IO;
 using ChainLora.Models;
 using ChainLora.Tasks;
@@ -58,10 +60,13 @@ public static class SftSamples
         return samples;
     }
 
+    /// <summary>Read by people: markers such as &lt;|im_end|&gt; and quotes stay as written, not \u003C-escaped.</summary>
+    static readonly JsonSerializerOptions Readable = new(JsonLines.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary><paramref name="samples"/> as JSON lines in <paramref name="path"/> (example, prompt, reference, generated, stopped), written atomically.</summary>
     public static void Write(string path, IReadOnlyList<SftSample> samples) =>
-        AtomicFile.WriteAllLines(path, samples.Select(s => JsonLines.Serialize(new
+        AtomicFile.WriteAllLines(path, samples.Select(s => JsonSerializer.Serialize(new
         {
             example = s.Example, prompt = s.Prompt, reference = s.Reference, generated = s.Generated, stopped = s.Stopped,
-        })));
+        }, Readable)));
 }

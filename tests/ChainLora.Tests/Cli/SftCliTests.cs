@@ -175,7 +175,9 @@ public sealed class SftCliTests : IDisposable
             "--samples", samples, "--num-samples", "3", "--max-new-tokens", "5");
         Assert.True(exit == 0, error);
         Assert.Contains($"answers to 3 of them in {samples}", output);
-        var lines = File.ReadAllLines(samples).Select(l => JsonNode.Parse(l)!).ToList();
+        var text = File.ReadAllLines(samples);
+        Assert.Contains("<|im_start|>assistant\\n", text[0]);     // markers readable in the file, not \u003C-escaped
+        var lines = text.Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(3, lines.Count);
         Assert.Equal([0, 1, 2], lines.Select(l => (int)l["example"]!));
         foreach (var line in lines)
