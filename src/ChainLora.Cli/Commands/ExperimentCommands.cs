@@ -27,7 +27,7 @@ static class ExperimentCommands
         };
         var tensorBoard = TensorBoardOption("TensorBoard events: one run folder per cell, DIR/<job id>; `tensorboard --logdir DIR` overlays them");
         var scheduler = CommonOptions.Choice("--scheduler",
-            "Who runs the cells: local (worker processes here), slurm (an sbatch job array, DIR/slurm/) or k8s (an Indexed Job manifest, DIR/k8s/job.yaml)",
+            "Who runs the cells (local: worker processes here; slurm: an sbatch job array, DIR/slurm/; k8s: an Indexed Job manifest, DIR/k8s/job.yaml)",
             Scheduler.Local);
         var partition = new Option<string>("--partition") { Description = "slurm: the partition" };
         var time = new Option<string>("--time") { Description = "slurm: time limit per cell (e.g. 2:00:00); a cell stopped by it resumes from its checkpoint when resubmitted" };
