@@ -26,11 +26,9 @@ static class ExperimentCommands
             Description = "Only write the job specs (and, for slurm / k8s, the script or manifest, printed instead of submitted)",
         };
         var tensorBoard = TensorBoardOption("TensorBoard events: one run folder per cell, DIR/<job id>; `tensorboard --logdir DIR` overlays them");
-        var scheduler = new Option<string>("--scheduler")
-        {
-            Description = "Who runs the cells: local (worker processes here), slurm (an sbatch job array, DIR/slurm/) or k8s (an Indexed Job manifest, DIR/k8s/job.yaml)",
-            DefaultValueFactory = _ => "local",
-        }.OneOf("local", "slurm", "k8s");
+        var scheduler = CommonOptions.Choice("--scheduler",
+            "Who runs the cells (local: worker processes here; slurm: an sbatch job array, DIR/slurm/; k8s: an Indexed Job manifest, DIR/k8s/job.yaml)",
+            Scheduler.Local);
         var partition = new Option<string>("--partition") { Description = "slurm: the partition" };
         var time = new Option<string>("--time") { Description = "slurm: time limit per cell (e.g. 2:00:00); a cell stopped by it resumes from its checkpoint when resubmitted" };
         var cpus = new Option<int>("--cpus-per-task") { Description = "slurm / k8s: cores per cell (its torch threads)", DefaultValueFactory = _ => 1 }.AtLeast(1);
@@ -48,74 +46,98 @@ static class ExperimentCommands
         command.Subcommands.Add(Status(output));
         command.SetAction(r =>
         {
-            var cfg = ExperimentConfig.Load(r.GetValue(config)!.FullName);
-            var dir = r.GetValue(outDir)!.FullName;
-            var specs = Grid.Expand(cfg, dir);
-            // Every cell checked as run-job would check it, before any spec is written.
-            foreach (var spec in specs) JobRunner.Check(spec);
-            Grid.WriteSpecs(specs);
-            AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(cfg));
-            var pending = specs.Where(s => !s.IsFinished).ToList();
-            var todo = pending.Count;
-            output.WriteLine($"{specs.Count} jobs in {dir}/jobs ({specs.Count - todo} finished, {todo} to run)");
-            foreach (var spec in pending)
-                if (spec.TryReadResult(out var damaged) is null && damaged is not null) output.WriteLine($"job {spec.Id} runs again: {damaged}");
-            switch (r.GetValue(scheduler))
+            var options = new ExperimentRecipeOptions
             {
-                case "slurm":
-                    var slurm = new SlurmOptions
-                    {
-                        Partition = r.GetValue(partition), Time = r.GetValue(time), CpusPerTask = r.GetValue(cpus), Mem = r.GetValue(mem),
-                        MaxParallel = r.GetValue(maxParallel), TensorBoard = r.GetValue(tensorBoard)?.FullName,
-                    }.Validate();
-                    if (pending.Count == 0) return 0;
-                    var submission = SlurmArray.Write(dir, pending, SelfCommand(), slurm);
-                    if (r.GetValue(dryRun))
-                    {
-                        output.Write(File.ReadAllText(submission.Script));
-                        return 0;
-                    }
-                    if (!r.GetValue(submit))
-                    {
-                        output.WriteLine($"wrote {submission.Script} ({submission.Count} array tasks); submit it with `sbatch {submission.Script}` or --submit");
-                        return 0;
-                    }
-                    submission = SlurmArray.Submit(dir, submission);
-                    output.WriteLine($"submitted job array {submission.JobId} ({submission.Count} tasks): {submission.Script}; watch it with `chainlora experiment status {dir}`");
-                    return 0;
-                case "k8s":
-                    if (pending.Count == 0) return 0;
-                    var manifest = KubernetesJob.Write(dir, pending, new KubernetesOptions
-                    {
-                        Image = r.GetValue(image)!, VolumeClaim = r.GetValue(claim)!, CpusPerTask = r.GetValue(cpus), Memory = r.GetValue(mem),
-                        MaxParallel = r.GetValue(maxParallel), TensorBoard = r.GetValue(tensorBoard)?.FullName,
-                    });
-                    output.WriteLine(r.GetValue(dryRun) ? File.ReadAllText(manifest) : $"wrote {manifest}; run it with `kubectl apply -f {manifest}`");
-                    return 0;
+                Config = ExperimentConfig.Load(r.GetValue(config)!.FullName),
+                Out = r.GetValue(outDir)!.FullName,
+                Scheduler = r.GetEnum<Scheduler>(scheduler),
+                WorkerCommand = SelfCommand(),
+                Jobs = r.GetValue(jobs),
+                Threads = r.GetValue(threads),
+                DryRun = r.GetValue(dryRun),
+                TensorBoard = r.GetValue(tensorBoard)?.FullName,
+                Slurm = new SlurmOptions
+                {
+                    Partition = r.GetValue(partition), Time = r.GetValue(time), CpusPerTask = r.GetValue(cpus), Mem = r.GetValue(mem),
+                    MaxParallel = r.GetValue(maxParallel),
+                },
+                Submit = r.GetValue(submit),
+                Kubernetes = new KubernetesOptions
+                {
+                    Image = r.GetValue(image)!, VolumeClaim = r.GetValue(claim)!, CpusPerTask = r.GetValue(cpus), Memory = r.GetValue(mem),
+                    MaxParallel = r.GetValue(maxParallel),
+                },
+            }.Validate();
+            var result = options.Scheduler == Scheduler.Local && !options.DryRun && !Console.IsErrorRedirected
+                ? RunWithBar(options, output)
+                : ExperimentRecipe.Run(options, output, Console.Error);
+            if (result.Slurm is { } submission)
+            {
+                if (options.DryRun) output.Write(File.ReadAllText(submission.Script));
+                else if (submission.JobId is null)
+                    output.WriteLine($"wrote {submission.Script} ({submission.Count} array tasks); submit it with `sbatch {submission.Script}` or --submit");
+                else
+                    output.WriteLine($"submitted job array {submission.JobId} ({submission.Count} tasks): {submission.Script}; watch it with `chainlora experiment status {result.Dir}`");
             }
-            if (r.GetValue(dryRun)) return 0;
-
-            var failed = new List<JobOutcome>();
-            var progress = TrainingProgress.ErrorConsole.Progress().AutoClear(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn());
-            void RunAll(Action<JobOutcome> onDone) => LocalRunner.Run(specs, SelfCommand(), r.GetValue(jobs), o =>
-            {
-                if (o.ExitCode != 0) lock (failed) failed.Add(o);
-                onDone(o);
-            }, threadsPerWorker: r.GetValue(threads), tensorBoard: r.GetValue(tensorBoard)?.FullName);
-            if (Console.IsErrorRedirected) RunAll(_ => { });
-            else progress.Start(ctx =>
-            {
-                var bar = ctx.AddTask("grid", maxValue: Math.Max(1, todo));
-                RunAll(o => { bar.Increment(1); bar.Description = Markup.Escape($"grid: last {o.Job.Task} {o.Job.Method} (exit {o.ExitCode})"); });
-            });
-            foreach (var f in failed)
-                output.WriteLine($"job {f.Job.Id} failed (exit {f.ExitCode}): {f.ErrorTail.Split('\n').LastOrDefault()}");
-            var files = WriteReport(dir, Path.Combine(dir, "report"));
-            output.WriteLine($"report: {files[0]}");
-            return failed.Count == 0 ? 0 : 1;
+            if (result.Manifest is { } manifest)
+                output.WriteLine(options.DryRun ? File.ReadAllText(manifest) : $"wrote {manifest}; run it with `kubectl apply -f {manifest}`");
+            if (result.Report.Count > 0) output.WriteLine($"report: {result.Report[0]}");
+            return result.Failed.Count == 0 ? 0 : 1;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The local grid under a progress bar on stderr, one step per cell that ends. What the recipe
+    /// logs once the bar is drawn (failed cells) is held back until the bar is done, so the two do not mix.
+    /// </summary>
+    static ExperimentResult RunWithBar(ExperimentRecipeOptions options, TextWriter output)
+    {
+        ExperimentResult result = null!;
+        var log = new HeldLines(output);
+        try
+        {
+            TrainingProgress.ErrorConsole.Progress().AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                // Added at the recipe's first report, when the grid is expanded and its pending cells known.
+                ProgressTask? bar = null;
+                result = ExperimentRecipe.Run(options, log, Console.Error, new SyncProgress<GridProgress>(p =>
+                {
+                    lock (log)
+                    {
+                        log.Hold = true;
+                        bar ??= ctx.AddTask("grid", maxValue: Math.Max(1, p.Total));
+                        bar.Value = Math.Max(bar.Value, p.Done);
+                        if (p.Last is { } o) bar.Description = Markup.Escape($"grid: last {o.Job.Task} {o.Job.Method} (exit {o.ExitCode})");
+                    }
+                }));
+            });
+        }
+        finally
+        {
+            output.Write(log.Held);
+        }
+        return result;
+    }
+
+    /// <summary>Writes through to <paramref name="inner"/> until <see cref="Hold"/> is set, then keeps what comes in <see cref="Held"/>.</summary>
+    sealed class HeldLines(TextWriter inner) : TextWriter
+    {
+        readonly System.Text.StringBuilder held = new();
+        public bool Hold { get; set; }
+        public string Held => held.ToString();
+        public override System.Text.Encoding Encoding => inner.Encoding;
+        public override void Write(char value) { if (Hold) held.Append(value); else inner.Write(value); }
+        public override void Write(string? value) { if (Hold) held.Append(value); else inner.Write(value); }
+        public override void WriteLine(string? value) { Write(value); Write(CoreNewLine); }
+    }
+
+    /// <summary>An IProgress that reports on the caller's thread, at once.</summary>
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 
     public static Command RunJob(TextWriter output)
@@ -162,22 +184,11 @@ static class ExperimentCommands
         command.SetAction(r =>
         {
             var root = r.GetValue(dir)!.FullName;
-            var files = WriteReport(root, r.GetValue(outDir)?.FullName ?? Path.Combine(root, "report"));
+            var files = ExperimentRecipe.WriteReport(root, r.GetValue(outDir)?.FullName ?? Path.Combine(root, "report"), Console.Error);
             foreach (var f in files) output.WriteLine(f);
             return 0;
         });
         return command;
-    }
-
-    static List<string> WriteReport(string dir, string outDir)
-    {
-        var skipped = new List<string>();
-        var results = ResultTable.Load(dir, skipped);
-        foreach (var s in skipped) Console.Error.WriteLine($"skipped {s}");
-        if (results.Count == 0) throw new InvalidDataException($"{dir}: no finished jobs (no jobs/*/result.json) to report");
-        var cells = ResultTable.Summarize(results, ResultTable.Planned(dir));
-        foreach (var warning in LearningRates.Warnings(cells)) Console.Error.WriteLine(warning);
-        return Reports.Write(cells, outDir);
     }
 
     /// <summary>How to start this CLI again: the apphost, or `dotnet ChainLora.Cli.dll`.</summary>

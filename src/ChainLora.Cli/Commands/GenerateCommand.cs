@@ -1,7 +1,6 @@
 using System.CommandLine;
-using ChainLora.Evaluation;
-using ChainLora.Loading;
 using ChainLora.Models;
+using ChainLora.Recipes;
 
 namespace ChainLora.Cli.Commands;
 
@@ -9,10 +8,11 @@ static class GenerateCommand
 {
     public static Command Create(TextWriter output)
     {
+        var defaults = new GenerateRecipeOptions { Prompt = "" };
         var model = CommonOptions.Model();
         var prompt = new Option<string>("--prompt") { Description = "Text to continue", Required = true };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 64 }.AtLeast(1);
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => 0 }
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => defaults.MaxNewTokens }.AtLeast(1);
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy; above 0 samples from softmax(logits / T)", DefaultValueFactory = _ => defaults.Temperature }
             .NotNegative();
         var seed = CommonOptions.Seed();
         var device = CommonOptions.Device();
@@ -23,17 +23,18 @@ static class GenerateCommand
         };
         command.SetStoppableAction((r, stop) =>
         {
-            var options = new GenerationOptions(r.GetValue(maxNew), r.GetValue(temperature), r.GetValue(seed)).Validate();
-            using var loaded = PretrainedModel.Load(CommonOptions.ModelFolder(r.GetValue(model)!, stop),
-                StorageDtype.Parse(r.GetValue(dtype)!), CommonOptions.ParseDevice(r.GetValue(device)!));
-            var text = r.GetValue(prompt)!;
-            var tok = loaded.Tokenizer;
-            var ids = tok.Encode(text, addBos: true);
-            var room = loaded.Model.MaxPositions - ids.Count;
-            if (room < 1) throw new ArgumentException($"--prompt has {ids.Count} tokens, the model's context is {loaded.Model.MaxPositions}");
-            options = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, room), StopIds = new HashSet<int> { tok.EosId }, Stop = stop };
-            var produced = Generation.Generate(loaded.Model, [ids], options, tok.PadId)[0];
-            output.WriteLine(text + tok.Decode([.. ids, .. produced])[tok.Decode(ids).Length..]);
+            var options = new GenerateRecipeOptions
+            {
+                Model = r.GetValue(model)!,
+                BaseDtype = StorageDtype.Parse(r.GetValue(dtype)!),
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!),
+                Prompt = r.GetValue(prompt)!,
+                MaxNewTokens = r.GetValue(maxNew),
+                Temperature = r.GetValue(temperature),
+                Seed = r.GetValue(seed),
+            }.Validate();
+            var result = GenerateRecipe.Run(options with { Model = CommonOptions.ModelFolder(options.Model, stop) }, stop: stop);
+            output.WriteLine(result.Text);
             return 0;
         });
         return command;
