@@ -14,14 +14,8 @@ public sealed class ExperimentRecipeTests : TempFolderTest
     [Fact]
     public void The_recipe_runs_a_tiny_grid_in_process_with_the_specs_the_cli_writes_and_the_cli_finds_it_finished()
     {
-        var model = SharedData.Require("models/stories260K");
-        var text = SharedData.Require("corpus/tinyshakespeare.txt");
-        var config = LmGrid.Write(PathIn("grid.json"), model, text, """
-            [{ "name": "zero-shot", "kind": "zero-shot" }, { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }]
-            """);
-        var grid = PathIn("grid");
-        var (exit, _, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
-        Assert.True(exit == 0, error);
+        var (config, grid) = (PathIn("grid.json"), PathIn("grid"));
+        LmGrid.PlanTwoCells(config, grid);
         var jobs = Path.Combine(grid, "jobs");
         string[] Files() => [.. Directory.GetFiles(grid, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)];
         var written = Files().ToDictionary(f => f, File.ReadAllBytes);
@@ -44,7 +38,7 @@ public sealed class ExperimentRecipeTests : TempFolderTest
         Assert.All(progress.Seen.Where(p => p.Last is not null), p => Assert.Equal(0, p.Last!.ExitCode));
 
         // The CLI recognises the cells the library finished: nothing left to run.
-        (exit, var output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
+        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
         Assert.True(exit == 0, error);
         Assert.Contains("(2 finished, 0 to run)", output);
         (exit, output, _) = CliHarness.Run("experiment", "status", grid);

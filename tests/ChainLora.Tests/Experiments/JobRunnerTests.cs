@@ -8,14 +8,11 @@ public sealed class JobRunnerTests : TempFolderTest
     [Fact]
     public void Run_job_trains_and_scores_each_cell_like_the_commands_and_report_collects_them()
     {
-        var model = SharedData.Require("models/stories260K");
-        var text = SharedData.Require("corpus/tinyshakespeare.txt");
-        var config = LmGrid.Write(PathIn("grid.json"), model, text, """
-            [{ "name": "zero-shot", "kind": "zero-shot" }, { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }]
-            """);
-        var grid = PathIn("grid");
-        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
-        Assert.True(exit == 0, error);
+        var (config, grid) = (PathIn("grid.json"), PathIn("grid"));
+        var output = LmGrid.PlanTwoCells(config, grid);
+        var (model, text) = (SharedData.Require("models/stories260K"), SharedData.Require("corpus/tinyshakespeare.txt"));
+        int exit;
+        string error;
         Assert.Contains("2 jobs", output);
         var specs = Directory.GetFiles(Path.Combine(grid, "jobs"), "spec.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(2, specs.Count);

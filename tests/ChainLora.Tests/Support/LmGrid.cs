@@ -17,4 +17,20 @@ static class LmGrid
         """);
         return path;
     }
+
+    /// <summary>Zero-shot and a two-link COLA (ranks 8, 4): the two-cell grid the runner and recipe tests plan.</summary>
+    public const string ZeroShotAndCola =
+        """[{ "name": "zero-shot", "kind": "zero-shot" }, { "name": "COLA M=2", "kind": "cola", "chain_length": 2, "ranks": [8, 4] }]""";
+
+    /// <summary>
+    /// <see cref="ZeroShotAndCola"/> on stories260K written to <paramref name="config"/> and planned
+    /// into <paramref name="grid"/> by `experiment --dry-run`; returns what it printed.
+    /// </summary>
+    public static string PlanTwoCells(string config, string grid)
+    {
+        Write(config, SharedData.Require("models/stories260K"), SharedData.Require("corpus/tinyshakespeare.txt"), ZeroShotAndCola);
+        var (exit, output, error) = CliHarness.Run("experiment", "--config", config, "--out", grid, "--dry-run");
+        Assert.True(exit == 0, error);
+        return output;
+    }
 }
