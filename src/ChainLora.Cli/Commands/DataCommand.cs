@@ -35,13 +35,9 @@ static class DataCommand
             var tokenizer = TokenizerLoader.FromDirectory(folder);
             var splits = SftData.Read(r.GetValue(data)!);
             var examples = splits.OrderBy(s => s.Key).SelectMany(s => s.Value).ToList();
-            ChatRenderer? render = null;
-            if (examples.Any(e => e.IsConversation))
-            {
-                var template = ChatTemplate.FromDirectory(folder);
-                if (template.IsFallback) error.WriteLine($"note: {template.Origin}: conversations are rendered as ChatML");
-                render = SftEncoder.Renderer(template);
-            }
+            // Read when the first conversation is rendered; its fallback is noted at the end.
+            var chat = new ModelChatTemplate(folder);
+            var render = chat.Renderer;
             var shown = r.GetValue(limit) is > 0 and var n ? examples.Take(n).ToList() : examples;
             var (tokens, trained, cut) = (0L, 0L, 0);
             foreach (var (example, index) in shown.Select((e, i) => (e, i + 1)))
@@ -71,6 +67,7 @@ static class DataCommand
                     return encoded.LossMask[i] ? $"[{piece}]" : piece;
                 })));
             }
+            if (chat.FallbackNote is { } fallback) error.WriteLine($"note: {fallback}");
             error.WriteLine($"{shown.Count} examples, {tokens} tokens, {trained} trained ({(tokens == 0 ? 0 : 100.0 * trained / tokens):F1}%), {cut} cut");
             return 0;
         });

@@ -36,9 +36,8 @@ public sealed class ModelChatTemplate(string modelDirectory)
     public ChatTemplate? Used => template.IsValueCreated ? template.Value : null;
 
     /// <summary>A line for the run's note when conversations were rendered by the ChatML fallback; null otherwise.</summary>
-    public string? FallbackNote => Used is { IsFallback: true }
-        ? "the model has no chat template (tokenizer_config.json chat_template or chat_template.jinja): conversations rendered as ChatML, " +
-          "transformers' fallback before v4.43 (docs/CHAT_TEMPLATES.md)"
+    public string? FallbackNote => Used is { IsFallback: true } used
+        ? $"{used.Origin}: conversations rendered as ChatML, transformers' fallback before v4.43 (docs/CHAT_TEMPLATES.md)"
         : null;
 }
 
