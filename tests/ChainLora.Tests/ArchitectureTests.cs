@@ -1,9 +1,10 @@
 // The library's layers point one way (docs/ARCHITECTURE.md). Every reference from one ChainLora
 // namespace to another (signatures, fields, base types, and the types and members that method bodies
 // touch, read from the compiled IL with Mono.Cecil) must follow an arrow of Layers, directly or
-// through other arrows.
+// through other arrows. The layers are shipped in two assemblies, the lean core `ChainLora` and
+// `ChainLora.Experiments` on top of it; each layer lives in one of them, and each assembly references
+// only the packages listed for it (no plotting or cluster manifests in the core).
 using Mono.Cecil;
-using Mono.Cecil.Cil;
 
 namespace ChainLora.Tests;
 
@@ -29,6 +30,30 @@ public class ArchitectureTests
         ["Demo"] = ["Training"],
         ["Benchmarking"] = ["Training", "Loading"],
         ["Theory"] = ["IO", "Runtime"],
+    };
+
+    /// <summary>The assembly each layer ships in.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> Assemblies = new Dictionary<string, string[]>
+    {
+        ["ChainLora"] = ["Runtime", "IO", "Tokenization", "Models", "Loading", "Lora", "Chain", "Training", "Tasks",
+            "Evaluation", "Objectives", "Export", "Recipes"],
+        ["ChainLora.Experiments"] = ["Experiments", "Demo", "Benchmarking", "Theory"],
+    };
+
+    /// <summary>What each assembly may reference besides the .NET runtime's own (System.*, netstandard).</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> AllowedReferences = new Dictionary<string, string[]>
+    {
+        ["ChainLora"] = ["TorchSharp", "Microsoft.ML.Tokenizers", "ParquetSharp", "Apache.Arrow"], // Arrow comes with ParquetSharp
+        ["ChainLora.Experiments"] = ["ChainLora", "TorchSharp", "ScottPlot"],
+        ["ChainLora.Cli"] = ["ChainLora", "ChainLora.Experiments", "TorchSharp", "Microsoft.ML.Tokenizers", "System.CommandLine", "Spectre.Console", "Spectre.Console.Ansi"],
+    };
+
+    static string PathOf(string assembly) => assembly switch
+    {
+        "ChainLora" => typeof(ChainLora.Training.ChainTrainer).Assembly.Location,
+        "ChainLora.Experiments" => typeof(ChainLora.Experiments.Grid).Assembly.Location,
+        "ChainLora.Cli" => typeof(ChainLora.Cli.CliApp).Assembly.Location,
+        _ => throw new ArgumentException(assembly),
     };
 
     /// <summary>IO and Runtime form the bottom layer together; no other pair may reach each other.</summary>
@@ -115,14 +140,55 @@ public class ArchitectureTests
         return found;
     }
 
-    [Fact]
-    public void Every_reference_between_namespaces_follows_a_layer_arrow()
+    [Theory]
+    [InlineData("ChainLora")]
+    [InlineData("ChainLora.Experiments")]
+    public void Every_reference_between_namespaces_follows_a_layer_arrow(string assembly)
     {
-        var dependencies = Dependencies(typeof(ChainLora.Training.ChainTrainer).Assembly.Location);
+        var dependencies = Dependencies(PathOf(assembly));
         var unknown = dependencies.Keys.SelectMany(k => new[] { k.From, k.To }).Distinct().Where(l => !Layers.ContainsKey(l)).ToList();
         Assert.True(unknown.Count == 0, $"namespaces without a layer: {string.Join(", ", unknown)}; add them to {nameof(Layers)} and docs/ARCHITECTURE.md");
         var upward = Against(dependencies);
         Assert.True(upward.Count == 0, "references against the layers:\n" + string.Join("\n", upward));
+    }
+
+    [Theory]
+    [InlineData("ChainLora")]
+    [InlineData("ChainLora.Experiments")]
+    public void Each_layer_lives_in_its_own_assembly(string assembly)
+    {
+        using var definition = AssemblyDefinition.ReadAssembly(PathOf(assembly));
+        var strays = definition.MainModule.GetTypes().Select(LayerOf).OfType<string>().Distinct()
+            .Where(layer => !Assemblies[assembly].Contains(layer)).ToList();
+        Assert.True(strays.Count == 0, $"{assembly} holds namespaces of another assembly: {string.Join(", ", strays)}");
+        Assert.Equal(Layers.Keys.Order(), Assemblies.Values.SelectMany(l => l).Order());
+    }
+
+    [Theory]
+    [InlineData("ChainLora")]
+    [InlineData("ChainLora.Experiments")]
+    [InlineData("ChainLora.Cli")]
+    public void Each_assembly_references_only_its_listed_packages(string assembly)
+    {
+        var extra = Unlisted(assembly, ReferencesOf(PathOf(assembly)));
+        Assert.True(extra.Count == 0, $"{assembly} references {string.Join(", ", extra)}; the core must stay free of plotting and cluster packages");
+    }
+
+    static List<string> ReferencesOf(string path)
+    {
+        using var definition = AssemblyDefinition.ReadAssembly(path);
+        return definition.MainModule.AssemblyReferences.Select(r => r.Name).ToList();
+    }
+
+    static List<string> Unlisted(string assembly, IEnumerable<string> references) =>
+        references.Where(r => r is not ("netstandard" or "mscorlib") && !r.StartsWith("System", StringComparison.Ordinal)
+            && !r.StartsWith("Microsoft.Win32", StringComparison.Ordinal) && !AllowedReferences[assembly].Contains(r)).Order().ToList();
+
+    [Fact]
+    public void A_plotting_reference_in_the_core_is_caught()
+    {
+        Assert.Equal(["ScottPlot"], Unlisted("ChainLora", ["System.Runtime", "TorchSharp", "ScottPlot"]));
+        Assert.Contains("ScottPlot", ReferencesOf(PathOf("ChainLora.Experiments")));
     }
 
     static List<string> Against(Dictionary<(string From, string To), HashSet<string>> dependencies) =>

@@ -2,7 +2,6 @@ using System.CommandLine;
 using ChainLora.Experiments;
 using ChainLora.IO;
 using Spectre.Console;
-using Grid = ChainLora.Experiments.Grid;
 
 namespace ChainLora.Cli.Commands;
 

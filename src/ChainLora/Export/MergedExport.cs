@@ -2,11 +2,9 @@
 // (transformers' save_pretrained layout): config.json, model.safetensors or shards + index, and the
 // tokenizer files of the source model. It loads with PretrainedModel.Load and with transformers'
 // AutoModelForCausalLM.from_pretrained.
-using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using ChainLora.IO;
 using ChainLora.Lora;
 using ChainLora.Models;

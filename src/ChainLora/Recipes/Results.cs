@@ -1,6 +1,5 @@
 // What a task run reports: result.json (snake_case keys), also the last stdout line of --json runs.
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using ChainLora.IO;
 using ChainLora.Lora;
 using ChainLora.Tasks;

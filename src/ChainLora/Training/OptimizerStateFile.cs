@@ -14,7 +14,6 @@
 //                  Adagrad  step: long; sum: tensor
 //   tensor       dtype, rank, each dimension: LEB128; then the elements' bytes
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace ChainLora.Training;
 

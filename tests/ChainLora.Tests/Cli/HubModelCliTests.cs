@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using ChainLora.Tests.Export;
-using ChainLora.Tests.IO;
 
 namespace ChainLora.Tests.Cli;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using ChainLora.IO;
-using ChainLora.Tests.Cli;
 
 namespace ChainLora.Tests.Cli;
 

@@ -1,7 +1,5 @@
 using System.Text.Json;
 using ChainLora.Demo;
-using ChainLora.Experiments;
-using ChainLora.Tests.Cli;
 
 namespace ChainLora.Tests.Demo;
 

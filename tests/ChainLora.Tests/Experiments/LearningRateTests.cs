@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ChainLora.Experiments;
-using ChainLora.Training;
 
 namespace ChainLora.Tests.Experiments;
 

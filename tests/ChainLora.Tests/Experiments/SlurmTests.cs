@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using ChainLora.Experiments;
 
 namespace ChainLora.Tests.Experiments;
 

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Text;
-using System.Text.Json;
 using ChainLora.IO;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -4,7 +4,6 @@ using System.Text.Json;
 using ChainLora.IO;
 using ChainLora.Runtime;
 using TorchSharp;
-using Xunit;
 using static TorchSharp.torch;
 
 namespace ChainLora.Tests.IO;

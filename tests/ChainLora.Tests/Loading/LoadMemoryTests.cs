@@ -1,5 +1,4 @@
 using ChainLora.Export;
-using ChainLora.IO;
 using ChainLora.Loading;
 using ChainLora.Models;
 using ChainLora.Runtime;

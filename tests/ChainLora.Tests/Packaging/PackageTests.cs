@@ -4,7 +4,8 @@ using System.Xml.Linq;
 namespace ChainLora.Tests.Packaging;
 
 /// <summary>
-/// ChainLora installed the way .NET software is: both packages packed into a local feed, the tool
+/// ChainLora installed the way .NET software is: the three packages (the lean core ChainLora,
+/// ChainLora.Experiments on top of it, and the tool) packed into a local feed, the tool
 /// installed from it and run through its `chainlora` shim, and a fresh console project built
 /// against the library package running the README's library example (docs/examples/ChainOfLora.cs).
 /// </summary>
@@ -38,6 +39,11 @@ public sealed class PackageTests : TempFolderTest
         return XElement.Load(stream).Elements().Single(e => e.Name.LocalName == "metadata");
     }
 
+    /// <summary>The package ids a package depends on, sorted.</summary>
+    static List<string> Dependencies(string nupkg) =>
+        Nuspec(nupkg).Descendants().Where(e => e.Name.LocalName == "dependency")
+            .Select(e => (string)e.Attribute("id")!).Distinct().Order(StringComparer.Ordinal).ToList();
+
     [Fact]
     public void The_tool_and_the_library_install_from_packages_and_run()
     {
@@ -45,13 +51,13 @@ public sealed class PackageTests : TempFolderTest
         var model = SharedData.Require("models/stories260K");
         var text = SharedData.Require("corpus/tinyshakespeare.txt");
         var feed = PathIn("feed");
-        foreach (var project in new[] { "src/ChainLora", "src/ChainLora.Cli" })
+        foreach (var project in new[] { "src/ChainLora", "src/ChainLora.Experiments", "src/ChainLora.Cli" })
         {
             var (exit, output) = Run(Dotnet, repo, "pack", project, "-c", "Release", "-o", feed, "-v", "q");
             Assert.True(exit == 0, output);
         }
 
-        foreach (var (id, readme) in new[] { ("ChainLora", true), ("ChainLora.Tool", true) })
+        foreach (var id in new[] { "ChainLora", "ChainLora.Experiments", "ChainLora.Tool" })
         {
             var nupkg = Path.Combine(feed, $"{id}.0.1.0.nupkg");
             Assert.True(File.Exists(Path.ChangeExtension(nupkg, ".snupkg")), $"{id}: no symbols package");
@@ -66,6 +72,10 @@ public sealed class PackageTests : TempFolderTest
             using var zip = ZipFile.OpenRead(nupkg);
             Assert.Contains(zip.Entries, e => e.FullName == "README.md");
         }
+
+        // The core package depends on no plotting or cluster package; the experiments package brings the plots.
+        Assert.Equal(["Microsoft.ML.Tokenizers", "ParquetSharp", "TorchSharp-cpu"], Dependencies(Path.Combine(feed, "ChainLora.0.1.0.nupkg")));
+        Assert.Equal(["ChainLora", "ScottPlot"], Dependencies(Path.Combine(feed, "ChainLora.Experiments.0.1.0.nupkg")));
 
         // The tool, through the shim users type.
         var tools = PathIn("tools");

@@ -4,7 +4,6 @@ using ChainLora.Export;
 using ChainLora.IO;
 using ChainLora.Loading;
 using ChainLora.Lora;
-using ChainLora.Tests.Cli;
 using ChainLora.Tests.Export;
 using ChainLora.Training;
 using static TorchSharp.torch;

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using ChainLora.IO;
-using ChainLora.Tests.Cli;
-using static TorchSharp.torch;
 
 namespace ChainLora.Tests.Recipes;
 

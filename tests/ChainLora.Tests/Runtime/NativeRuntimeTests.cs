@@ -1,4 +1,3 @@
-using ChainLora.IO;
 using ChainLora.Runtime;
 using static TorchSharp.torch;
 

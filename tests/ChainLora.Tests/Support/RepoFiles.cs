@@ -1,5 +1,3 @@
-using Xunit;
-
 namespace ChainLora.Tests;
 
 /// <summary>Files committed in this repository (experiment configs, the cells of finished studies), found from the test binaries.</summary>

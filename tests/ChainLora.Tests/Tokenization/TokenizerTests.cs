@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ChainLora.Tokenization;
-using Xunit;
 
 namespace ChainLora.Tests.Tokenization;
 

@@ -2,7 +2,6 @@ using ChainLora.Chain;
 using ChainLora.Experiments;
 using ChainLora.IO;
 using ChainLora.Lora;
-using ChainLora.Models;
 using ChainLora.Training;
 using static TorchSharp.torch;
 

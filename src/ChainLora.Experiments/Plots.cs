@@ -4,7 +4,6 @@
 // rank per link and its final spectrum.
 using System.Text.Json.Nodes;
 using ChainLora.IO;
-using ChainLora.Training;
 using ScottPlot;
 
 namespace ChainLora.Experiments;

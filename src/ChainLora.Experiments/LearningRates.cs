@@ -7,7 +7,6 @@
 using System.Globalization;
 using System.Text;
 using ChainLora.IO;
-using ChainLora.Training;
 
 namespace ChainLora.Experiments;
 
