@@ -97,15 +97,16 @@ public class DevicePlacementTests
                 var options = new TrainerOptions
                 {
                     Method = TrainingMethod.Cola, LearningRate = 1e-3, Epochs = 2, Seed = 3, MaxGradNorm = 1.0,
-                    GradientCheckpointing = true, CheckpointDir = Path.Combine(dir, "checkpoint"),
+                    GradientCheckpointing = true,
                 };
+                var plumbing = new RunPlumbing { CheckpointDir = Path.Combine(dir, "checkpoint") };
                 var lora = new LoraConfig { Dropout = 0.1, Bias = architecture == "opt" ? LoraBias.LoraOnly : LoraBias.None };
-                var trainer = new ChainTrainer(model, options, lora, new ChainConfig { Length = 2 });
+                var trainer = new ChainTrainer(model, options, lora, new ChainConfig { Length = 2 }, plumbing);
                 var result = trainer.Train(new LmData(2, device));
                 Assert.Equal(4, result.StepLosses.Count);
                 Assert.All(result.StepLosses, l => Assert.True(double.IsFinite(l)));
                 Assert.All(trainer.Adapters!.Layers.Values, l => Assert.Single(l.TiedLinks));
-                trainer.Train(new LmData(2, device), resumeFrom: options.CheckpointDir);
+                trainer.Train(new LmData(2, device), resumeFrom: plumbing.CheckpointDir);
 
                 AssertOnDevice(model, device);
 

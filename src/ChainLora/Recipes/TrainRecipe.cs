@@ -84,7 +84,7 @@ public sealed record TrainRecipeOptions
     public int CheckpointEvery { get; init; }
     /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
     public string? ResumeFrom { get; init; }
-    /// <summary>Cancelled to stop after the current step with a checkpoint (<see cref="TrainerOptions.Stop"/>).</summary>
+    /// <summary>Cancelled to stop after the current step with a checkpoint (<see cref="RunPlumbing.Stop"/>).</summary>
     public CancellationToken Stop { get; init; }
     /// <summary>Replace a run already in <see cref="OutDir"/> (its log, checkpoint and result); otherwise such a folder is refused.</summary>
     public bool Overwrite { get; init; }
@@ -151,9 +151,8 @@ public sealed class TrainRecipe : IDisposable
         else data = prepared.TrainingData(new PromptEncoder(model.Tokenizer, model.Model.MaxPositions), options.BatchSize, options.Seed, model.Model.Device);
         Prepared = prepared;
         var logPath = options.OutDir is null ? null : Path.Combine(options.OutDir, "train_log.jsonl");
-        var trainerOptions = options.Trainer with
+        var plumbing = new RunPlumbing
         {
-            Seed = options.Seed,
             LogPath = logPath,
             TensorBoardDir = options.TensorBoardDir,
             CheckpointDir = options.CheckpointDir,
@@ -161,7 +160,7 @@ public sealed class TrainRecipe : IDisposable
             Fingerprint = RunFingerprint.Of(options, model.Directory, prepared.Data),
             Stop = options.Stop,
         };
-        trainer = new ChainTrainer(model.Model, trainerOptions, options.Lora, options.Chain)
+        trainer = new ChainTrainer(model.Model, options.Trainer with { Seed = options.Seed }, options.Lora, options.Chain, plumbing)
         {
             OnStep = r => onStep?.Invoke(r),
         };

@@ -21,7 +21,7 @@
 //                    over at an epoch's end are skipped (drop_last), so the schedule's steps all happen
 //   clipping         TrainerOptions.MaxGradNorm (0 = off)
 //   determinism      TrainerOptions.Seed seeds torch; the data decides its own order per epoch
-//   logging          TrainerOptions.LogPath: JSONL per step {step, link, loss, lr} and knot events
+//   logging          RunPlumbing.LogPath: JSONL per step {step, link, loss, lr} and knot events
 //   bf16 base        the model's frozen matrices may be bf16; LoRA and optimizer state stay fp32
 //   activations      TrainerOptions.Activations: fp32 residual stream or bf16 activations (auto: by device)
 //   memory           TrainerOptions.GradientCheckpointing recomputes each decoder layer in backward;
@@ -41,6 +41,7 @@ public sealed class ChainTrainer
 {
     readonly CausalLM model;
     readonly TrainerOptions options;
+    readonly RunPlumbing plumbing;
     readonly LoraConfig lora;
     readonly ChainConfig chainConfig;
     Optimizer? optimizer;
@@ -65,8 +66,10 @@ public sealed class ChainTrainer
     /// </summary>
     public Action<Link, LoraAdapters>? OnLinkStart { get; init; }
 
-    public ChainTrainer(CausalLM model, TrainerOptions options, LoraConfig lora, ChainConfig chain)
+    /// <param name="plumbing">Where the run logs and checkpoints, its fingerprint and its stop signal; null: none of them.</param>
+    public ChainTrainer(CausalLM model, TrainerOptions options, LoraConfig lora, ChainConfig chain, RunPlumbing? plumbing = null)
     {
+        this.plumbing = (plumbing ?? new RunPlumbing()).Validate();
         if (options.Variant != ColaVariant.Paper && options.Method != TrainingMethod.Cola)
             throw new ArgumentException($"cola variant {IO.EnumNames.Name(options.Variant)} needs method cola");
         chain = options.ResolveChain(chain);
@@ -209,8 +212,8 @@ public sealed class ChainTrainer
             if (CutAutomaticKnot(link, run)) return Schedule!.Links[link.Index];
             // A knot that follows is checkpointed once it is tied.
             var knotFollows = NextLink(link, run) is not null;
-            if (!knotFollows && options.CheckpointEvery > 0 && run.State.Step % options.CheckpointEvery == 0) SaveCheckpoint(run);
-            if (options.Stop.IsCancellationRequested)
+            if (!knotFollows && plumbing.CheckpointEvery > 0 && run.State.Step % plumbing.CheckpointEvery == 0) SaveCheckpoint(run);
+            if (plumbing.Stop.IsCancellationRequested)
             {
                 run.StopRequested = true;
                 break;
@@ -435,7 +438,7 @@ public sealed class ChainTrainer
     {
         if (run.CheckpointedStep != run.State.Step) SaveCheckpoint(run);
         model.eval();
-        throw new TrainingStoppedException(run.State.Step, options.CheckpointDir);
+        throw new TrainingStoppedException(run.State.Step, plumbing.CheckpointDir);
     }
 
     /// <summary>The divergence at <paramref name="step"/>, with the run so far.</summary>
@@ -448,10 +451,10 @@ public sealed class ChainTrainer
 
     void SaveCheckpoint(RunInProgress run)
     {
-        if (options.CheckpointDir is null) return;
+        if (plumbing.CheckpointDir is null) return;
         run.State.ElapsedSeconds = run.Elapsed.TotalSeconds;
         run.Log?.Flush();
-        Checkpoint.Save(options.CheckpointDir, run.State, model, Adapters, optimizer!);
+        Checkpoint.Save(plumbing.CheckpointDir, run.State, model, Adapters, optimizer!);
         run.CheckpointedStep = run.State.Step;
     }
 
@@ -460,13 +463,13 @@ public sealed class ChainTrainer
     {
         // A run starts from the chain as laid out; automatic knots cut it again as they are (re)placed.
         FollowChain(Schedule!.Uncut());
-        var state = new RunState { LinkFlops = new double[Schedule.MaxLinks], Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>()) };
+        var state = new RunState { LinkFlops = new double[Schedule.MaxLinks], Fingerprint = new(plumbing.Fingerprint ?? new Dictionary<string, string>()) };
         trainable = Trainable();
         var trainableCount = trainable.Sum(p => p.numel());
         optimizer?.Dispose();
         optimizer = NewOptimizer(trainable);
         if (resumeFrom is not null) state = Restore(resumeFrom, data);
-        return new RunInProgress(state, trainableCount, TrainingLog.Open(options.LogPath, state.Step, options.TensorBoardDir),
+        return new RunInProgress(state, trainableCount, TrainingLog.Open(plumbing.LogPath, state.Step, plumbing.TensorBoardDir),
             new MicroBatchFeed(data, options.GradientAccumulation, options.Epochs, state), new FlopMeter(model, state.LinkFlops));
     }
 
@@ -476,8 +479,8 @@ public sealed class ChainTrainer
     /// </summary>
     RunState Restore(string resumeFrom, ITrainingData data)
     {
-        var state = Checkpoint.Restore(resumeFrom, model, Adapters, Schedule!, options);
-        state.Fingerprint = new(options.Fingerprint ?? new Dictionary<string, string>());
+        var state = Checkpoint.Restore(resumeFrom, model, Adapters, Schedule!, plumbing.Fingerprint);
+        state.Fingerprint = new(plumbing.Fingerprint ?? new Dictionary<string, string>());
         var expected = state.Epoch * MicroBatchFeed.StepsPerEpoch(data, options.GradientAccumulation) + state.BatchInEpoch / options.GradientAccumulation;
         if (state.Step != expected)
             throw new InvalidDataException(

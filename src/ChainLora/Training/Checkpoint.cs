@@ -33,7 +33,7 @@ public sealed class RunState
     public List<AutoKnot> AutoKnots { get; set; } = [];
     /// <summary>Per finished link: the mean over adapted layers of the accumulated delta W's effective rank (<see cref="DeltaSpectrum"/>).</summary>
     public List<double> DeltaEffectiveRanks { get; set; } = [];
-    /// <summary>What defines the run (<see cref="TrainerOptions.Fingerprint"/>); a resume must match it.</summary>
+    /// <summary>What defines the run (<see cref="RunPlumbing.Fingerprint"/>); a resume must match it.</summary>
     public Dictionary<string, string> Fingerprint { get; set; } = [];
 }
 
@@ -98,7 +98,7 @@ public static class Checkpoint
     }
 
     /// <summary>Puts weights, LoRA and RNG back; returns the run state. The optimizer comes after.</summary>
-    public static RunState Restore(string dir, CausalLM model, LoraAdapters? adapters, ChainSchedule schedule, TrainerOptions options)
+    public static RunState Restore(string dir, CausalLM model, LoraAdapters? adapters, ChainSchedule schedule, IReadOnlyDictionary<string, string>? fingerprint)
     {
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new FileNotFoundException($"not a checkpoint: {statePath} is missing", statePath);
@@ -107,7 +107,7 @@ public static class Checkpoint
         if (run.Step > schedule.TotalSteps || run.LinkFlops.Length != schedule.MaxLinks)
             throw new InvalidDataException(
                 $"{dir}: checkpoint at step {run.Step} with {run.LinkFlops.Length} links does not fit this run ({schedule.TotalSteps} steps, {schedule.MaxLinks} links); same options as the interrupted run?");
-        CheckFingerprint(dir, run.Fingerprint, options.Fingerprint);
+        CheckFingerprint(dir, run.Fingerprint, fingerprint);
 
         var rngPath = Path.Combine(dir, RngFile);
         var rng = File.Exists(rngPath) ? File.ReadAllBytes(rngPath) : throw new FileNotFoundException($"{rngPath}: missing", rngPath);

@@ -1,4 +1,5 @@
-// Every setting of a training run, with the library's defaults; Validate names the bad value.
+// The algorithm's settings of a training run, with the library's defaults; Validate names the bad value.
+// Where the run writes and how it is stopped is RunPlumbing, beside it.
 using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Models;
@@ -30,12 +31,6 @@ public sealed record TrainerOptions
     public double WarmupRatio { get; init; }
     public bool RewarmEachLink { get; init; }
     public long Seed { get; init; }
-    public string? LogPath { get; init; }
-    /// <summary>A folder for TensorBoard event files (<see cref="TensorBoardEvents"/>); null writes none.</summary>
-    public string? TensorBoardDir { get; init; }
-    /// <summary>Folder for checkpoints (at every link end, and every <see cref="CheckpointEvery"/> steps when positive).</summary>
-    public string? CheckpointDir { get; init; }
-    public int CheckpointEvery { get; init; }
     /// <summary>
     /// Keep only each decoder layer's input and recompute the layer in backward
     /// (<see cref="CausalLM.GradientCheckpointing"/>): same losses, less activation memory, about a
@@ -70,16 +65,6 @@ public sealed record TrainerOptions
     /// minutes per knot.
     /// </summary>
     public bool RecordDeltaSpectra { get; init; }
-    /// <summary>
-    /// Stops the run cleanly when cancelled (Ctrl+C, SIGTERM): after the step in progress, a
-    /// checkpoint is saved and <see cref="TrainingStoppedException"/> thrown.
-    /// </summary>
-    public CancellationToken Stop { get; init; }
-    /// <summary>
-    /// What defines the run beyond these options (model, task, data files' hashes, ...), by name:
-    /// recorded in checkpoints, and a resume whose values differ is refused naming the first.
-    /// </summary>
-    public IReadOnlyDictionary<string, string>? Fingerprint { get; init; }
     /// <summary>The named variant these options came from, for the record (<see cref="ColaVariants.Apply"/> sets the options).</summary>
     public ColaVariant Variant { get; init; } = ColaVariant.Paper;
 
@@ -91,7 +76,6 @@ public sealed record TrainerOptions
         if (Epochs < 1) throw new ArgumentException($"epochs {Epochs}: must be at least 1");
         if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation {GradientAccumulation}: must be at least 1");
         if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm)) throw new ArgumentException($"max grad norm {MaxGradNorm}: must be a number >= 0 (0 turns clipping off)");
-        if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
         if (!(WarmupRatio is >= 0 and < 1)) throw new ArgumentException($"warmup ratio {WarmupRatio}: must be in [0, 1)");
         if (!(OptimizerPruneFraction is >= 0 and < 1)) throw new ArgumentException($"optimizer prune fraction {OptimizerPruneFraction}: must be in [0, 1)");
         if (!(RestartWarmupRatio is >= 0 and < 1)) throw new ArgumentException($"restart warmup ratio {RestartWarmupRatio}: must be in [0, 1)");
@@ -105,4 +89,35 @@ public sealed record TrainerOptions
 
     /// <summary><paramref name="chain"/> with its length given: as it is, or this method's <see cref="DefaultChainLength"/>.</summary>
     public ChainConfig ResolveChain(ChainConfig chain) => chain.Length is null ? chain with { Length = DefaultChainLength(Method) } : chain;
+}
+
+/// <summary>
+/// Where a training run writes and how it is stopped: none of it changes the maths, so it is kept out of
+/// <see cref="TrainerOptions"/> (and out of result.json and the fingerprint).
+/// </summary>
+public sealed record RunPlumbing
+{
+    /// <summary>JSONL per step {step, link, loss, lr} and knot events; null writes none.</summary>
+    public string? LogPath { get; init; }
+    /// <summary>A folder for TensorBoard event files (<see cref="TensorBoardEvents"/>); null writes none.</summary>
+    public string? TensorBoardDir { get; init; }
+    /// <summary>Folder for checkpoints (at every link end, and every <see cref="CheckpointEvery"/> steps when positive).</summary>
+    public string? CheckpointDir { get; init; }
+    public int CheckpointEvery { get; init; }
+    /// <summary>
+    /// Stops the run cleanly when cancelled (Ctrl+C, SIGTERM): after the step in progress, a
+    /// checkpoint is saved and <see cref="TrainingStoppedException"/> thrown.
+    /// </summary>
+    public CancellationToken Stop { get; init; }
+    /// <summary>
+    /// What defines the run beyond the trainer's options (model, task, data files' hashes, ...), by name:
+    /// recorded in checkpoints, and a resume whose values differ is refused naming the first.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Fingerprint { get; init; }
+
+    public RunPlumbing Validate()
+    {
+        if (CheckpointEvery < 0) throw new ArgumentException($"checkpoint every {CheckpointEvery}: must be >= 0");
+        return this;
+    }
 }

@@ -50,13 +50,13 @@ public class FolderFuzzTests : TempFolderTest
     [Fact]
     public void Mutations_of_checkpoint_folder_are_read_or_refused_as_bad_data()
     {
-        var options = new TrainerOptions { Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5, CheckpointEvery = 2 };
+        var options = new TrainerOptions { Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5 };
         var chain = new ChainConfig { Length = 3, Ranks = [8, 4] };
         var lora = new LoraConfig { Bias = LoraBias.LoraOnly };
         var saved = PathIn("ckpt");
         using (var model = TinyModels.Opt())
         {
-            var trainer = new ChainTrainer(model, options with { CheckpointDir = saved }, lora, chain)
+            var trainer = new ChainTrainer(model, options, lora, chain, new RunPlumbing { CheckpointDir = saved, CheckpointEvery = 2 })
             {
                 OnStep = r => { if (r.Step == 4) throw new Resumed(); },
             };
@@ -67,7 +67,7 @@ public class FolderFuzzTests : TempFolderTest
         {
             using var model = TinyModels.Opt();
             // Restoring is what is fuzzed; the first step after it proves the state is usable.
-            var trainer = new ChainTrainer(model, options with { CheckpointDir = Path.Combine(dir, "next") }, lora, chain)
+            var trainer = new ChainTrainer(model, options, lora, chain, new RunPlumbing { CheckpointDir = Path.Combine(dir, "next"), CheckpointEvery = 2 })
             {
                 OnStep = _ => throw new Resumed(),
             };

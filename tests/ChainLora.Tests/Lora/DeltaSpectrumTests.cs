@@ -26,8 +26,8 @@ public class DeltaSpectrumTests
         {
             using var model = TinyModels.Llama();
             var log = Path.Combine(dir, "train_log.jsonl");
-            var trainer = new ChainTrainer(model, new TrainerOptions { Method = TrainingMethod.Cola, LearningRate = 1e-2, Epochs = 6, Seed = 2, LogPath = log, RecordDeltaSpectra = true },
-                new LoraConfig { Rank = 2 }, new ChainConfig { Length = 3 });
+            var trainer = new ChainTrainer(model, new TrainerOptions { Method = TrainingMethod.Cola, LearningRate = 1e-2, Epochs = 6, Seed = 2, RecordDeltaSpectra = true },
+                new LoraConfig { Rank = 2 }, new ChainConfig { Length = 3 }, new RunPlumbing { LogPath = log });
             var result = trainer.Train(new RandomLmData(4));
             var lines = File.ReadLines(log).Select(l => JsonNode.Parse(l)!).Where(n => n["delta"] is JsonObject).ToList();
             Assert.Equal(["knot", "knot", "spectrum"], lines.Select(n => (string)n["event"]!));

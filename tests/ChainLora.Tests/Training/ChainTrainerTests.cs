@@ -100,8 +100,8 @@ public class ChainTrainerTests
         try
         {
             using var model = TinyModels.Llama();
-            var trainer = new ChainTrainer(model, Base with { Method = TrainingMethod.Cola, LogPath = log }, new LoraConfig(),
-                new ChainConfig { Length = 3, Ranks = [8, 4] });
+            var trainer = new ChainTrainer(model, Base with { Method = TrainingMethod.Cola }, new LoraConfig(),
+                new ChainConfig { Length = 3, Ranks = [8, 4] }, new RunPlumbing { LogPath = log });
             var result = trainer.Train(new RandomLmData(4));
             Assert.Equal([8, 4, 4], result.Links.Select(l => l.Rank));
             Assert.Equal([4, 4, 4], result.Links.Select(l => l.Losses.Count));
@@ -161,8 +161,8 @@ public class ChainTrainerTests
         {
             using var model = TinyModels.Llama();
             Dictionary<string, Tensor>? lastGood = null;
-            var trainer = new ChainTrainer(model, Base with { LearningRate = 1e10, Optimizer = OptimizerKind.Sgd, CheckpointDir = dir, CheckpointEvery = 1 },
-                new LoraConfig(), new ChainConfig())
+            var trainer = new ChainTrainer(model, Base with { LearningRate = 1e10, Optimizer = OptimizerKind.Sgd },
+                new LoraConfig(), new ChainConfig(), new RunPlumbing { CheckpointDir = dir, CheckpointEvery = 1 })
             {
                 OnStep = _ => lastGood = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone()),
             };

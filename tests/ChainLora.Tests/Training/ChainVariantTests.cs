@@ -41,8 +41,11 @@ public class ChainVariantTests
 
     static readonly TrainerOptions Options = new()
     {
-        Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 6, Seed = 5, CheckpointEvery = 3,
+        Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 6, Seed = 5,
     };
+
+    /// <summary>Checkpoints into <paramref name="dir"/> every 3 steps (and at link ends).</summary>
+    static RunPlumbing Every3(string dir) => new() { CheckpointDir = dir, CheckpointEvery = 3 };
     static readonly ChainConfig AutoChain = new() { Length = 3, Auto = new AutoKnots { Window = 2, Threshold = 0.5 } };
 
     sealed class Interrupted : Exception;
@@ -54,7 +57,7 @@ public class ChainVariantTests
         try
         {
             using var reference = TinyModels.Opt();
-            var whole = new ChainTrainer(reference, Options with { CheckpointDir = Path.Combine(dir, "a") }, new LoraConfig(), AutoChain)
+            var whole = new ChainTrainer(reference, Options, new LoraConfig(), AutoChain, Every3(Path.Combine(dir, "a")))
                 .Train(new RandomLmData(4));
             Assert.Equal(3, whole.Links.Count);
             Assert.Null(whole.Links[0].Reason);
@@ -64,7 +67,7 @@ public class ChainVariantTests
 
             using (var first = TinyModels.Opt())
             {
-                var trainer = new ChainTrainer(first, Options with { CheckpointDir = Path.Combine(dir, "b") }, new LoraConfig(), AutoChain)
+                var trainer = new ChainTrainer(first, Options, new LoraConfig(), AutoChain, Every3(Path.Combine(dir, "b")))
                 {
                     OnStep = r => { if (r.Step == knot + 1) throw new Interrupted(); },
                 };
@@ -72,7 +75,7 @@ public class ChainVariantTests
             }
             manual_seed(999);
             using var resumedModel = TinyModels.Opt();
-            var resumed = new ChainTrainer(resumedModel, Options with { CheckpointDir = Path.Combine(dir, "b") }, new LoraConfig(), AutoChain)
+            var resumed = new ChainTrainer(resumedModel, Options, new LoraConfig(), AutoChain, Every3(Path.Combine(dir, "b")))
                 .Train(new RandomLmData(4), resumeFrom: Path.Combine(dir, "b"));
             Assert.Equal(whole.StepLosses, resumed.StepLosses);
             Assert.Equal(whole.Links.Select(l => (l.StartStep, l.Reason)), resumed.Links.Select(l => (l.StartStep, l.Reason)));
@@ -87,7 +90,7 @@ public class ChainVariantTests
     static double RowOverlap(ColaVariant variant)
     {
         using var model = TinyModels.Llama();
-        var trainer = new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = variant }, new LoraConfig(),
+        var trainer = new ChainTrainer(model, Options with { Epochs = 2, Variant = variant }, new LoraConfig(),
             new ChainConfig { Length = 2 });
         Assert.Equal(2, trainer.Train(new RandomLmData(4)).Links.Count);
         return trainer.Adapters!.Layers.Values.Max(layer =>
@@ -144,7 +147,7 @@ public class ChainVariantTests
         var model = TinyModels.Llama();
         var perStep = new List<(Tensor A, Tensor B)>();
         ChainTrainer? trainer = null;
-        trainer = new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = variant }, new LoraConfig(), new ChainConfig { Length = links })
+        trainer = new ChainTrainer(model, Options with { Epochs = 2, Variant = variant }, new LoraConfig(), new ChainConfig { Length = links })
         {
             OnStep = _ =>
             {
@@ -189,8 +192,8 @@ public class ChainVariantTests
             using var stop = new CancellationTokenSource();
             List<Tensor> before = [];
             ChainTrainer? trainer = null;
-            trainer = new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = variant, Stop = stop.Token }, new LoraConfig(),
-                new ChainConfig { Length = 2 })
+            trainer = new ChainTrainer(model, Options with { Epochs = 2, Variant = variant }, new LoraConfig(),
+                new ChainConfig { Length = 2 }, new RunPlumbing { Stop = stop.Token })
             {
                 // After the first link's last step: the state the knot starts from; stopping there ties the knot and keeps the optimizer.
                 OnStep = r =>
@@ -234,7 +237,7 @@ public class ChainVariantTests
         // The trainer follows it: 200 steps, links of 100.
         using var model = TinyModels.Llama();
         var rates = new List<double>();
-        new ChainTrainer(model, Options with { Epochs = 2, CheckpointEvery = 0, Variant = ColaVariant.Relora, LearningRate = 1e-3 }, new LoraConfig(),
+        new ChainTrainer(model, Options with { Epochs = 2, Variant = ColaVariant.Relora, LearningRate = 1e-3 }, new LoraConfig(),
             new ChainConfig { Length = 2 })
         { OnStep = r => rates.Add(r.LearningRate) }.Train(new RandomLmData(100));
         Assert.Equal(1e-3 * 0.5 * 0.5, rates[100], 12);   // step 101: half the ramp of the budget-wide 0.5
@@ -249,7 +252,7 @@ public class ChainVariantTests
         {
             using var model = TinyModels.Llama();
             var method = links == 1 ? TrainingMethod.Lora : TrainingMethod.Cola;
-            var r = new ChainTrainer(model, Options with { Method = method, Epochs = 2, CheckpointEvery = 0, Variant = variant }, new LoraConfig(),
+            var r = new ChainTrainer(model, Options with { Method = method, Epochs = 2, Variant = variant }, new LoraConfig(),
                 new ChainConfig { Length = links }).Train(new RandomLmData(4));
             return (r.TotalFlops, r.Tokens);
         }
@@ -278,14 +281,14 @@ public class ChainVariantTests
         var dir = Directory.CreateTempSubdirectory("variant-resume").FullName;
         try
         {
-            var options = Options with { Epochs = 2, Variant = variant, CheckpointEvery = 0, RecordDeltaSpectra = true };
+            var options = Options with { Epochs = 2, Variant = variant, RecordDeltaSpectra = true };
             var chain = new ChainConfig { Length = 2 };
             using var reference = TinyModels.Llama();
-            var whole = new ChainTrainer(reference, options with { CheckpointDir = Path.Combine(dir, "a") }, new LoraConfig(), chain).Train(new RandomLmData(4));
+            var whole = new ChainTrainer(reference, options, new LoraConfig(), chain, Every3(Path.Combine(dir, "a"))).Train(new RandomLmData(4));
             using (var first = TinyModels.Llama())
             {
                 // The knot at step 4 checkpoints (with ReLoRA's pruned optimizer state); the run dies at step 6.
-                var trainer = new ChainTrainer(first, options with { CheckpointDir = Path.Combine(dir, "b") }, new LoraConfig(), chain)
+                var trainer = new ChainTrainer(first, options, new LoraConfig(), chain, Every3(Path.Combine(dir, "b")))
                 {
                     OnStep = r => { if (r.Step == 6) throw new Interrupted(); },
                 };
@@ -293,7 +296,7 @@ public class ChainVariantTests
             }
             manual_seed(999);
             using var resumedModel = TinyModels.Llama();
-            var resumed = new ChainTrainer(resumedModel, options with { CheckpointDir = Path.Combine(dir, "b") }, new LoraConfig(), chain)
+            var resumed = new ChainTrainer(resumedModel, options, new LoraConfig(), chain, Every3(Path.Combine(dir, "b")))
                 .Train(new RandomLmData(4), resumeFrom: Path.Combine(dir, "b"));
             Assert.Equal(whole.StepLosses, resumed.StepLosses);
             Assert.Equal(whole.TotalFlops, resumed.TotalFlops);

@@ -10,8 +10,11 @@ public class CheckpointTests
 {
     static readonly TrainerOptions Options = new()
     {
-        Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5, GradientAccumulation = 2, CheckpointEvery = 2,
+        Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 5, GradientAccumulation = 2,
     };
+
+    /// <summary>Checkpoints into <paramref name="dir"/> every 2 steps (and at link ends).</summary>
+    static RunPlumbing Every2(string dir) => new() { CheckpointDir = dir, CheckpointEvery = 2 };
     static readonly ChainConfig Chain = new() { Length = 3, Ranks = [8, 4] };
     static readonly LoraConfig Lora = new() { Dropout = 0.1, Bias = LoraBias.LoraOnly };
 
@@ -41,12 +44,12 @@ public class CheckpointTests
         try
         {
             using var reference = TinyModels.Opt();
-            var full = new ChainTrainer(reference, options with { CheckpointDir = Path.Combine(dir, "a") }, Lora, Chain)
+            var full = new ChainTrainer(reference, options, Lora, Chain, Every2(Path.Combine(dir, "a")))
                 .Train(new RandomLmData(8));
 
             using (var first = TinyModels.Opt())
             {
-                var trainer = new ChainTrainer(first, options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+                var trainer = new ChainTrainer(first, options, Lora, Chain, Every2(Path.Combine(dir, "b")))
                 {
                     OnStep = r => { if (r.Step == stopAfter) throw new Interrupted(); },
                 };
@@ -54,7 +57,7 @@ public class CheckpointTests
             }
             manual_seed(999); // the resumed process starts with unrelated RNG state
             using var resumedModel = TinyModels.Opt();
-            var resumed = new ChainTrainer(resumedModel, options with { CheckpointDir = Path.Combine(dir, "b") }, Lora, Chain)
+            var resumed = new ChainTrainer(resumedModel, options, Lora, Chain, Every2(Path.Combine(dir, "b")))
                 .Train(new RandomLmData(8), resumeFrom: Path.Combine(dir, "b"));
 
             Assert.True(full.StepLosses.SequenceEqual(resumed.StepLosses), string.Join(",", full.StepLosses.Select(x => x.ToString("F4"))) + " vs " + string.Join(",", resumed.StepLosses.Select(x => x.ToString("F4"))));
@@ -107,7 +110,7 @@ public class CheckpointTests
         {
             using (var model = TinyModels.Opt())
             {
-                var trainer = new ChainTrainer(model, Options with { CheckpointDir = dir }, Lora, Chain)
+                var trainer = new ChainTrainer(model, Options, Lora, Chain, Every2(dir))
                 {
                     OnStep = r => { if (r.Step == 4) throw new Interrupted(); },
                 };
@@ -168,7 +171,7 @@ public class CheckpointTests
                     break;
             }
             using var resumed = TinyModels.Opt();
-            var again = new ChainTrainer(resumed, Options with { CheckpointDir = Path.Combine(dir, "next") }, Lora, Chain);
+            var again = new ChainTrainer(resumed, Options, Lora, Chain, Every2(Path.Combine(dir, "next")));
             var e = Assert.Throws<InvalidDataException>(() => again.Train(new RandomLmData(8), resumeFrom: dir));
             Assert.Contains(file == "state.json" && damage == "batch-9999" ? "micro-batch 9999" : file, e.Message);
         }

@@ -24,8 +24,8 @@ public sealed class TensorBoardTests : TempFolderTest
         using var model = TinyModels.Opt();
         var trainer = new ChainTrainer(model, new TrainerOptions
         {
-            Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 2, LogPath = log, TensorBoardDir = events,
-        }, new LoraConfig(), new ChainConfig { Length = 3 });
+            Method = TrainingMethod.Cola, LearningRate = 5e-3, Epochs = 3, Seed = 2,
+        }, new LoraConfig(), new ChainConfig { Length = 3 }, new RunPlumbing { LogPath = log, TensorBoardDir = events });
         var result = trainer.Train(new RandomLmData(4));
 
         var file = Assert.Single(Directory.GetFiles(events, "events.out.tfevents.*"));
