@@ -1,5 +1,6 @@
 // Where the knots sit in the training budget and what each link looks like (paper, Sec. 3.2 and
 // Sec. 5: chain length, knot placement over epochs, rank step-down).
+using ChainLora.IO;
 using ChainLora.Lora;
 
 namespace ChainLora.Chain;
@@ -20,6 +21,7 @@ public sealed record ChainConfig
     /// paper's 3 for COLA and 1 otherwise (<c>TrainerOptions.ResolveChain</c>, applied by the trainer
     /// and the train recipe), so a library caller asking for COLA gets a chain.
     /// </summary>
+    [RecordedAs("chain_length")]
     public int? Length { get; init; }
 
     /// <summary>The number of links of a resolved chain (<see cref="Length"/> given).</summary>
@@ -27,9 +29,12 @@ public sealed record ChainConfig
     /// <summary>Rank of each link; shorter than M repeats its last entry ("8,4" over 3 links = 8,4,4). Null: the LoRA rank.</summary>
     public IReadOnlyList<int>? Ranks { get; init; }
     /// <summary>M-1 knots as fractions of the budget in (0, 1), increasing. Null: split by epochs.</summary>
+    [RecordedWhenSet]
     public IReadOnlyList<double>? KnotFractions { get; init; }
     /// <summary>M-1 knots as optimizer steps, increasing. Takes precedence over fractions.</summary>
+    [RecordedWhenSet]
     public IReadOnlyList<int>? KnotSteps { get; init; }
+    [RecordedWhenSet]
     public AlphaPolicy AlphaPolicy { get; init; } = AlphaPolicy.KeepAlpha;
     /// <summary>
     /// Knots placed during training where the loss stops improving (<see cref="AutoKnots"/>), at most

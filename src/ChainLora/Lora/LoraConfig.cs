@@ -29,15 +29,20 @@ public sealed record LoraConfig
 {
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
+    [RecordedAs("lora_dropout")]
     public double Dropout { get; init; }
     /// <summary>
     /// Module names to adapt: an exact dotted path or a final-name suffix ("q_proj"); <see cref="AllLinear"/>
     /// alone for every linear layer but the LM head; empty for the model family's defaults (<see cref="Targets"/>).
     /// </summary>
+    [RecordedAs("targets")]
     public IReadOnlyList<string> TargetModules { get; init; } = [];
+    [RecordedAs("lora_bias")]
     public LoraBias Bias { get; init; } = LoraBias.None;
+    [RecordedAs("lora_init"), RecordedWhenSet]
     public LoraInit Init { get; init; } = LoraInit.Kaiming;
     /// <summary>rsLoRA: scale by alpha / sqrt(r) instead of alpha / r.</summary>
+    [RecordedAs("use_rslora")]
     public bool UseRsLora { get; init; }
 
     /// <summary>The scale applied to B A at a given rank and alpha.</summary>

@@ -1,19 +1,56 @@
 // What a task run reports: result.json (snake_case keys), also the last stdout line of --json runs.
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using ChainLora.Chain;
 using ChainLora.IO;
-using ChainLora.Lora;
+using ChainLora.Models;
 using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Recipes;
 
-/// <summary>Every setting of a run. Ranks and alphas are per link; LoRA fields are null for full fine-tuning.</summary>
-public sealed record HyperParameters(int Epochs, double LearningRate, int BatchSize, int GradientAccumulation, OptimizerKind Optimizer,
-    double WeightDecay, double Momentum, double WarmupRatio, double MaxGradNorm, int ChainLength,
-    IReadOnlyList<int>? Ranks, IReadOnlyList<double>? Alphas, double? LoraDropout, IReadOnlyList<string>? Targets, LoraBias? LoraBias,
-    int NumTrain, int NumDev, int NumEval, string BaseDtype, string Device, string? Adapter, bool GradientCheckpointing = false,
-    string? Knots = null, ColaVariant Variant = ColaVariant.Paper, int? Context = null, string? Activations = null, TextSplit? Split = null,
-    bool UseRslora = false, bool? TrainOnInputs = null, bool? Pack = null);
+/// <summary>
+/// result.json's "hyperparameters": the run's options record written field by field
+/// (<see cref="OptionRecords.Flatten"/>), with what only the run knows put in: each link's rank and
+/// alpha, how knots are placed, the dtypes and device in use. Fields stay in the order result.json
+/// has always had, so files compare across versions; an option added to a record is written after them.
+/// </summary>
+public static class HyperParameters
+{
+    /// <summary>The order of the fields result.json has always written.</summary>
+    public static readonly IReadOnlyList<string> Order =
+    [
+        "epochs", "learning_rate", "batch_size", "gradient_accumulation", "optimizer", "weight_decay", "momentum", "warmup_ratio",
+        "max_grad_norm", "chain_length", "ranks", "alphas", "lora_dropout", "targets", "lora_bias", "num_train", "num_dev", "num_eval",
+        "base_dtype", "device", "adapter", "gradient_checkpointing", "knots", "variant", "context", "activations", "split",
+        "use_rslora", "train_on_inputs", "pack",
+    ];
+
+    /// <summary>The hyperparameters of a run of <paramref name="options"/> (resolved) on <paramref name="model"/> with <paramref name="schedule"/>.</summary>
+    public static JsonObject Of(TrainRecipeOptions options, CausalLM model, ChainSchedule schedule, TaskKind kind)
+    {
+        var h = OptionRecords.Flatten(options);
+        var full = options.Trainer.Method == TrainingMethod.Full;
+        // Each link's rank and alpha stand for the LoRA config's one and the chain's rank list.
+        foreach (var key in new[] { "rank", "alpha", "auto" }) h.Remove(key);
+        h["ranks"] = new JsonArray(schedule.Links.Select(l => (JsonNode)l.Rank).ToArray());
+        h["alphas"] = new JsonArray(schedule.Links.Select(l => (JsonNode)l.Alpha).ToArray());
+        h["knots"] = schedule.Auto is { } auto ? $"auto: window {auto.WindowFor(schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed";
+        // What the machine resolved: dtypes in use, the device, the adapter's full path.
+        h["base_dtype"] = StorageDtype.Name(model.StorageDtype);
+        h["device"] = model.Device.ToString();
+        h["activations"] = StorageDtype.Name(model.ActivationDtype);
+        h["adapter"] = options.Adapter is null ? null : Path.GetFullPath(options.Adapter);
+        // Full fine-tuning has no LoRA: its LoRA fields are null (flags false).
+        if (full)
+            foreach (var key in OptionRecords.Flatten(options.Lora).Select(p => p.Key).Concat(["ranks", "alphas", "knots"]).Where(h.ContainsKey).ToList())
+                h[key] = h[key] is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? false : null;
+        // Another task kind's settings are null.
+        if (kind != TaskKind.LanguageModelling) h["split"] = null;
+        if (kind != TaskKind.Sft) h["train_on_inputs"] = h["pack"] = null;
+        return OptionRecords.Ordered(h, Order);
+    }
+}
 
 /// <summary>
 /// One link's training; rank and alpha are null for full fine-tuning; KnotReason says why the knot before it sits where it does;
@@ -36,7 +73,7 @@ public sealed record TrainingSummary(int Steps, IReadOnlyList<LinkSummary> Links
 /// gradients of every matmul, weight gradients of the trainable ones); <c>WallSeconds</c> runs from
 /// reading the data to writing this result.
 /// </summary>
-public sealed record TaskRunResult(string Task, TrainingMethod Method, long Seed, string Model, HyperParameters Hyperparameters, DataSummary Data,
+public sealed record TaskRunResult(string Task, TrainingMethod Method, long Seed, string Model, JsonObject Hyperparameters, DataSummary Data,
     TrainingSummary Training, IReadOnlyDictionary<string, double>? Dev, IReadOnlyDictionary<string, double> Test, double TrainingFlops,
     double WallSeconds, RunStatus Status = RunStatus.Finished, string? Divergence = null, IReadOnlyDictionary<string, double>? Source = null);
 

@@ -1,6 +1,8 @@
 // What defines a train run, for checkpoints: a resume that differs in any of these (another task,
-// data that changed on disk, another rank, seed or learning rate) is refused, naming the value.
-using System.Globalization;
+// data that changed on disk, another rank, seed or learning rate, any setting of the options record)
+// is refused, naming the value.
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Security.Cryptography;
 using ChainLora.IO;
 using ChainLora.Tasks;
@@ -9,38 +11,29 @@ namespace ChainLora.Recipes;
 
 public static class RunFingerprint
 {
+    /// <summary>
+    /// The key that says which form the fingerprint has; checkpoints written before it existed said some
+    /// settings in other words, and <see cref="Training.Checkpoint"/> compares only what both name alike.
+    /// </summary>
+    public const string VersionKey = Training.Checkpoint.FingerprintVersionKey;
+
+    /// <summary>
+    /// Every setting of the options record (<see cref="OptionRecords.Flatten"/>, JSON values; a string as it is),
+    /// then what identifies the run: the model's folder, the task, the data files' hashes, the seed and method.
+    /// </summary>
     public static Dictionary<string, string> Of(TrainRecipeOptions o, string modelDirectory, DataSummary data)
     {
-        static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
-        var t = o.Trainer;
-        var fingerprint = new Dictionary<string, string>
-        {
-            ["model"] = Path.GetFullPath(modelDirectory),
-            ["task"] = o.Task.ToLowerInvariant(),
-            ["data"] = string.Join(", ", data.TrainFiles.Concat(data.ValidationFiles).Distinct().Select(f => $"{Path.GetFileName(f)} sha256:{Sha256(f)}")),
-            ["sizes"] = $"train {o.Sizes.Train}, dev {o.Sizes.Dev}, eval {o.Sizes.Eval}",
-            ["seed"] = $"{o.Seed}",
-            ["batch_size"] = $"{o.BatchSize}",
-            ["method"] = EnumNames.Name(t.Method),
-            ["variant"] = EnumNames.Name(t.Variant),
-            ["chain"] = $"length {o.Chain.Length}, ranks {(o.Chain.Ranks is { } r ? string.Join(",", r) : "-")}, knots {(o.Chain.Auto is { } a ? $"auto {a.Window}/{F(a.Threshold)}" : "fixed")}",
-            ["lora"] = $"rank {o.Lora.Rank}, alpha {F(o.Lora.Alpha)}, dropout {F(o.Lora.Dropout)}, targets {string.Join(",", o.Lora.TargetModules)}, bias {EnumNames.Name(o.Lora.Bias)}" +
-                (o.Lora.UseRsLora ? ", rslora" : ""),
-            ["optimizer"] = $"{EnumNames.Name(t.Optimizer)}, weight decay {F(t.WeightDecay)}, momentum {F(t.Momentum)}",
-            ["learning_rate"] = $"{F(t.LearningRate)}, warmup {F(t.WarmupRatio)}, rewarm {t.RewarmEachLink}, epochs {t.Epochs}, accumulation {t.GradientAccumulation}, clip {F(t.MaxGradNorm)}",
-            ["adapter"] = o.Adapter is null ? "-" : Path.GetFullPath(o.Adapter),
-        };
-        // Only when set: checkpoints written before the option existed keep their fingerprint.
-        if (o.Context is { } context) fingerprint["context"] = $"{context}";
-        if (o.Split != TextSplit.Shuffled) fingerprint["split"] = EnumNames.Name(o.Split);
+        var fingerprint = new Dictionary<string, string> { [VersionKey] = "2" };
+        foreach (var (key, value) in OptionRecords.Flatten(o))
+            fingerprint[key] = value is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : value?.ToJsonString() ?? "null";
+        fingerprint["model"] = Path.GetFullPath(modelDirectory);
+        fingerprint["task"] = o.Task.ToLowerInvariant();
+        fingerprint["data"] = string.Join(", ", data.TrainFiles.Concat(data.ValidationFiles).Distinct().Select(f => $"{Path.GetFileName(f)} sha256:{Sha256(f)}"));
+        fingerprint["seed"] = $"{o.Seed}";
+        fingerprint["method"] = EnumNames.Name(o.Trainer.Method);
+        fingerprint["adapter"] = o.Adapter is null ? "-" : Path.GetFullPath(o.Adapter);
         // Spectra are recorded per knot: a run resumed with them on would miss those tied before.
-        if (t.RecordDeltaSpectra) fingerprint["delta_spectra"] = "on";
-        if (t.FreezeA || t.OptimizerPruneFraction > 0 || t.RestartWarmupRatio > 0)
-            fingerprint["variant_settings"] = $"freeze A {t.FreezeA}, prune {F(t.OptimizerPruneFraction)}, restart warmup {F(t.RestartWarmupRatio)}";
-        if (o.TrainOnInputs) fingerprint["train_on_inputs"] = "true";
-        if (o.Pack) fingerprint["pack"] = "true";
-        if (o.Truncation != SftTruncationMode.Cut) fingerprint["truncation"] = EnumNames.Name(o.Truncation);
-        if (t.Activations != Models.ActivationPrecision.Auto) fingerprint["activations"] = EnumNames.Name(t.Activations);
+        if (o.Trainer.RecordDeltaSpectra) fingerprint["delta_spectra"] = "on";
         return fingerprint;
     }
 

@@ -35,19 +35,32 @@ using static TorchSharp.torch;
 
 namespace ChainLora.Recipes;
 
+/// <summary>
+/// A train run's options: the one record that goes from the command line (or a job spec) through the
+/// recipe to the trainer. Its settings, and those of the records it holds, are written field by field
+/// (<see cref="OptionRecords"/>) as result.json's hyperparameters and the checkpoint fingerprint; the
+/// plumbing (<see cref="NotRecordedAttribute"/>: output folder, checkpoints, resume, stop) is not a setting.
+/// </summary>
 public sealed record TrainRecipeOptions
 {
     /// <summary>A model folder or a Hub id org/name[@revision]; not read when a loaded model is passed to Setup.</summary>
+    [NotRecorded]
     public string Model { get; init; } = "";
     /// <summary>Storage dtype of the frozen matrices and embeddings (fp32 or bf16).</summary>
+    [RecordedAs("base_dtype")]
     public ScalarType BaseDtype { get; init; } = ScalarType.Float32;
     /// <summary>Where to compute; null is the CPU.</summary>
+    [NotRecorded]
     public Device? Device { get; init; }
+    [NotRecorded]
     public required string Task { get; init; }
     /// <summary>The task's folder (lm: a text file, or a folder with train.txt and optionally val.txt).</summary>
+    [NotRecorded]
     public required string Data { get; init; }
+    [RecordedFlat]
     public SampleSizes Sizes { get; init; } = new();
     /// <summary>Seeds the sample, the order of the batches and torch (LoRA init); it replaces Trainer.Seed.</summary>
+    [NotRecorded]
     public long Seed { get; init; }
     public int BatchSize { get; init; } = 8;
     /// <summary>lm: tokens per window, BOS included; sft: the most tokens an example keeps; null is the model's maximum positions.</summary>
@@ -57,6 +70,7 @@ public sealed record TrainRecipeOptions
     /// <summary>sft: the loss on every token, prompts and system turns too, not only on the responses.</summary>
     public bool TrainOnInputs { get; init; }
     /// <summary>sft: what an example longer than <see cref="Context"/> tokens becomes (cut from its end, dropped, or an error).</summary>
+    [RecordedWhenSet]
     public SftTruncationMode Truncation { get; init; }
     /// <summary>
     /// sft: pack several examples into each row of <see cref="Context"/> positions (<see cref="SftPacking"/>);
@@ -67,28 +81,39 @@ public sealed record TrainRecipeOptions
     /// A text of the pretrained model's own domain (stories260K: TinyStories), scored after training as
     /// result.json's "source" (NLL per token): how much of it the fine-tune forgot. Null scores none.
     /// </summary>
+    [RecordedWhenSet]
     public string? Source { get; init; }
     /// <summary>Windows of <see cref="Source"/> scored: a fixed sample, the same for every seed.</summary>
+    [RecordedWhenSet]
     public int SourceWindows { get; init; } = DefaultSourceWindows;
     public const int DefaultSourceWindows = 200;
     /// <summary>The paper's budget: 5 epochs (Appendix A.1).</summary>
+    [RecordedFlat]
     public TrainerOptions Trainer { get; init; } = new() { Epochs = 5 };
+    [RecordedFlat]
     public LoraConfig Lora { get; init; } = new();
     /// <summary>The chain; a length left null is the method's (<see cref="TrainerOptions.DefaultChainLength"/>: 3 links for COLA).</summary>
+    [RecordedFlat]
     public ChainConfig Chain { get; init; } = new();
     /// <summary>Where result.json and train_log.jsonl go; null writes nothing.</summary>
+    [NotRecorded]
     public string? OutDir { get; init; }
     /// <summary>A PEFT LoRA adapter folder merged into the weights before training starts.</summary>
     public string? Adapter { get; init; }
     /// <summary>Also checkpoint every N optimizer steps (0: only at link ends). Needs <see cref="OutDir"/>.</summary>
+    [NotRecorded]
     public int CheckpointEvery { get; init; }
     /// <summary>Continue an interrupted run from this checkpoint (same options as that run).</summary>
+    [NotRecorded]
     public string? ResumeFrom { get; init; }
     /// <summary>Cancelled to stop after the current step with a checkpoint (<see cref="RunPlumbing.Stop"/>).</summary>
+    [NotRecorded]
     public CancellationToken Stop { get; init; }
     /// <summary>Replace a run already in <see cref="OutDir"/> (its log, checkpoint and result); otherwise such a folder is refused.</summary>
+    [NotRecorded]
     public bool Overwrite { get; init; }
     /// <summary>A folder for this run's TensorBoard events (per step, at knots, and the dev and test metrics); null writes none.</summary>
+    [NotRecorded]
     public string? TensorBoardDir { get; init; }
 
     /// <summary>The folder checkpoints go to: OUT/checkpoint.</summary>
@@ -320,22 +345,5 @@ public sealed class TrainRecipe : IDisposable
         return found.Count == 0 ? null : string.Join(", ", found);
     }
 
-    HyperParameters Hyperparameters()
-    {
-        var t = options.Trainer;
-        var links = trainer.Schedule!.Links;
-        var full = t.Method == TrainingMethod.Full;
-        return new(t.Epochs, t.LearningRate, options.BatchSize, t.GradientAccumulation, t.Optimizer,
-            t.WeightDecay, t.Momentum, t.WarmupRatio, t.MaxGradNorm, links.Count,
-            full ? null : links.Select(l => l.Rank).ToList(), full ? null : links.Select(l => l.Alpha).ToList(),
-            full ? null : options.Lora.Dropout, full ? null : options.Lora.TargetModules,
-            full ? null : options.Lora.Bias, options.Sizes.Train, options.Sizes.Dev, options.Sizes.Eval,
-            StorageDtype.Name(model.Model.StorageDtype), model.Model.Device.ToString(),
-            options.Adapter is null ? null : Path.GetFullPath(options.Adapter), t.GradientCheckpointing,
-            full ? null : trainer.Schedule.Auto is { } auto
-                ? $"auto: window {auto.WindowFor(trainer.Schedule.TotalSteps)} steps, threshold {auto.Threshold}" : "fixed",
-            t.Variant, options.Context, StorageDtype.Name(model.Model.ActivationDtype),
-            Prepared.Task.Kind == TaskKind.LanguageModelling ? options.Split : null, !full && options.Lora.UseRsLora,
-                Prepared.Task.Kind == TaskKind.Sft ? options.TrainOnInputs : null, Prepared.Task.Kind == TaskKind.Sft ? options.Pack : null);
-    }
+    System.Text.Json.Nodes.JsonObject Hyperparameters() => HyperParameters.Of(options, model.Model, trainer.Schedule!, Prepared.Task.Kind);
 }

@@ -3,9 +3,14 @@
 // validation split shuffled with s, first num_eval. When a task has only one labelled split
 // (BoolQ here has only its validation file), it is shuffled once and carved without overlap:
 // test first, then train, then dev. Smaller pools give what they hold; the report says so.
+using ChainLora.IO;
+
 namespace ChainLora.Tasks;
 
-public sealed record SampleSizes(int Train = 1000, int Dev = 500, int Eval = 1000)
+public sealed record SampleSizes(
+    [property: RecordedAs("num_train")] int Train = 1000,
+    [property: RecordedAs("num_dev")] int Dev = 500,
+    [property: RecordedAs("num_eval")] int Eval = 1000)
 {
     public SampleSizes Validate()
     {

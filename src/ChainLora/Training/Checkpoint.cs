@@ -185,10 +185,21 @@ public static class Checkpoint
     }
 
     /// <summary>Every value that defined the interrupted run must be the same now (a checkpoint without one, from before, is not checked).</summary>
-    static void CheckFingerprint(string dir, IReadOnlyDictionary<string, string> saved, IReadOnlyDictionary<string, string>? now)
+    /// <summary>The fingerprint key holding its form's version (absent from checkpoints of the first form).</summary>
+    public const string FingerprintVersionKey = "fingerprint";
+
+    /// <summary>Keys of the first form whose values the second form writes differently.</summary>
+    static readonly string[] RewordedInVersion2 = ["learning_rate", "optimizer"];
+
+    internal static void CheckFingerprint(string dir, IReadOnlyDictionary<string, string> saved, IReadOnlyDictionary<string, string>? now)
     {
         if (saved.Count == 0 || now is null) return;
-        foreach (var key in saved.Keys.Union(now.Keys).Order(StringComparer.Ordinal))
+        // Written before fingerprints had a version: they named the settings in other words (the learning rate and
+        // optimizer as sentences, LoRA and the chain as one line each), so only the keys both hold alike are compared.
+        var keys = saved.ContainsKey(FingerprintVersionKey) || !now.ContainsKey(FingerprintVersionKey)
+            ? saved.Keys.Union(now.Keys)
+            : saved.Keys.Intersect(now.Keys).Except(RewordedInVersion2);
+        foreach (var key in keys.Order(StringComparer.Ordinal))
         {
             var (before, after) = (saved.GetValueOrDefault(key, "(none)"), now.GetValueOrDefault(key, "(none)"));
             if (before != after)

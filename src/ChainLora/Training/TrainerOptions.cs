@@ -18,8 +18,14 @@ public enum TrainingMethod
 
 public enum OptimizerKind { AdamW, Sgd, AdaGrad }
 
+/// <summary>
+/// The algorithm's settings. Recorded field by field (<see cref="OptionRecords"/>) into result.json's
+/// hyperparameters and the checkpoint fingerprint; a new setting is recorded without copying it anywhere.
+/// </summary>
 public sealed record TrainerOptions
 {
+    /// <summary>Recorded beside the hyperparameters (result.json's "method"), not among them.</summary>
+    [NotRecorded]
     public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     public double LearningRate { get; init; } = 1e-4;
@@ -29,7 +35,10 @@ public sealed record TrainerOptions
     public int GradientAccumulation { get; init; } = 1;
     public double MaxGradNorm { get; init; }
     public double WarmupRatio { get; init; }
+    [RecordedWhenSet]
     public bool RewarmEachLink { get; init; }
+    /// <summary>Set by the recipe from its own seed, which result.json records beside the hyperparameters.</summary>
+    [NotRecorded]
     public long Seed { get; init; }
     /// <summary>
     /// Keep only each decoder layer's input and recompute the layer in backward
@@ -43,27 +52,32 @@ public sealed record TrainerOptions
     /// Start each link after the first with A along the top right singular vectors of the full weight
     /// gradient of the link's last step (Algorithm 2's oracle direction) instead of a random A.
     /// </summary>
+    [RecordedWhenSet]
     public bool GradientInit { get; init; }
     /// <summary>
     /// RAC-LoRA (Malinovsky et al. 2024, arXiv 2410.08305): every link's A is drawn at random and frozen; only B
     /// (and configured biases) train.
     /// </summary>
+    [RecordedWhenSet]
     public bool FreezeA { get; init; }
     /// <summary>
     /// ReLoRA (Lialin et al. 2023, arXiv 2307.05695): at each knot keep the optimizer and prune this fraction of
     /// every state tensor by magnitude (the smallest entries set to 0) instead of starting a fresh one; 0: fresh.
     /// </summary>
+    [RecordedWhenSet]
     public double OptimizerPruneFraction { get; init; }
     /// <summary>
     /// ReLoRA's jagged schedule: after each knot the rate restarts from near 0 and climbs linearly back to the
     /// budget-wide schedule over this fraction of the new link (at least one step); 0: no restart.
     /// </summary>
+    [RecordedWhenSet]
     public double RestartWarmupRatio { get; init; }
     /// <summary>
     /// At every knot and at the chain's end, log the singular values and effective rank of each adapted layer's
     /// accumulated delta W (<see cref="Lora.DeltaSpectrum"/>). Off by default: on a large model the SVDs cost
-    /// minutes per knot.
+    /// minutes per knot. It changes no number, so it is not a hyperparameter (the fingerprint names it).
     /// </summary>
+    [NotRecorded]
     public bool RecordDeltaSpectra { get; init; }
     /// <summary>The named variant these options came from, for the record (<see cref="ColaVariants.Apply"/> sets the options).</summary>
     public ColaVariant Variant { get; init; } = ColaVariant.Paper;

@@ -226,10 +226,10 @@ public sealed class TaskCliTests : IDisposable
         Assert.Contains("seed was 0 in the interrupted run and is 5 now", error);
         (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--rank", "4"]);
         Assert.Equal(2, exit);
-        Assert.Contains("lora was rank 8", error);
+        Assert.Contains("rank was 8 in the interrupted run and is 4 now", error);
         (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir, "--split", "contiguous"]);
         Assert.Equal(2, exit);
-        Assert.Contains("split was (none) in the interrupted run and is contiguous now", error);
+        Assert.Contains("split was shuffled in the interrupted run and is contiguous now", error);
         File.AppendAllText(text, "A new line changes the data.\n");
         (exit, _, error) = CliHarness.Run([.. args, "--resume", outDir]);
         Assert.Equal(2, exit);

@@ -22,7 +22,7 @@ public sealed class TrainRecipeDefaultsTests : TempFolderTest
             OutDir = PathIn("cola"),
         });
         Assert.Equal(3, result.Training.Links.Count);
-        Assert.Equal(3, result.Hyperparameters.ChainLength);
+        Assert.Equal(3, (int)result.Hyperparameters["chain_length"]!);
     }
 
     [Theory]
