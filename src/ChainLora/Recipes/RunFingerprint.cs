@@ -1,9 +1,9 @@
 // What defines a train run, for checkpoints: a resume that differs in any of these (another task,
 // data that changed on disk, another rank, seed or learning rate, any setting of the options record)
 // is refused, naming the value.
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Security.Cryptography;
 using ChainLora.IO;
 using ChainLora.Tasks;
 

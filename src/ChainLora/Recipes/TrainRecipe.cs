@@ -27,7 +27,6 @@ using ChainLora.IO;
 using ChainLora.IO.Hub;
 using ChainLora.Loading;
 using ChainLora.Lora;
-using ChainLora.Models;
 using ChainLora.Objectives;
 using ChainLora.Tasks;
 using ChainLora.Training;
