@@ -1,3 +1,10 @@
+using ChainLora.Chain;
+using ChainLora.Lora;
+using ChainLora.Models;
+using ChainLora.Recipes;
+using ChainLora.Tasks;
+using ChainLora.Training;
+
 namespace ChainLora.Experiments;
 
 /// <summary>Expands an experiment config into job specs under <c>OUT/jobs/ID/</c>.</summary>
@@ -14,20 +21,31 @@ public static class Grid
                 foreach (var lr in rates)
                     foreach (var seed in config.Seeds)
                     {
-                        var spec = new JobSpec
+                        var options = new TrainRecipeOptions
                         {
                             Task = task.Name, Data = Path.Combine(config.DataRoot, task.Data), Model = config.Model,
-                            Method = method.Name, Kind = method.Kind, ChainLength = method.Links, Ranks = method.Ranks,
-                            Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = method.Alpha ?? config.Alpha, Icl = method.Icl,
-                            Rslora = method.Rslora,
-                            Source = config.SourceData is { } source ? Path.Combine(config.DataRoot, source) : null,
-                            SourceWindows = config.SourceData is null ? null : config.SourceWindows,
-                            DeltaSpectra = config.DeltaSpectra && method.Kind.HasChain(),
-                            Optimizer = method.Optimizer, LearningRate = lr, Seed = seed, Epochs = config.Epochs,
-                            NumTrain = method.NumTrain ?? config.NumTrain, NumDev = config.NumDev, NumEval = config.NumEval,
-                            BatchSize = config.BatchSize, BaseDtype = config.BaseDtype, Variant = method.Variant, Knots = method.Knots,
+                            BaseDtype = StorageDtype.Parse(config.BaseDtype), Seed = seed, BatchSize = config.BatchSize,
+                            Sizes = new SampleSizes(method.NumTrain ?? config.NumTrain, config.NumDev, config.NumEval),
                             Context = config.Context, Split = config.Split,
+                            Source = config.SourceData is { } source ? Path.Combine(config.DataRoot, source) : null,
+                            SourceWindows = config.SourceWindows,
+                            Trainer = new TrainerOptions
+                            {
+                                Method = method.Kind.Trains() ? method.Kind.TrainingMethod() : TrainingMethod.Lora,
+                                Optimizer = method.Optimizer, LearningRate = lr, Epochs = config.Epochs, Variant = method.Variant,
+                                RecordDeltaSpectra = config.DeltaSpectra && method.Kind.HasChain(),
+                            },
+                            Lora = new LoraConfig
+                            {
+                                Rank = method.Ranks is { Count: > 0 } r ? r[0] : config.Rank, Alpha = method.Alpha ?? config.Alpha, UseRsLora = method.Rslora,
+                            },
+                            Chain = new ChainConfig
+                            {
+                                Length = method.Links, Ranks = method.Ranks is { Count: > 0 } ranks ? ranks : null,
+                                Auto = method.Knots == KnotPlacement.Auto ? new AutoKnots() : null,
+                            },
                         };
+                        var spec = new JobSpec { Options = options, Method = method.Name, Kind = method.Kind, Icl = method.Icl };
                         jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
                     }
             }

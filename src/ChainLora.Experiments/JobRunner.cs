@@ -1,11 +1,7 @@
 // Runs one grid cell in this process by calling the recipes: a training kind through TrainRecipe
 // (which writes result.json, the log, the chain and checkpoints into the job's folder), a scoring
 // kind through EvalRecipe (its result written here). The same whichever scheduler started it.
-using ChainLora.Chain;
-using ChainLora.Lora;
-using ChainLora.Models;
 using ChainLora.Recipes;
-using ChainLora.Tasks;
 using ChainLora.Training;
 
 namespace ChainLora.Experiments;
@@ -47,10 +43,10 @@ public static class JobRunner
             if (job.Kind.Trains()) TrainOptions(job).Validate();
             else EvalOptions(job).Validate();
             if (job.Kind == MethodKind.Icl && job.Icl < 1) throw new ArgumentException($"icl {job.Icl}: in-context learning needs at least one demonstration");
-            if (!Directory.Exists(job.Model) && !IO.Hub.HubModelResolver.LooksLikeRepoId(job.Model))
-                throw new ArgumentException($"model '{job.Model}' is neither a folder nor a Hub id");
-            if (!Directory.Exists(job.Data) && !File.Exists(job.Data)) throw new ArgumentException($"data '{job.Data}' not found");
-            if (job.Source is { } source && !File.Exists(source)) throw new ArgumentException($"source text '{source}' not found");
+            if (!Directory.Exists(job.Options.Model) && !IO.Hub.HubModelResolver.LooksLikeRepoId(job.Options.Model))
+                throw new ArgumentException($"model '{job.Options.Model}' is neither a folder nor a Hub id");
+            if (!Directory.Exists(job.Options.Data) && !File.Exists(job.Options.Data)) throw new ArgumentException($"data '{job.Options.Data}' not found");
+            if (job.Options.Source is { } source && !File.Exists(source)) throw new ArgumentException($"source text '{source}' not found");
         }
         catch (ArgumentException e)
         {
@@ -58,50 +54,26 @@ public static class JobRunner
         }
     }
 
-    public static TrainRecipeOptions TrainOptions(JobSpec job) => new()
-    {
-        Model = job.Model,
-        BaseDtype = StorageDtype.Parse(job.BaseDtype),
-        Task = job.Task,
-        Data = job.Data,
-        Sizes = new SampleSizes(job.NumTrain, job.NumDev, job.NumEval),
-        Seed = job.Seed,
-        BatchSize = job.BatchSize,
-        Context = job.Context,
-        Split = job.Split,
-        Source = job.Source,
-        SourceWindows = job.SourceWindows ?? TrainRecipeOptions.DefaultSourceWindows,
-        Trainer = new TrainerOptions
-        {
-            Method = job.Kind.TrainingMethod(), Optimizer = job.Optimizer, LearningRate = job.LearningRate, Epochs = job.Epochs,
-            Variant = job.Variant, RecordDeltaSpectra = job.DeltaSpectra,
-        },
-        Lora = new LoraConfig { Rank = job.Rank, Alpha = job.Alpha, UseRsLora = job.Rslora },
-        Chain = new ChainConfig
-        {
-            Length = job.ChainLength, Ranks = job.Ranks is { Count: > 0 } r ? r : null,
-            Auto = job.Knots == KnotPlacement.Auto ? new AutoKnots() : null,
-        },
-        OutDir = job.Out,
-        CheckpointEvery = CheckpointEvery,
-    };
+    /// <summary>The cell's options record with where it writes: its folder, and a checkpoint every <see cref="CheckpointEvery"/> steps.</summary>
+    public static TrainRecipeOptions TrainOptions(JobSpec job) => job.Options with { OutDir = job.Out, CheckpointEvery = CheckpointEvery };
 
     /// <summary>Optimizer steps between a cell's checkpoints (link ends always checkpoint).</summary>
     public const int CheckpointEvery = 100;
 
+    /// <summary>What a scoring cell reads of its options record: model, task, data, sizes, seed, windows and the source text.</summary>
     public static EvalRecipeOptions EvalOptions(JobSpec job) => new()
     {
-        Model = job.Model,
-        BaseDtype = StorageDtype.Parse(job.BaseDtype),
+        Model = job.Options.Model,
+        BaseDtype = job.Options.BaseDtype,
         Task = job.Task,
-        Data = job.Data,
+        Data = job.Options.Data,
         Seed = job.Seed,
-        NumTrain = job.NumTrain,
-        NumEval = job.NumEval,
-        Context = job.Context,
-        Split = job.Split,
-        Source = job.Source,
-        SourceWindows = job.SourceWindows ?? TrainRecipeOptions.DefaultSourceWindows,
+        NumTrain = job.Options.Sizes.Train,
+        NumEval = job.Options.Sizes.Eval,
+        Context = job.Options.Context,
+        Split = job.Options.Split,
+        Source = job.Options.Source,
+        SourceWindows = job.Options.SourceWindows,
         Demonstrations = job.Kind == MethodKind.Icl ? job.Icl : 0,
     };
 }

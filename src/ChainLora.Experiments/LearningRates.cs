@@ -78,7 +78,7 @@ public static class LearningRates
             var grid = string.Join(", ", choice.Grid.Select(g =>
                 $"{Rate(g.Rate)}{(g.Rate == choice.Chosen ? "*" : "")}: " + (g.Seeds == 0 ? "not run"
                     : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")})")));
-            rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
+            rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Options.Trainer.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
                 grid, Rate(choice.Chosen), choice.Bracketed ? "yes" : $"no: {EnumNames.Name(choice.Bracket)}"]);
         }
         return new ReportTable($"Learning rates chosen on dev (* = chosen; mean dev score per rate){suffix}",
@@ -95,8 +95,8 @@ public static class LearningRates
         var rows = new List<IReadOnlyList<string>>();
         foreach (var full in cells.Where(c => c.Example.Kind == MethodKind.Full && c.Rates is not null))
             foreach (var lora in cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Rates is not null && c.Task == full.Task
-                && c.Example.Optimizer == full.Example.Optimizer
-                && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (full.Example.Epochs, full.Example.BatchSize, full.Example.NumTrain)))
+                && c.Example.Options.Trainer.Optimizer == full.Example.Options.Trainer.Optimizer
+                && (c.Example.Options.Trainer.Epochs, c.Example.Options.BatchSize, c.Example.Options.Sizes.Train) == (full.Example.Options.Trainer.Epochs, full.Example.Options.BatchSize, full.Example.Options.Sizes.Train)))
             {
                 var ratio = lora.Rates!.Chosen / full.Rates!.Chosen;
                 rows.Add([lora.Task, lora.Method, Reports.AlphaPolicy(lora.Example), Rate(lora.Rates.Chosen) + lora.Rates.Mark, full.Method,

@@ -169,8 +169,8 @@ public static class Plots
 
     static string? BySecondRank(Study study, string path)
     {
-        var points = study.Cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Ranks is { Count: 2 } && study.IsStandard(c))
-            .Select(c => (Rank: c.Example.Ranks![1], Cell: c)).ToList();
+        var points = study.Cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Options.Chain.Ranks is { Count: 2 } && study.IsStandard(c))
+            .Select(c => (Rank: c.Example.Options.Chain.Ranks![1], Cell: c)).ToList();
         if (points.Select(p => p.Rank).Distinct().Count() < 2) return null;
         var plot = new Plot();
         foreach (var task in points.Select(p => p.Cell.Task).Distinct())

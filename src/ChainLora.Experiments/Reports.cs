@@ -3,7 +3,6 @@
 // (optimizers). Scores are shown as percentages (accuracy, F1) or as NLL per token (lm).
 using System.Globalization;
 using System.Text;
-using ChainLora.Chain;
 using ChainLora.IO;
 using ChainLora.Training;
 
@@ -51,9 +50,9 @@ public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IR
 
     /// <summary>The budget and data of the study, any method.</summary>
     public bool IsStandardBudget(CellSummary c) =>
-        c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed } && c.Example.NumTrain == NumTrain;
+        c.Example is { Options: { Trainer: { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper }, Chain.Auto: null } } && c.Example.Options.Sizes.Train == NumTrain;
 
-    public bool IsStandard(CellSummary c) => IsStandardBudget(c) && c.Example.Rank == Rank;
+    public bool IsStandard(CellSummary c) => IsStandardBudget(c) && c.Example.Options.Lora.Rank == Rank;
 
     /// <summary>
     /// Groups by epochs and batch size, then by train set: a size with at least three methods (or
@@ -62,21 +61,21 @@ public sealed record Study(int Epochs, int BatchSize, int NumTrain, int Rank, IR
     /// </summary>
     public static List<Study> Of(IReadOnlyList<CellSummary> cells)
     {
-        var budgets = cells.Where(c => c.Example.Kind.Trains()).GroupBy(c => (c.Example.Epochs, c.Example.BatchSize));
+        var budgets = cells.Where(c => c.Example.Kind.Trains()).GroupBy(c => (c.Example.Options.Trainer.Epochs, c.Example.Options.BatchSize));
         var groups = new List<(int Epochs, int BatchSize, int NumTrain, List<CellSummary> Cells)>();
         foreach (var budget in budgets)
         {
-            var methods = budget.GroupBy(c => c.Example.NumTrain).ToDictionary(s => s.Key, s => s.Select(c => c.Method).Distinct().Count());
+            var methods = budget.GroupBy(c => c.Example.Options.Sizes.Train).ToDictionary(s => s.Key, s => s.Select(c => c.Method).Distinct().Count());
             var largest = methods.Keys.Max();
             var studySizes = methods.Keys.Where(n => n == largest || methods[n] >= 3).Order().ToList();
             groups.AddRange(studySizes.Select(size => (budget.Key.Epochs, budget.Key.BatchSize, size,
-                budget.Where(c => studySizes.First(s => s >= c.Example.NumTrain) == size).ToList())));
+                budget.Where(c => studySizes.First(s => s >= c.Example.Options.Sizes.Train) == size).ToList())));
         }
         groups = [.. groups.OrderByDescending(g => g.Cells.Count)];
         return groups.Select(g =>
         {
-            var loras = g.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example.NumTrain == g.NumTrain).ToList();
-            var rank = (loras.Count > 0 ? loras : g.Cells.Where(c => c.Example.NumTrain == g.NumTrain)).Min(c => c.Example.Rank);
+            var loras = g.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example.Options.Sizes.Train == g.NumTrain).ToList();
+            var rank = (loras.Count > 0 ? loras : g.Cells.Where(c => c.Example.Options.Sizes.Train == g.NumTrain)).Min(c => c.Example.Options.Lora.Rank);
             var tag = groups.Count == 1 ? null
                 : groups.Count(o => o.Epochs == g.Epochs) > 1 ? $"{g.Epochs} epochs, {g.NumTrain} train" : $"{g.Epochs} epochs";
             return new Study(g.Epochs, g.BatchSize, g.NumTrain, rank, g.Cells, tag);
@@ -107,9 +106,9 @@ public static class Reports
     /// the same budget (epochs, batch size, train examples), so a grid of several budgets compares like with like.
     /// </summary>
     public static CellSummary? ReferenceLora(IReadOnlyList<CellSummary> cells, CellSummary chain) => cells.FirstOrDefault(c =>
-        c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Optimizer == chain.Example.Optimizer && c.Example.Rank == chain.Example.Rank
-        && c.Example.Alpha == chain.Example.Alpha && c.Example.Rslora == chain.Example.Rslora
-        && (c.Example.Epochs, c.Example.BatchSize, c.Example.NumTrain) == (chain.Example.Epochs, chain.Example.BatchSize, chain.Example.NumTrain));
+        c.Task == chain.Task && c.Example.Kind == MethodKind.Lora && c.Example.Options.Trainer.Optimizer == chain.Example.Options.Trainer.Optimizer && c.Example.Options.Lora.Rank == chain.Example.Options.Lora.Rank
+        && c.Example.Options.Lora.Alpha == chain.Example.Options.Lora.Alpha && c.Example.Options.Lora.UseRsLora == chain.Example.Options.Lora.UseRsLora
+        && (c.Example.Options.Trainer.Epochs, c.Example.Options.BatchSize, c.Example.Options.Sizes.Train) == (chain.Example.Options.Trainer.Epochs, chain.Example.Options.BatchSize, chain.Example.Options.Sizes.Train));
 
     static string? LoraFor(IReadOnlyList<CellSummary> cells, CellSummary chain) => ReferenceLora(cells, chain)?.Method;
 
@@ -138,7 +137,7 @@ public static class Reports
         var tasks = TasksOf(cells).ToList();
         var methods = cells.Select(c => c.Method).Distinct().ToList();
         var rows = methods.Select(m => (IReadOnlyList<string>)[m, .. tasks.Select(t => Find(cells, t, m) is { } c ? Score(c) : "")]).ToList();
-        var chains = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW && c.Example.Ranks is null)
+        var chains = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Options.Trainer.Optimizer == OptimizerKind.AdamW && c.Example.Options.Chain.Ranks is null)
             .DistinctBy(c => c.Method).ToList();
         foreach (var chain in chains)
             if (LoraFor(cells, chain) is { } lora)
@@ -170,11 +169,11 @@ public static class Reports
     /// <summary>The study's standard LoRA and COLA cells with one rank for every link, by chain length.</summary>
     public static List<(int Length, CellSummary Cell)> ChainLengthCells(Study study) => study.Cells
         .Where(c => c.Example.Kind.HasChain() && study.IsStandard(c) && Uniform(c.Example))
-        .Select(c => (c.Example.ChainLength, c)).ToList();
+        .Select(c => (c.Example.Options.Chain.Links, c)).ToList();
 
-    static bool Uniform(JobSpec spec) => spec.Ranks is null || spec.Ranks.Distinct().Count() == 1;
+    static bool Uniform(JobSpec spec) => spec.Options.Chain.Ranks is null || spec.Options.Chain.Ranks.Distinct().Count() == 1;
 
-    static string LinkRanks(JobSpec spec) => spec.Ranks is { Count: > 0 } r ? string.Join(",", r) : $"{spec.Rank}";
+    static string LinkRanks(JobSpec spec) => spec.Options.Chain.Ranks is { Count: > 0 } r ? string.Join(",", r) : $"{spec.Options.Lora.Rank}";
 
     public static ReportTable Table4(Study study)
     {
@@ -182,8 +181,8 @@ public static class Reports
         foreach (var t in TasksOf(study.Cells))
         {
             var baseline = study.Cells.FirstOrDefault(c => c.Task == t && study.IsStandard(c) && c.Example.Kind == MethodKind.Lora);
-            var stepDown = study.Cells.Where(c => c.Task == t && study.IsStandardBudget(c) && c.Example.Kind.HasChain() && c.Example.Rank == study.Rank
-                && (c.Example.Kind == MethodKind.Lora || c.Example.ChainLength == 2));
+            var stepDown = study.Cells.Where(c => c.Task == t && study.IsStandardBudget(c) && c.Example.Kind.HasChain() && c.Example.Options.Lora.Rank == study.Rank
+                && (c.Example.Kind == MethodKind.Lora || c.Example.Options.Chain.Links == 2));
             foreach (var c in stepDown)
             {
                 var saved = baseline is { Flops: > 0 } ? string.Format(Inv, "{0:+0.0;-0.0}%", 100 * (baseline.Flops - c.Flops) / baseline.Flops) : "";
@@ -197,13 +196,13 @@ public static class Reports
 
     public static ReportTable Table5(Study study)
     {
-        var trained = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
-            && c.Example.NumTrain == study.NumTrain && c.Example.Rank == study.Rank && Uniform(c.Example)).ToList();
+        var trained = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Options: { Trainer.Variant: ColaVariant.Paper, Chain.Auto: null } }
+            && c.Example.Options.Sizes.Train == study.NumTrain && c.Example.Options.Lora.Rank == study.Rank && Uniform(c.Example)).ToList();
         var rows = new List<IReadOnlyList<string>>();
         var tasks = TasksOf(study.Cells).ToList();
-        foreach (var opt in trained.Select(c => c.Example.Optimizer).Distinct())
+        foreach (var opt in trained.Select(c => c.Example.Options.Trainer.Optimizer).Distinct())
         {
-            var methods = trained.Where(c => c.Example.Optimizer == opt).Select(c => c.Method).Distinct().ToList();
+            var methods = trained.Where(c => c.Example.Options.Trainer.Optimizer == opt).Select(c => c.Method).Distinct().ToList();
             CellSummary? Cell(string task, string method) => trained.FirstOrDefault(c => c.Task == task && c.Method == method);
             foreach (var m in methods)
                 rows.Add([EnumNames.Name(opt), m, .. tasks.Select(t => Cell(t, m) is { } c ? Score(c) : "")]);
@@ -218,9 +217,9 @@ public static class Reports
 
     /// <summary>How a row's alpha is set, in words: rsLoRA, alpha = 2r, or a fixed alpha (scale alpha / r).</summary>
     public static string AlphaPolicy(JobSpec spec) =>
-        spec.Rslora ? $"rsLoRA, alpha {spec.Alpha.ToString("G4", Inv)} (scale {(spec.Alpha / Math.Sqrt(spec.Rank)).ToString("G3", Inv)})"
-        : spec.Alpha == 2 * spec.Rank ? $"alpha = 2r ({spec.Alpha.ToString("G4", Inv)})"
-        : $"alpha {spec.Alpha.ToString("G4", Inv)} fixed (scale {(spec.Alpha / spec.Rank).ToString("G3", Inv)})";
+        spec.Options.Lora.UseRsLora ? $"rsLoRA, alpha {spec.Options.Lora.Alpha.ToString("G4", Inv)} (scale {(spec.Options.Lora.Alpha / Math.Sqrt(spec.Options.Lora.Rank)).ToString("G3", Inv)})"
+        : spec.Options.Lora.Alpha == 2 * spec.Options.Lora.Rank ? $"alpha = 2r ({spec.Options.Lora.Alpha.ToString("G4", Inv)})"
+        : $"alpha {spec.Options.Lora.Alpha.ToString("G4", Inv)} fixed (scale {(spec.Options.Lora.Alpha / spec.Options.Lora.Rank).ToString("G3", Inv)})";
 
     /// <summary>
     /// The alpha policies a LoRA or COLA row follows: rsLoRA with its alpha; else a fixed alpha (scale
@@ -229,8 +228,8 @@ public static class Reports
     /// </summary>
     public static IReadOnlyList<string> AlphaPolicies(JobSpec s)
     {
-        var alpha = s.Alpha.ToString("G4", Inv);
-        return s.Rslora ? [$"rsLoRA, alpha {alpha}"] : s.Alpha == 2 * s.Rank ? ["alpha = 2r", $"alpha {alpha} fixed"] : [$"alpha {alpha} fixed"];
+        var alpha = s.Options.Lora.Alpha.ToString("G4", Inv);
+        return s.Options.Lora.UseRsLora ? [$"rsLoRA, alpha {alpha}"] : s.Options.Lora.Alpha == 2 * s.Options.Lora.Rank ? ["alpha = 2r", $"alpha {alpha} fixed"] : [$"alpha {alpha} fixed"];
     }
 
     /// <summary>
@@ -240,7 +239,7 @@ public static class Reports
     /// </summary>
     static ReportTable? ByAxis(Study study, string title, string column, Func<CellSummary, bool> keep, Func<JobSpec, int> axis, bool byPolicy = false)
     {
-        var cells = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper, Knots: KnotPlacement.Fixed }
+        var cells = study.Cells.Where(c => c.Example.Kind.HasChain() && c.Example is { Options: { Trainer: { Optimizer: OptimizerKind.AdamW, Variant: ColaVariant.Paper }, Chain.Auto: null } }
             && Uniform(c.Example) && keep(c)).ToList();
         var values = cells.Select(c => axis(c.Example)).Distinct().Order().ToList();
         if (values.Count < 2) return null;
@@ -255,8 +254,8 @@ public static class Reports
             {
                 var inPolicy = policy is null ? cells : cells.Where(c => AlphaPolicies(c.Example).Contains(policy)).ToList();
                 var label = policy is null ? "" : $" ({policy})";
-                CellSummary? At(int length, int v) => inPolicy.FirstOrDefault(c => c.Task == t && c.Example.ChainLength == length && axis(c.Example) == v);
-                var lengths = inPolicy.Where(c => c.Task == t).Select(c => c.Example.ChainLength).Distinct().Order().ToList();
+                CellSummary? At(int length, int v) => inPolicy.FirstOrDefault(c => c.Task == t && c.Example.Options.Chain.Links == length && axis(c.Example) == v);
+                var lengths = inPolicy.Where(c => c.Task == t).Select(c => c.Example.Options.Chain.Links).Distinct().Order().ToList();
                 foreach (var length in lengths)
                     rows.Add([t, (length == 1 ? "LoRA" : $"COLA M={length}") + label, .. values.Select(v => At(length, v) is { } c ? Score(c) : "")]);
                 foreach (var length in lengths.Where(l => l > 1))
@@ -267,10 +266,10 @@ public static class Reports
     }
 
     public static ReportTable? Table6(Study study) =>
-        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Rank == study.Rank && !c.Example.Rslora, s => s.NumTrain);
+        ByAxis(study, "Table 6: training set size", "n =", c => c.Example.Options.Lora.Rank == study.Rank && !c.Example.Options.Lora.UseRsLora, s => s.Options.Sizes.Train);
 
     public static ReportTable? Table8(Study study) =>
-        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.NumTrain == study.NumTrain, s => s.Rank, byPolicy: true);
+        ByAxis(study, "Table 8: LoRA rank", "r =", c => c.Example.Options.Sizes.Train == study.NumTrain, s => s.Options.Lora.Rank, byPolicy: true);
 
     /// <summary>
     /// Beyond the paper: every run at the reference rank's memory (links of rank at most the study's
@@ -287,23 +286,23 @@ public static class Reports
     /// </summary>
     public static List<ReportTable> ShareClosedTables(Study study)
     {
-        var loras = study.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example is { Optimizer: OptimizerKind.AdamW }
-            && c.Example.NumTrain == study.NumTrain).ToList();
+        var loras = study.Cells.Where(c => c.Example.Kind == MethodKind.Lora && c.Example is { Options.Trainer.Optimizer: OptimizerKind.AdamW }
+            && c.Example.Options.Sizes.Train == study.NumTrain).ToList();
         // The reference at rank r: the plain (not rsLoRA) one when both ran; the chains share it.
-        var small = loras.Where(c => c.Example.Rank == study.Rank).OrderBy(c => c.Example.Rslora).FirstOrDefault();
-        var largeRank = loras.Any(c => c.Example.Rank == 4 * study.Rank) ? 4 * study.Rank
-            : loras.Where(c => c.Example.Rank > study.Rank).Select(c => c.Example.Rank).DefaultIfEmpty(0).Max();
+        var small = loras.Where(c => c.Example.Options.Lora.Rank == study.Rank).OrderBy(c => c.Example.Options.Lora.UseRsLora).FirstOrDefault();
+        var largeRank = loras.Any(c => c.Example.Options.Lora.Rank == 4 * study.Rank) ? 4 * study.Rank
+            : loras.Where(c => c.Example.Options.Lora.Rank > study.Rank).Select(c => c.Example.Options.Lora.Rank).DefaultIfEmpty(0).Max();
         if (small is null || largeRank == 0) return [];
-        return [.. loras.Where(c => c.Example.Rank == largeRank).OrderBy(c => c.Method, StringComparer.Ordinal)
+        return [.. loras.Where(c => c.Example.Options.Lora.Rank == largeRank).OrderBy(c => c.Method, StringComparer.Ordinal)
             .Select(large => ShareClosed(study, small, large)).OfType<ReportTable>()];
     }
 
     static ReportTable? ShareClosed(Study study, CellSummary small, CellSummary large)
     {
         // Chains trained as the two LoRAs were (AdamW, the study's train set); other optimizers have their own table.
-        var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind == MethodKind.Cola && c.Example.Optimizer == OptimizerKind.AdamW
-            && c.Example.NumTrain == study.NumTrain
-            && (c.Example.Ranks is { Count: > 0 } r ? r.Max() : c.Example.Rank) <= study.Rank).ToList();
+        var candidates = study.Cells.Where(c => c.Task == small.Task && c.Example.Kind == MethodKind.Cola && c.Example.Options.Trainer.Optimizer == OptimizerKind.AdamW
+            && c.Example.Options.Sizes.Train == study.NumTrain
+            && (c.Example.Options.Chain.Ranks is { Count: > 0 } r ? r.Max() : c.Example.Options.Lora.Rank) <= study.Rank).ToList();
         if (candidates.Count == 0) return null;
         static Dictionary<long, JobResult> BySeed(CellSummary c) => c.Runs.GroupBy(r => r.Spec.Seed).ToDictionary(g => g.Key, g => g.First());
         var (a, b) = (BySeed(small), BySeed(large));
@@ -326,7 +325,7 @@ public static class Reports
             var shares = Shares(BySeed(c), a, b, r => r.Test);
             var devShares = Shares(BySeed(c), a, b, r => r.Dev);
             var dev = c.Runs.All(r => r.Dev is not null) ? string.Format(Inv, "{0:F4}", -c.Runs.Average(r => r.Dev!.Value)) : "";
-            rows.Add([c.Method + (c == bestOnDev ? " (best on dev)" : ""), LinkRanks(c.Example), EnumNames.Name(c.Example.Variant), dev, MeanStd(devShares),
+            rows.Add([c.Method + (c == bestOnDev ? " (best on dev)" : ""), LinkRanks(c.Example), EnumNames.Name(c.Example.Options.Trainer.Variant), dev, MeanStd(devShares),
                 Compare(c, small, "chain", small.Method, dev: true), Score(c), MeanStd(shares), Compare(c, small, "chain", small.Method), $"{shares.Count}"]);
         }
         return new ReportTable($"Share of the gap from {small.Method} to {large.Method} ({AlphaPolicy(large.Example)}) closed at rank-{study.Rank} memory{study.Suffix}",

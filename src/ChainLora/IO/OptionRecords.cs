@@ -51,11 +51,8 @@ public static class OptionRecords
     {
         var type = record.GetType();
         object? fresh = null;
-        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        foreach (var property in Settings(type))
         {
-            if (property.GetIndexParameters().Length > 0 || property.GetMethod is null || property.IsDefined(typeof(NotRecordedAttribute))) continue;
-            // Computed properties (no init accessor) are views of the settings, not settings.
-            if (property.SetMethod is null) continue;
             var value = property.GetValue(record);
             if (property.IsDefined(typeof(RecordedFlatAttribute)))
             {
@@ -68,11 +65,54 @@ public static class OptionRecords
                 if (JsonSerializer.Serialize(value, property.PropertyType, Json) == JsonSerializer.Serialize(property.GetValue(fresh), property.PropertyType, Json))
                     continue;
             }
-            var name = property.GetCustomAttribute<RecordedAsAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(property.Name);
+            var name = NameOf(property);
             if (flat.ContainsKey(name)) throw new InvalidOperationException($"{type.Name}.{property.Name}: the field '{name}' is recorded twice");
             flat[name] = JsonSerializer.SerializeToNode(value, property.PropertyType, Json);
         }
     }
+
+    /// <summary>
+    /// <paramref name="record"/> with the setting <see cref="Flatten"/> writes as <paramref name="name"/> read from
+    /// <paramref name="value"/> (in a held record too); false when no setting has that name.
+    /// </summary>
+    public static bool TryWith<T>(T record, string name, JsonNode? value, out T updated) where T : class
+    {
+        var found = TryWith((object)record, name, value, out var changed);
+        updated = (T)changed;
+        return found;
+    }
+
+    static bool TryWith(object record, string name, JsonNode? value, out object updated)
+    {
+        updated = record;
+        foreach (var property in Settings(record.GetType()))
+        {
+            if (property.IsDefined(typeof(RecordedFlatAttribute)))
+            {
+                if (property.GetValue(record) is not { } held || !TryWith(held, name, value, out var heldUpdated)) continue;
+                updated = Clone(record);
+                property.SetValue(updated, heldUpdated);
+                return true;
+            }
+            if (NameOf(property) != name) continue;
+            updated = Clone(record);
+            property.SetValue(updated, value.Deserialize(property.PropertyType, Json));
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>A copy of a record (its compiler-made clone), whose init-only settings can then be set.</summary>
+    static object Clone(object record) =>
+        record.GetType().GetMethod("<Clone>$")?.Invoke(record, null) ?? throw new InvalidOperationException($"{record.GetType().Name} is not a record");
+
+    /// <summary>The properties of <paramref name="type"/> that are settings: public, init-settable, not <see cref="NotRecordedAttribute"/>.</summary>
+    static IEnumerable<PropertyInfo> Settings(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p =>
+            p.GetIndexParameters().Length == 0 && p.GetMethod is not null && p.SetMethod is not null && !p.IsDefined(typeof(NotRecordedAttribute)));
+
+    static string NameOf(PropertyInfo property) =>
+        property.GetCustomAttribute<RecordedAsAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(property.Name);
 
     /// <summary><paramref name="flat"/> with the keys of <paramref name="order"/> first, in that order, then the rest as they came.</summary>
     public static JsonObject Ordered(JsonObject flat, IEnumerable<string> order)

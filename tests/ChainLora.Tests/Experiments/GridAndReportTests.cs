@@ -51,7 +51,7 @@ public class GridAndReportTests
         Assert.Equal((TrainingMethod.Cola, 2), (train.Trainer.Method, train.Chain.Length));
         Assert.Equal([8, 4], train.Chain.Ranks!);
         Assert.Equal(stepDown.Out, train.OutDir);
-        Assert.Equal("/data/superglue/CB", jobs.First(j => j.Task == "cb").Data);
+        Assert.Equal("/data/superglue/CB", jobs.First(j => j.Task == "cb").Options.Data);
         var zeroShot = JobRunner.EvalOptions(jobs.First(j => j.Kind == MethodKind.ZeroShot));
         Assert.Equal(0, zeroShot.Demonstrations);
         Assert.Null(train.Context);
@@ -62,7 +62,7 @@ public class GridAndReportTests
     {
         var lm = Config with { Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }], Context = 128 };
         var jobs = Grid.Expand(lm, "/out");
-        Assert.All(jobs, j => Assert.Equal(128, j.Context));
+        Assert.All(jobs, j => Assert.Equal(128, j.Options.Context));
         Assert.All(jobs.Where(j => j.Kind.Trains()), j => Assert.Equal(128, JobRunner.TrainOptions(j).Context));
         Assert.All(jobs.Where(j => !j.Kind.Trains()), j => Assert.Equal(128, JobRunner.EvalOptions(j).Context));
         var without = Grid.Expand(lm with { Context = null }, "/out");
@@ -72,7 +72,7 @@ public class GridAndReportTests
         {
             var written = Grid.WriteSpecs(Grid.Expand(lm, dir).Take(1)).Single();
             Assert.Contains("\"context\": 128", File.ReadAllText(written));
-            Assert.Equal(128, JobSpec.Load(written).Context);
+            Assert.Equal(128, JobSpec.Load(written).Options.Context);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
@@ -86,7 +86,7 @@ public class GridAndReportTests
         Assert.All(jobs.Where(j => !j.Kind.Trains()), j => Assert.Equal(TextSplit.Contiguous, JobRunner.EvalOptions(j).Split));
         Assert.Empty(jobs.Select(j => j.Id).Intersect(Grid.Expand(lm with { Split = TextSplit.Shuffled }, "/out").Select(j => j.Id)));
         Assert.Contains("\"split\": \"contiguous\"", ExperimentConfig.Serialize(jobs[0]));
-        Assert.DoesNotContain("split", ExperimentConfig.Serialize(jobs[0] with { Split = TextSplit.Shuffled }));
+        Assert.DoesNotContain("split", ExperimentConfig.Serialize(jobs[0] with { Options = jobs[0].Options with { Split = TextSplit.Shuffled } }));
         var e = Assert.Throws<InvalidDataException>(() => (Config with { Split = TextSplit.Contiguous }).Validate("grid.json"));
         Assert.Equal("grid.json: field 'split' contiguous applies to the lm task only", e.Message);
 
@@ -143,7 +143,7 @@ public class GridAndReportTests
             File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new
             {
                 task = j.Task, method = EnumNames.Name(j.Kind), dev = new { accuracy = dev }, test = new { accuracy = test },
-                training_flops = j.Ranks is [_, 4] ? 0.9e12 : 1e12,
+                training_flops = j.Options.Chain.Ranks is [_, 4] ? 0.9e12 : 1e12,
             }));
         }
         return dir;

@@ -70,8 +70,12 @@ public sealed class KubernetesJobTests : TempFolderTest
         var grid = PathIn("grid");
         var jobs = Enumerable.Range(0, 3).Select(i => new JobSpec
         {
-            Task = "sst2", Data = "/d", Model = "/m", Method = "LoRA", Kind = MethodKind.Lora, LearningRate = 1e-3, Seed = i,
-            Epochs = 1, NumTrain = 8, NumDev = 2, NumEval = 4, BatchSize = 4, Out = Path.Combine(grid, "jobs", $"cell-{i}"),
+            Options = new()
+            {
+                Task = "sst2", Data = "/d", Model = "/m", Seed = i, Sizes = new(8, 2, 4), BatchSize = 4,
+                Trainer = new() { LearningRate = 1e-3, Epochs = 1 },
+            },
+            Method = "LoRA", Kind = MethodKind.Lora, Out = Path.Combine(grid, "jobs", $"cell-{i}"),
         }).ToList();
         var manifest = KubernetesJob.Write(grid, jobs, new KubernetesOptions { CpusPerTask = 2, Memory = "4Gi", MaxParallel = 2, Image = "registry.example/chainlora:1.0" });
 

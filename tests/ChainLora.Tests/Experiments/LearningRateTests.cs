@@ -10,7 +10,7 @@ public class LearningRateTests
     /// <summary>Runs of one row: each (rate, seed) with dev NLL = <paramref name="nll"/>(rate).</summary>
     static List<JobResult> Runs(IEnumerable<double> rates, IEnumerable<long> seeds, Func<double, double> nll) =>
         [.. from rate in rates from seed in seeds
-            select new JobResult(new JobSpec { Method = "LoRA", Kind = MethodKind.Lora, LearningRate = rate, Seed = seed }, -nll(rate), -nll(rate), "-nll", 0, "")];
+            select new JobResult(new JobSpec { Method = "LoRA", Kind = MethodKind.Lora, Options = new() { Task = "lm", Data = "", Seed = seed, Trainer = new() { LearningRate = rate } } }, -nll(rate), -nll(rate), "-nll", 0, "")];
 
     static double Bowl(double best, double rate) => 3 + Math.Pow(Math.Log10(rate / best), 2);
 
@@ -170,7 +170,7 @@ public class LearningRateTests
         try
         {
             var jobs = Grid.Expand(config, dir);
-            Assert.All(jobs, j => Assert.Equal(("/data/stories.txt", 50), (j.Source, j.SourceWindows)));
+            Assert.All(jobs, j => Assert.Equal(("/data/stories.txt", 50), (j.Options.Source, j.Options.SourceWindows)));
             Assert.Equal(("/data/stories.txt", 50), (JobRunner.TrainOptions(jobs[^1]).Source, JobRunner.TrainOptions(jobs[^1]).SourceWindows));
             Assert.Equal("/data/stories.txt", JobRunner.EvalOptions(jobs[0]).Source);
             Grid.WriteSpecs(jobs);

@@ -61,7 +61,7 @@ public class PairedDifferenceTests
     [Fact]
     public void Runs_are_paired_by_the_seeds_both_have()
     {
-        static JobResult Run(long seed, double test, double? dev) => new(new JobSpec { Seed = seed }, dev, test, "-nll", 0, "");
+        static JobResult Run(long seed, double test, double? dev) => new(new JobSpec { Options = new() { Task = "lm", Data = "", Seed = seed } }, dev, test, "-nll", 0, "");
         var chain = new[] { Run(2, -3.0, -2.9), Run(0, -3.1, null), Run(1, -3.2, -3.0) };
         var lora = new[] { Run(0, -3.3, -3.2), Run(1, -3.25, -3.1), Run(4, -1.0, -1.0) };
         var d = PairedDifference.Of(chain, lora);

@@ -21,7 +21,7 @@ public class StudyConfigTests
             Assert.All(rates.Zip(rates.Skip(1)), p => Assert.InRange(p.Second / p.First, 2.9, 3.5));
         }
         var jobs = Grid.Expand(config, Path.Combine(Path.GetTempPath(), "lm2-never-written"));
-        Assert.All(jobs, j => Assert.Equal(TextSplit.Contiguous, j.Split));
+        Assert.All(jobs, j => Assert.Equal(TextSplit.Contiguous, j.Options.Split));
         Assert.Equal(jobs.Count, jobs.Select(j => j.Id).Distinct().Count());
         // Forgetting: every cell scores the model's own domain, against the pretrained model's zero-shot row.
         Assert.Equal(("tinystories-sample.txt", 200, true), (config.SourceData, config.SourceWindows, config.DeltaSpectra));

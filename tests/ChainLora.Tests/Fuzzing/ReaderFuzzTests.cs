@@ -59,8 +59,12 @@ public class ReaderFuzzTests
     public void Mutations_of_job_spec_are_read_or_refused_as_bad_data() =>
         Fuzz.Reader(Utf8(ExperimentConfig.Serialize(new JobSpec
         {
-            Task = "sst2", Data = "/d", Model = "/m", Method = "COLA", Kind = MethodKind.Cola, ChainLength = 2, Ranks = [8, 4],
-            LearningRate = 1e-3, Epochs = 5, NumTrain = 100, NumDev = 10, NumEval = 10, BatchSize = 8, Out = "/o",
+            Options = new()
+            {
+                Task = "sst2", Data = "/d", Model = "/m", Sizes = new(100, 10, 10), BatchSize = 8,
+                Trainer = new() { Method = ChainLora.Training.TrainingMethod.Cola, LearningRate = 1e-3, Epochs = 5 }, Chain = new() { Length = 2, Ranks = [8, 4] },
+            },
+            Method = "COLA", Kind = MethodKind.Cola, Out = "/o",
         })), "spec.json", p => JobSpec.Load(p));
 
     [Fact]
