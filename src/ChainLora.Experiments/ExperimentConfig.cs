@@ -2,6 +2,7 @@
 // The best learning rate per (task, method) is picked on dev, then test is reported as
 // mean ± std over seeds at that learning rate.
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using ChainLora.Chain;
 using ChainLora.IO;
@@ -61,6 +62,8 @@ public sealed record MethodSpec
     public double? Alpha { get; init; }
     /// <summary>rsLoRA: scale alpha / sqrt(r) (`--rslora`; lora and cola only).</summary>
     public bool Rslora { get; init; }
+    /// <summary>This row's settings of the options record by their recorded names, over the grid's <see cref="ExperimentConfig.Options"/>.</summary>
+    public JsonObject? Options { get; init; }
 
     /// <summary>The chain length this row runs.</summary>
     [JsonIgnore]
@@ -98,10 +101,16 @@ public sealed record ExperimentConfig
     public string? SourceData { get; init; }
     /// <summary>Windows of <see cref="SourceData"/> scored (a fixed sample).</summary>
     public int SourceWindows { get; init; } = Recipes.TrainRecipeOptions.DefaultSourceWindows;
+    /// <summary>
+    /// Any other setting of the run's options record for every cell, by the name result.json's hyperparameters
+    /// give it (<see cref="OptionRecords"/>): {"warmup_ratio": 0.06, "lora_dropout": 0.05, "targets": ["all-linear"]}.
+    /// The grid's own fields (learning rates, seeds, epochs, ranks, ...) are set with those fields.
+    /// </summary>
+    public JsonObject? Options { get; init; }
     /// <summary>LoRA and COLA cells log the accumulated delta W's spectrum at every knot (<see cref="TrainerOptions.RecordDeltaSpectra"/>).</summary>
     public bool DeltaSpectra { get; init; }
 
-    static readonly JsonSerializerOptions Options = new()
+    static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         ReadCommentHandling = JsonCommentHandling.Skip,
@@ -115,7 +124,7 @@ public sealed record ExperimentConfig
     public static ExperimentConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"experiment config not found: {path}", path);
-        var config = JsonFile.Read<ExperimentConfig>(path, Options, "experiment config");
+        var config = JsonFile.Read<ExperimentConfig>(path, Json, "experiment config");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         config = config with
         {
@@ -160,12 +169,42 @@ public sealed record ExperimentConfig
         Require(Split == TextSplit.Shuffled || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
             $"field 'split' {EnumNames.Name(Split)} applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
+        CheckOptions(source, "options", Options);
+        foreach (var m in Methods) CheckOptions(source, $"method '{m.Name}': options", m.Options);
         Require(SourceWindows >= 1, $"field 'source_windows' {SourceWindows} must be at least 1");
         Require(SourceData is null || SourceData.Length > 0, "field 'source_data' must name a file");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;
     }
 
-    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
-    public static T Deserialize<T>(string json, string source) => JsonFile.Deserialize<T>(json, source, Options);
+    /// <summary>Each setting of <paramref name="options"/> names a setting of the record the grid does not set itself, and fits it.</summary>
+    static void CheckOptions(string source, string where, JsonObject? options)
+    {
+        var record = new Recipes.TrainRecipeOptions { Task = "", Data = "" };
+        foreach (var (key, value) in options ?? [])
+        {
+            if (JobSpecJson.Named.Contains(key) || key == "seed")
+                throw new InvalidDataException($"{source}: {where}: '{key}' is a field of the grid itself; set it there");
+            try
+            {
+                if (!OptionRecords.TryWith(record, key, value, out Recipes.TrainRecipeOptions _))
+                    throw new InvalidDataException($"{source}: {where}: '{key}' is not a setting (the names are those of result.json's hyperparameters)");
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
+            {
+                throw new InvalidDataException($"{source}: {where}: '{key}': {value?.ToJsonString() ?? "null"} does not fit the setting ({e.Message})");
+            }
+        }
+    }
+
+    /// <summary><paramref name="record"/> with the grid's and then the row's <see cref="Options"/> set.</summary>
+    public Recipes.TrainRecipeOptions WithOptions(Recipes.TrainRecipeOptions record, MethodSpec method)
+    {
+        foreach (var (key, value) in (Options ?? []).Concat(method.Options ?? []))
+            OptionRecords.TryWith(record, key, value, out record);
+        return record;
+    }
+
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Json);
+    public static T Deserialize<T>(string json, string source) => JsonFile.Deserialize<T>(json, source, Json);
 }

@@ -45,7 +45,7 @@ public static class Grid
                                 Auto = method.Knots == KnotPlacement.Auto ? new AutoKnots() : null,
                             },
                         };
-                        var spec = new JobSpec { Options = options, Method = method.Name, Kind = method.Kind, Icl = method.Icl };
+                        var spec = new JobSpec { Options = config.WithOptions(options, method), Method = method.Name, Kind = method.Kind, Icl = method.Icl };
                         jobs.Add(spec with { Out = Path.Combine(Path.GetFullPath(outDir), "jobs", spec.Id) });
                     }
             }

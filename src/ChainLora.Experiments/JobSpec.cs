@@ -104,11 +104,11 @@ public sealed record JobSpec
 public sealed class JobSpecJson : JsonConverter<JobSpec>
 {
     /// <summary>The record's settings the layout names itself (its own names where they differ).</summary>
-    static readonly HashSet<string> Named =
-    [
+    public static readonly IReadOnlySet<string> Named = new HashSet<string>
+    {
         "chain_length", "ranks", "rank", "alpha", "optimizer", "learning_rate", "epochs", "num_train", "num_dev", "num_eval",
         "batch_size", "base_dtype", "variant", "auto", "context", "split", "use_rslora", "source", "source_windows",
-    ];
+    };
 
     public override void Write(Utf8JsonWriter writer, JobSpec spec, JsonSerializerOptions options)
     {

@@ -81,3 +81,41 @@ public sealed class JobSpecRecordTests : TempFolderTest
         Assert.Contains("field 'use_rslora' is not a job spec field", Assert.Throws<InvalidDataException>(() => JobSpec.Load(renamed)).Message);
     }
 }
+
+/// <summary>A grid config sets any other setting of the record by its recorded name, for every cell or for one row.</summary>
+public sealed class GridOptionsTests : TempFolderTest
+{
+    string Config(string options, string rowOptions = "") => Write($"grid-{Guid.NewGuid():N}.json", $$"""
+        {
+          "model": "/m", "data_root": "/d", "tasks": [{ "name": "lm", "data": "text.txt" }],
+          "methods": [
+            { "name": "LoRA", "kind": "lora" },
+            { "name": "LoRA dropout", "kind": "lora"{{rowOptions}} }
+          ],
+          "learning_rates": [1e-3]{{options}}
+        }
+        """);
+
+    [Fact]
+    public void Grid_and_row_options_reach_each_cell_and_its_id()
+    {
+        var plain = Grid.Expand(ExperimentConfig.Load(Config("")), "/out");
+        var set = Grid.Expand(ExperimentConfig.Load(Config(""", "options": { "warmup_ratio": 0.1 }""", """, "options": { "lora_dropout": 0.05 }""")), "/out");
+        Assert.Equal([0.1, 0.1], set.Select(j => j.Options.Trainer.WarmupRatio));
+        Assert.Equal([0.0, 0.05], set.Select(j => j.Options.Lora.Dropout));
+        Assert.All(plain.Zip(set), p => Assert.NotEqual(p.First.Id, p.Second.Id));
+        Assert.Contains("\"lora_dropout\": 0.05", ExperimentConfig.Serialize(set[1]));
+        Assert.Equal(0.05, JobSpec.Load(Write("spec.json", ExperimentConfig.Serialize(set[1]))).Options.Lora.Dropout);
+    }
+
+    [Theory]
+    [InlineData(""", "options": { "warmup": 0.1 }""", "options: 'warmup' is not a setting")]
+    [InlineData(""", "options": { "warmup_ratio": "high" }""", "options: 'warmup_ratio': \"high\" does not fit the setting")]
+    [InlineData(""", "options": { "epochs": 3 }""", "options: 'epochs' is a field of the grid itself; set it there")]
+    public void A_bad_option_is_refused_naming_it(string options, string message)
+    {
+        var path = Config(options);
+        var e = Assert.Throws<InvalidDataException>(() => ExperimentConfig.Load(path));
+        Assert.StartsWith($"{path}: {message}", e.Message);
+    }
+}
