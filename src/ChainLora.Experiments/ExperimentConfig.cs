@@ -190,9 +190,9 @@ public sealed record ExperimentConfig
                 if (!OptionRecords.TryWith(record, key, value, out Recipes.TrainRecipeOptions _))
                     throw new InvalidDataException($"{source}: {where}: '{key}' is not a setting (the names are those of result.json's hyperparameters)");
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
+            catch (ArgumentException e)
             {
-                throw new InvalidDataException($"{source}: {where}: '{key}': {value?.ToJsonString() ?? "null"} does not fit the setting ({e.Message})");
+                throw new InvalidDataException($"{source}: {where}: '{key}': {e.Message}");
             }
         }
     }

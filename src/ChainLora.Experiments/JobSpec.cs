@@ -216,10 +216,9 @@ public sealed class JobSpecJson : JsonConverter<JobSpec>
                         if (Named.Contains(key) || !OptionRecords.TryWith(o, key, node, out o))
                             throw new JsonException($"field '{key}' is not a job spec field");
                     }
-                    catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException
-                        || (e is JsonException && !e.Message.StartsWith("field '", StringComparison.Ordinal)))
+                    catch (ArgumentException e)
                     {
-                        throw new JsonException($"field '{key}': {node?.ToJsonString() ?? "null"} does not fit the setting ({e.Message})");
+                        throw new JsonException($"field '{key}': {e.Message}");
                     }
                     break;
             }

@@ -96,10 +96,31 @@ public static class OptionRecords
             }
             if (NameOf(property) != name) continue;
             updated = Clone(record);
-            property.SetValue(updated, value.Deserialize(property.PropertyType, Json));
+            object? read;
+            try
+            {
+                read = value.Deserialize(property.PropertyType, Json);
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NotSupportedException)
+            {
+                throw new ArgumentException($"{value?.ToJsonString() ?? "null"} is not {Describe(property.PropertyType)}");
+            }
+            property.SetValue(updated, read);
             return true;
         }
         return false;
+    }
+
+    /// <summary>What a value of <paramref name="type"/> is written as, for an error.</summary>
+    static string Describe(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsEnum) return "one of " + string.Join(", ", Enum.GetValues(type).Cast<object>().Select(v => JsonSerializer.Serialize(v, type, Json)));
+        if (type == typeof(bool)) return "true or false";
+        if (type == typeof(int) || type == typeof(long)) return "a whole number";
+        if (type == typeof(double) || type == typeof(float)) return "a number";
+        if (type == typeof(string)) return "a string";
+        return type.IsGenericType && type.GetGenericArguments() is [var item] ? $"a list of {Describe(item)}s" : $"a {type.Name}";
     }
 
     /// <summary>A copy of a record (its compiler-made clone), whose init-only settings can then be set.</summary>

@@ -75,7 +75,7 @@ public sealed class JobSpecRecordTests : TempFolderTest
         var unknown = Write("a/spec.json", text.Replace("\"out\"", "\"warmup\": 0.1,\n  \"out\""));
         Assert.Contains("field 'warmup' is not a job spec field", Assert.Throws<InvalidDataException>(() => JobSpec.Load(unknown)).Message);
         var mistyped = Write("b/spec.json", text.Replace("\"out\"", "\"warmup_ratio\": \"high\",\n  \"out\""));
-        Assert.Contains("field 'warmup_ratio'", Assert.Throws<InvalidDataException>(() => JobSpec.Load(mistyped)).Message);
+        Assert.Contains("field 'warmup_ratio': \"high\" is not a number", Assert.Throws<InvalidDataException>(() => JobSpec.Load(mistyped)).Message);
         // A field the first layout names itself is read under that name only.
         var renamed = Write("c/spec.json", text.Replace("\"out\"", "\"use_rslora\": true,\n  \"out\""));
         Assert.Contains("field 'use_rslora' is not a job spec field", Assert.Throws<InvalidDataException>(() => JobSpec.Load(renamed)).Message);
@@ -110,7 +110,8 @@ public sealed class GridOptionsTests : TempFolderTest
 
     [Theory]
     [InlineData(""", "options": { "warmup": 0.1 }""", "options: 'warmup' is not a setting")]
-    [InlineData(""", "options": { "warmup_ratio": "high" }""", "options: 'warmup_ratio': \"high\" does not fit the setting")]
+    [InlineData(""", "options": { "warmup_ratio": "high" }""", "options: 'warmup_ratio': \"high\" is not a number")]
+    [InlineData(""", "options": { "lora_bias": "some" }""", "options: 'lora_bias': \"some\" is not one of \"none\", \"all\", \"lora_only\"")]
     [InlineData(""", "options": { "epochs": 3 }""", "options: 'epochs' is a field of the grid itself; set it there")]
     public void A_bad_option_is_refused_naming_it(string options, string message)
     {
