@@ -29,8 +29,11 @@ public enum RateBracket
     OneRate,
 }
 
-/// <summary>One rate of a row: the seeds finished there and their mean dev score (higher is better; null without dev).</summary>
-public sealed record RateScore(double Rate, int Seeds, double? MeanDev);
+/// <summary>
+/// One rate of a row: the seeds finished there, their mean dev score (higher is better; null without dev;
+/// -infinity when a run diverged) and how many of them diverged.
+/// </summary>
+public sealed record RateScore(double Rate, int Seeds, double? MeanDev, int Diverged = 0);
 
 /// <summary>A row's grid (planned rates included, sorted), the rate chosen on dev and where it sits.</summary>
 public sealed record RateChoice(IReadOnlyList<RateScore> Grid, double Chosen, RateBracket Bracket)
@@ -45,7 +48,8 @@ public sealed record RateChoice(IReadOnlyList<RateScore> Grid, double Chosen, Ra
     {
         var byRate = runs.GroupBy(r => r.Spec.LearningRate).ToDictionary(g => g.Key, g => g.ToList());
         var grid = byRate.Keys.Union(planned).Distinct().Order().Select(rate => byRate.TryGetValue(rate, out var at)
-            ? new RateScore(rate, at.Select(r => r.Spec.Seed).Distinct().Count(), at.All(r => r.Dev is not null) ? at.Average(r => r.Dev!.Value) : null)
+            ? new RateScore(rate, at.Select(r => r.Spec.Seed).Distinct().Count(), at.All(r => r.Dev is not null) ? at.Average(r => r.Dev!.Value) : null,
+                at.Count(r => r.Dev is double.NegativeInfinity))
             : new RateScore(rate, 0, null)).ToList();
         var index = grid.FindIndex(g => g.Rate == chosen);
         var seeds = byRate[chosen].Select(r => r.Spec.Seed).ToHashSet();
@@ -77,6 +81,7 @@ public static class LearningRates
             var choice = c.Rates!;
             var grid = string.Join(", ", choice.Grid.Select(g =>
                 $"{Rate(g.Rate)}{(g.Rate == choice.Chosen ? "*" : "")}: " + (g.Seeds == 0 ? "not run"
+                    : g.Diverged > 0 ? $"diverged on {g.Diverged} of {g.Seeds} seed{(g.Seeds == 1 ? "" : "s")}"
                     : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")})")));
             rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Options.Trainer.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
                 grid, Rate(choice.Chosen), choice.Bracketed ? "yes" : $"no: {EnumNames.Name(choice.Bracket)}"]);

@@ -72,6 +72,12 @@ public class LearningRateTests
                 if (j.Method == "LoRA r32 a64" && j.LearningRate == 3e-2) continue;
                 var best = j.Method switch { "COLA M=3" => 1.0, "full fine-tuning" => 1e-3, _ => 1e-2 };
                 var nll = Bowl(best, j.LearningRate) + 0.01 * j.Seed;
+                // Full fine-tuning at 3e-3 diverges on seed 1: the table says so instead of a mean of -infinity.
+                if (j.Method == "full fine-tuning" && j.LearningRate == 3e-3 && j.Seed == 1)
+                {
+                    File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { status = "diverged", test = new { }, training_flops = 1e12 }));
+                    continue;
+                }
                 File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
             }
             var cells = ResultTable.Summarize(ResultTable.Load(dir), ResultTable.Planned(dir));
@@ -87,6 +93,7 @@ public class LearningRateTests
             Assert.Contains("| lm | LoRA r32 a64 | adamw | alpha = 2r (64) | 0.001: 4.0050 (2 seeds), 0.003: 3.2784 (2 seeds), 0.01*: 3.0050 (2 seeds), " +
                 "0.03: not run | 0.01 | no: neighbour missing |", rates);
             Assert.Contains("| lm | full fine-tuning | adamw | - |", rates);
+            Assert.Contains("0.001*: 3.0050 (2 seeds), 0.003: diverged on 1 of 2 seeds | 0.001 | yes |", rates);
             var ratio = LearningRates.Ratio(cells)!.Markdown();
             Assert.Contains("| lm | LoRA | alpha = 2r (16) | 0.01 | full fine-tuning | 0.001 | 10 |", ratio);
             Assert.Contains("| lm | LoRA r32 a64 | alpha = 2r (64) | 0.01 (lr: neighbour missing) | full fine-tuning | 0.001 | 10 (not bracketed) |", ratio);
