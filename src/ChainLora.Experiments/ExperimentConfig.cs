@@ -169,25 +169,30 @@ public sealed record ExperimentConfig
         Require(Split == TextSplit.Shuffled || Tasks.All(t => t.Name.Equals("lm", StringComparison.OrdinalIgnoreCase)),
             $"field 'split' {EnumNames.Name(Split)} applies to the lm task only");
         Require(Methods.Select(m => m.Name).Distinct().Count() == Methods.Count, "method names must be unique");
-        CheckOptions(source, "options", Options);
-        foreach (var m in Methods) CheckOptions(source, $"method '{m.Name}': options", m.Options);
+        var fresh = new Recipes.TrainRecipeOptions { Task = "", Data = "" };
+        foreach (var m in Methods) WithOptions(fresh, m, source);
         Require(SourceWindows >= 1, $"field 'source_windows' {SourceWindows} must be at least 1");
         Require(SourceData is null || SourceData.Length > 0, "field 'source_data' must name a file");
         foreach (var t in Tasks) Require(t.Name.Length > 0 && t.Data.Length > 0, "every task needs 'name' and 'data'");
         return this;
     }
 
-    /// <summary>Each setting of <paramref name="options"/> names a setting of the record the grid does not set itself, and fits it.</summary>
-    static void CheckOptions(string source, string where, JsonObject? options)
+    /// <summary>
+    /// <paramref name="record"/> with the grid's and then the row's <see cref="Options"/> set. Each must name a
+    /// setting of the record that the grid does not set itself, and fit it; the error names <paramref name="source"/>.
+    /// </summary>
+    public Recipes.TrainRecipeOptions WithOptions(Recipes.TrainRecipeOptions record, MethodSpec method, string source = "experiment config") =>
+        Set(Set(record, Options, source, "options"), method.Options, source, $"method '{method.Name}': options");
+
+    static Recipes.TrainRecipeOptions Set(Recipes.TrainRecipeOptions record, JsonObject? options, string source, string where)
     {
-        var record = new Recipes.TrainRecipeOptions { Task = "", Data = "" };
         foreach (var (key, value) in options ?? [])
         {
             if (JobSpecJson.Named.Contains(key) || key == "seed")
                 throw new InvalidDataException($"{source}: {where}: '{key}' is a field of the grid itself; set it there");
             try
             {
-                if (!OptionRecords.TryWith(record, key, value, out Recipes.TrainRecipeOptions _))
+                if (!OptionRecords.TryWith(record, key, value, out record))
                     throw new InvalidDataException($"{source}: {where}: '{key}' is not a setting (the names are those of result.json's hyperparameters)");
             }
             catch (ArgumentException e)
@@ -195,13 +200,6 @@ public sealed record ExperimentConfig
                 throw new InvalidDataException($"{source}: {where}: '{key}': {e.Message}");
             }
         }
-    }
-
-    /// <summary><paramref name="record"/> with the grid's and then the row's <see cref="Options"/> set.</summary>
-    public Recipes.TrainRecipeOptions WithOptions(Recipes.TrainRecipeOptions record, MethodSpec method)
-    {
-        foreach (var (key, value) in (Options ?? []).Concat(method.Options ?? []))
-            OptionRecords.TryWith(record, key, value, out record);
         return record;
     }
 
