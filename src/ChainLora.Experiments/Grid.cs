@@ -31,7 +31,6 @@ public static class Grid
                             SourceWindows = config.SourceWindows,
                             Trainer = new TrainerOptions
                             {
-                                Method = method.Kind.Trains() ? method.Kind.TrainingMethod() : TrainingMethod.Lora,
                                 Optimizer = method.Optimizer, LearningRate = lr, Epochs = config.Epochs, Variant = method.Variant,
                                 RecordDeltaSpectra = config.DeltaSpectra && method.Kind.HasChain(),
                             },

@@ -54,8 +54,16 @@ public static class JobRunner
         }
     }
 
-    /// <summary>The cell's options record with where it writes: its folder, and a checkpoint every <see cref="CheckpointEvery"/> steps.</summary>
-    public static TrainRecipeOptions TrainOptions(JobSpec job) => job.Options with { OutDir = job.Out, CheckpointEvery = CheckpointEvery };
+    /// <summary>
+    /// The cell's options record with the trainer's method its kind names, and where it writes: its folder, and a
+    /// checkpoint every <see cref="CheckpointEvery"/> steps.
+    /// </summary>
+    public static TrainRecipeOptions TrainOptions(JobSpec job) => job.Options with
+    {
+        Trainer = job.Options.Trainer with { Method = job.Kind.TrainingMethod() },
+        OutDir = job.Out,
+        CheckpointEvery = CheckpointEvery,
+    };
 
     /// <summary>Optimizer steps between a cell's checkpoints (link ends always checkpoint).</summary>
     public const int CheckpointEvery = 100;

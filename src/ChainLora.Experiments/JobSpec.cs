@@ -24,7 +24,10 @@ namespace ChainLora.Experiments;
 [JsonConverter(typeof(JobSpecJson))]
 public sealed record JobSpec
 {
-    /// <summary>Task, data, model, sizes, seed and every setting of the run; a scoring kind reads its task, data and sizes.</summary>
+    /// <summary>
+    /// Task, data, model, sizes, seed and every setting of the run; a scoring kind reads its task, data and sizes.
+    /// The trainer's method is the <see cref="Kind"/>'s (<see cref="JobRunner.TrainOptions"/>).
+    /// </summary>
     public TrainRecipeOptions Options { get; init; } = new() { Task = "", Data = "" };
     /// <summary>The method row's name (a column of the report).</summary>
     public string Method { get; init; } = "";
@@ -110,6 +113,9 @@ public sealed class JobSpecJson : JsonConverter<JobSpec>
         "batch_size", "base_dtype", "variant", "auto", "context", "split", "use_rslora", "source", "source_windows",
     };
 
+    /// <summary>A fresh record's settings: any other setting is written only where it differs from these.</summary>
+    static readonly JsonObject Defaults = OptionRecords.Flatten(new TrainRecipeOptions { Task = "", Data = "" });
+
     public override void Write(Utf8JsonWriter writer, JobSpec spec, JsonSerializerOptions options)
     {
         var o = spec.Options;
@@ -134,9 +140,8 @@ public sealed class JobSpecJson : JsonConverter<JobSpec>
             fields["source_windows"] = o.SourceWindows;
         }
         if (o.Trainer.RecordDeltaSpectra) fields["delta_spectra"] = true;
-        var defaults = OptionRecords.Flatten(new TrainRecipeOptions { Task = "", Data = "" });
         foreach (var (key, value) in OptionRecords.Flatten(o))
-            if (!Named.Contains(key) && !JsonNode.DeepEquals(value, defaults[key])) fields[key] = value?.DeepClone();
+            if (!Named.Contains(key) && !JsonNode.DeepEquals(value, Defaults[key])) fields[key] = value?.DeepClone();
         fields["out"] = spec.Out;
         fields.WriteTo(writer, options);
     }
@@ -223,7 +228,6 @@ public sealed class JobSpecJson : JsonConverter<JobSpec>
                     break;
             }
         }
-        if (spec.Kind.Trains()) o = o with { Trainer = o.Trainer with { Method = spec.Kind.TrainingMethod() } };
         return spec with { Options = o };
     }
 }
