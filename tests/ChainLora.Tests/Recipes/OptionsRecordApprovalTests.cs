@@ -27,7 +27,7 @@ public sealed class OptionsRecordApprovalTests : TempFolderTest
             "--epochs", "2", "--batch-size", "4", "--lr", "2e-3", "--seed", "5", .. sizes, .. method]);
         Assert.True(exit == 0, error);
         var result = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")))!;
-        Approve(approval, Normalize(result, (SharedData.Root!, "SHARED"), (outDir, "OUT"))!.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        Approvals.Verify(approval, Normalize(result, (SharedData.Root!, "SHARED"), (outDir, "OUT"))!.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Timings as 0, numbers to 6 significant digits (threads may reorder a sum), and folders by name.</summary>
@@ -55,17 +55,5 @@ public sealed class OptionsRecordApprovalTests : TempFolderTest
             Assert.Equal(Path.GetFileName(Path.GetDirectoryName(path)), spec.Id);
             Assert.Equal(File.ReadAllText(path), ExperimentConfig.Serialize(spec));
         }
-    }
-
-    static void Approve(string name, string actual)
-    {
-        var approvedPath = Path.Combine(AppContext.BaseDirectory, "Approvals", name);
-        var receivedPath = Path.ChangeExtension(approvedPath, ".received.json");
-        var approved = File.Exists(approvedPath) ? File.ReadAllText(approvedPath) : null;
-        if (approved == actual) return;
-        File.WriteAllText(receivedPath, actual);
-        Assert.Fail(approved is null
-            ? $"no approval file {approvedPath}; review {receivedPath} and copy it to tests/ChainLora.Tests/Approvals/{name}"
-            : $"{name} differs from the approved result; received: {receivedPath}");
     }
 }

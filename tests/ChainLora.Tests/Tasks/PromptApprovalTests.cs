@@ -15,7 +15,7 @@ public class PromptApprovalTests
 
     [Theory, MemberData(nameof(Tasks))]
     public void Rendered_prompts_match_the_approval_file(string task) =>
-        Approve($"prompts-{task}.txt", task == "lm" ? RenderLmSplit() : Render(task, Examples(task)));
+        Approvals.Verify($"prompts-{task}.txt", task == "lm" ? RenderLmSplit() : Render(task, Examples(task)));
 
     [Fact]
     public void In_context_prompts_match_the_approval_file()
@@ -28,7 +28,7 @@ public class PromptApprovalTests
         text.AppendLine($"prompt: {Quote(PromptEncoder.WithDemonstrations(sst2[2].Prompt, sst2.Take(2)))}");
         text.AppendLine("## squad, 1 demonstration");
         text.AppendLine($"prompt: {Quote(PromptEncoder.WithDemonstrations(squad[1].Prompt, squad.Take(1)))}");
-        Approve("prompts-icl.txt", text.ToString());
+        Approvals.Verify("prompts-icl.txt", text.ToString());
     }
 
     internal static IReadOnlyList<TaskExample> Examples(string task) => task switch
@@ -113,16 +113,4 @@ public class PromptApprovalTests
 
     static string Quote(string s) =>
         "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n").Replace("\t", "\\t") + "\"";
-
-    static void Approve(string name, string actual)
-    {
-        var approvedPath = Path.Combine(AppContext.BaseDirectory, "Approvals", name);
-        var receivedPath = Path.ChangeExtension(approvedPath, ".received.txt");
-        var approved = File.Exists(approvedPath) ? File.ReadAllText(approvedPath) : null;
-        if (approved == actual) return;
-        File.WriteAllText(receivedPath, actual);
-        Assert.Fail(approved is null
-            ? $"no approval file {approvedPath}; review {receivedPath} and copy it to tests/ChainLora.Tests/Approvals/{name}"
-            : $"{name} differs from the approved rendering; received: {receivedPath}");
-    }
 }
