@@ -85,6 +85,12 @@ public sealed record ExperimentConfig
     public IReadOnlyList<MethodSpec> Methods { get; init; } = [];
     public IReadOnlyList<double> LearningRates { get; init; } = [1e-3];
     public IReadOnlyList<long> Seeds { get; init; } = [0];
+    /// <summary>
+    /// Seeds on which every learning rate of a training row runs; the row's other seeds run only the rate
+    /// these choose on dev, once all its cells on them have finished (<see cref="Grid.Expand"/>). Null:
+    /// every seed runs every rate.
+    /// </summary>
+    public IReadOnlyList<long>? RateSearchSeeds { get; init; }
     public int Epochs { get; init; } = 5;
     public int NumTrain { get; init; } = 1000;
     public int NumDev { get; init; } = 500;
@@ -148,6 +154,12 @@ public sealed record ExperimentConfig
         Require(Methods.Count > 0, "field 'methods' needs at least one method");
         Require(Seeds.Count > 0, "field 'seeds' needs at least one seed");
         Require(LearningRates.Count > 0, "field 'learning_rates' needs at least one learning rate");
+        if (RateSearchSeeds is { } search)
+        {
+            Require(search.Count > 0, "field 'rate_search_seeds' needs at least one seed (or leave it out: every seed runs every rate)");
+            Require(search.Distinct().Count() == search.Count, "field 'rate_search_seeds' lists a seed twice");
+            foreach (var seed in search) Require(Seeds.Contains(seed), $"field 'rate_search_seeds': seed {seed} is not one of 'seeds'");
+        }
         // A JSON number beyond double's range (1e999) reads as infinity, which no spec or result can be written with.
         RequirePositive("field 'learning_rates'", LearningRates);
         RequirePositive("field 'alpha'", [Alpha]);

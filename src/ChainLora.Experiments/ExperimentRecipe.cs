@@ -91,16 +91,13 @@ public static class ExperimentRecipe
     {
         options.Validate();
         var dir = Path.GetFullPath(options.Out);
-        var specs = Grid.Expand(options.Config, dir);
-        // Every cell checked as run-job would check it, before any spec is written.
-        foreach (var spec in specs) JobRunner.Check(spec);
-        Grid.WriteSpecs(specs);
+        var specs = Plan(options.Config, dir);
         AtomicFile.WriteAllText(Path.Combine(dir, "experiment.json"), ExperimentConfig.Serialize(options.Config));
         var pending = specs.Where(s => !s.IsFinished).ToList();
         var finished = specs.Count - pending.Count;
         log.WriteLine($"{specs.Count} jobs in {dir}/jobs ({finished} finished, {pending.Count} to run)");
-        foreach (var spec in pending)
-            if (spec.TryReadResult(out var damaged) is null && damaged is not null) log.WriteLine($"job {spec.Id} runs again: {damaged}");
+        LogPending(pending, log);
+        LogAwaiting(options.Config, specs, log, runsOn: options.Scheduler == Scheduler.Local && !options.DryRun);
         var result = new ExperimentResult(dir, specs, finished, options.Scheduler, options.DryRun, null, null, [], []);
         switch (options.Scheduler)
         {
@@ -117,24 +114,65 @@ public static class ExperimentRecipe
 
         var failed = new List<JobOutcome>();
         var done = 0;
+        var total = pending.Count;
         void Done(JobOutcome o)
         {
             if (o.ExitCode != 0) lock (failed) failed.Add(o);
-            progress?.Report(new GridProgress(Interlocked.Increment(ref done), pending.Count, o));
+            progress?.Report(new GridProgress(Interlocked.Increment(ref done), total, o));
         }
-        progress?.Report(new GridProgress(0, pending.Count, null));
-        if (options.WorkerCommand is { } command)
-            LocalRunner.Run(specs, command, options.Jobs, Done, cancel, options.Threads, options.TensorBoard);
-        else
-            // Seed by seed, as the worker pool takes them.
-            foreach (var spec in pending.OrderBy(s => s.Seed))
-            {
-                cancel.ThrowIfCancellationRequested();
-                Done(RunInProcess(spec, options.TensorBoard));
-            }
+        progress?.Report(new GridProgress(0, total, null));
+        while (pending.Count > 0)
+        {
+            if (options.WorkerCommand is { } command)
+                LocalRunner.Run(pending, command, options.Jobs, Done, cancel, options.Threads, options.TensorBoard);
+            else
+                // Seed by seed, as the worker pool takes them.
+                foreach (var spec in pending.OrderBy(s => s.Seed))
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    Done(RunInProcess(spec, options.TensorBoard));
+                }
+            if (cancel.IsCancellationRequested) break;
+            // A rate search that has finished plans its row's other seeds at the rate it chose: run those too.
+            var known = specs.Select(s => s.Id).ToHashSet();
+            var next = Plan(options.Config, dir);
+            pending = next.Where(s => !known.Contains(s.Id) && !s.IsFinished).ToList();
+            if (pending.Count == 0) break;
+            specs = next;
+            total += pending.Count;
+            log.WriteLine($"{pending.Count} more jobs: the seeds beyond the rate search, at each row's chosen rate");
+            LogPending(pending, log);
+        }
         foreach (var f in failed)
             log.WriteLine($"job {f.Job.Id} failed (exit {f.ExitCode}): {f.ErrorTail.Split('\n').LastOrDefault()}");
-        return result with { Failed = failed, Report = WriteReport(dir, Path.Combine(dir, "report"), notes) };
+        LogAwaiting(options.Config, specs, log, runsOn: false);
+        return result with { Specs = specs, Failed = failed, Report = WriteReport(dir, Path.Combine(dir, "report"), notes) };
+    }
+
+    /// <summary>The cells that can be planned now, each checked as run-job would check it before any spec is written; then their specs.</summary>
+    static List<JobSpec> Plan(ExperimentConfig config, string dir)
+    {
+        var specs = Grid.Expand(config, dir);
+        foreach (var spec in specs) JobRunner.Check(spec);
+        Grid.WriteSpecs(specs);
+        return specs;
+    }
+
+    static void LogPending(IEnumerable<JobSpec> pending, TextWriter log)
+    {
+        foreach (var spec in pending)
+            if (spec.TryReadResult(out var damaged) is null && damaged is not null) log.WriteLine($"job {spec.Id} runs again: {damaged}");
+    }
+
+    /// <summary>Says which rows still wait for their rate search before their other seeds can be planned.</summary>
+    static void LogAwaiting(ExperimentConfig config, IReadOnlyList<JobSpec> specs, TextWriter log, bool runsOn)
+    {
+        var awaiting = Grid.AwaitingRateSearch(config, specs);
+        if (awaiting.Count == 0) return;
+        var others = config.Seeds.Except(config.RateSearchSeeds!);
+        log.WriteLine($"{awaiting.Count} row{(awaiting.Count == 1 ? "" : "s")} run{(awaiting.Count == 1 ? "s" : "")} seeds {string.Join(", ", others)} " +
+            $"at the rate chosen on seeds {string.Join(", ", config.RateSearchSeeds!)} once that search has finished" +
+            (runsOn ? "" : " (run the experiment again then)") + $": {string.Join("; ", awaiting)}");
     }
 
     /// <summary>

@@ -31,9 +31,10 @@ public enum RateBracket
 
 /// <summary>
 /// One rate of a row: the seeds finished there, their mean dev score (higher is better; null without dev;
-/// -infinity when a run diverged) and how many of them diverged.
+/// -infinity when a run diverged) over the <paramref name="Compared"/> seeds every rate of the row ran
+/// (<see cref="LearningRates.Choose"/>), and how many of them diverged.
 /// </summary>
-public sealed record RateScore(double Rate, int Seeds, double? MeanDev, int Diverged = 0);
+public sealed record RateScore(double Rate, int Seeds, double? MeanDev, int Diverged = 0, int Compared = 0);
 
 /// <summary>A row's grid (planned rates included, sorted), the rate chosen on dev and where it sits.</summary>
 public sealed record RateChoice(IReadOnlyList<RateScore> Grid, double Chosen, RateBracket Bracket)
@@ -47,12 +48,18 @@ public sealed record RateChoice(IReadOnlyList<RateScore> Grid, double Chosen, Ra
     public static RateChoice Of(IReadOnlyList<JobResult> runs, double chosen, IEnumerable<double> planned)
     {
         var byRate = runs.GroupBy(r => r.Spec.LearningRate).ToDictionary(g => g.Key, g => g.ToList());
-        var grid = byRate.Keys.Union(planned).Distinct().Order().Select(rate => byRate.TryGetValue(rate, out var at)
-            ? new RateScore(rate, at.Select(r => r.Spec.Seed).Distinct().Count(), at.All(r => r.Dev is not null) ? at.Average(r => r.Dev!.Value) : null,
-                at.Count(r => r.Dev is double.NegativeInfinity))
-            : new RateScore(rate, 0, null)).ToList();
+        var common = LearningRates.CommonSeeds(runs);
+        var grid = byRate.Keys.Union(planned).Distinct().Order().Select(rate =>
+        {
+            if (!byRate.TryGetValue(rate, out var at)) return new RateScore(rate, 0, null);
+            var compared = LearningRates.Compared(at, common);
+            return new RateScore(rate, at.Select(r => r.Spec.Seed).Distinct().Count(),
+                compared.All(r => r.Dev is not null) ? compared.Average(r => r.Dev!.Value) : null,
+                at.Count(r => r.Dev is double.NegativeInfinity), compared.Count);
+        }).ToList();
         var index = grid.FindIndex(g => g.Rate == chosen);
-        var seeds = byRate[chosen].Select(r => r.Spec.Seed).ToHashSet();
+        // The neighbours must have run every seed the choice was compared on (and lost there).
+        var seeds = LearningRates.Compared(byRate[chosen], common).Select(r => r.Spec.Seed).ToHashSet();
         bool Ran(int i) => byRate.TryGetValue(grid[i].Rate, out var at) && seeds.IsSubsetOf(at.Select(r => r.Spec.Seed));
         var bracket = grid.Count == 1 ? RateBracket.OneRate
             : index == 0 ? RateBracket.BottomEdge
@@ -70,6 +77,39 @@ public static class LearningRates
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>
+    /// The rate of one row's <paramref name="runs"/> with the best mean dev score (test where a run has no dev),
+    /// the mean taken over the seeds every rate ran: a grid that searched its rates on a few seeds
+    /// (<see cref="ExperimentConfig.RateSearchSeeds"/>) and ran the others at the choice alone is compared
+    /// on the search seeds, so the choice's later seeds cannot move it. Rates without a common seed fall back to all of theirs.
+    /// </summary>
+    public static double Choose(IReadOnlyList<JobResult> runs)
+    {
+        var common = CommonSeeds(runs);
+        return runs.GroupBy(r => r.Spec.LearningRate).MaxBy(rate =>
+        {
+            var scored = Compared(rate, common);
+            return scored.All(r => r.Dev is not null) ? scored.Average(r => r.Dev!.Value) : scored.Average(r => r.Test);
+        })!.Key;
+    }
+
+    /// <summary>The seeds on which every rate of one row's <paramref name="runs"/> finished.</summary>
+    public static HashSet<long> CommonSeeds(IEnumerable<JobResult> runs)
+    {
+        HashSet<long>? common = null;
+        foreach (var rate in runs.GroupBy(r => r.Spec.LearningRate))
+        {
+            var seeds = rate.Select(r => r.Spec.Seed).ToHashSet();
+            if (common is null) common = seeds;
+            else common.IntersectWith(seeds);
+        }
+        return common ?? [];
+    }
+
+    /// <summary>The runs of one rate that are compared with the others: those on <paramref name="common"/> seeds, or all when none is common.</summary>
+    public static List<JobResult> Compared(IEnumerable<JobResult> rate, IReadOnlySet<long> common) =>
+        common.Count > 0 ? rate.Where(r => common.Contains(r.Spec.Seed)).ToList() : rate.ToList();
+
     static string Rate(double x) => x.ToString("G3", Inv).Replace("E", "e", StringComparison.Ordinal);
 
     /// <summary>Every trained row of <paramref name="cells"/>: its grid with the dev score at each rate, the choice and whether it is bracketed.</summary>
@@ -82,7 +122,8 @@ public static class LearningRates
             var grid = string.Join(", ", choice.Grid.Select(g =>
                 $"{Rate(g.Rate)}{(g.Rate == choice.Chosen ? "*" : "")}: " + (g.Seeds == 0 ? "not run"
                     : g.Diverged > 0 ? $"diverged on {g.Diverged} of {g.Seeds} seed{(g.Seeds == 1 ? "" : "s")}"
-                    : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")})")));
+                    : (g.MeanDev is { } dev ? Reports.MetricValue(c.Metric, dev) : "no dev") + $" ({g.Seeds} seed{(g.Seeds == 1 ? "" : "s")}"
+                        + (g.Compared < g.Seeds ? $", compared on {g.Compared})" : ")"))));
             rows.Add([c.Task, c.Method, EnumNames.Name(c.Example.Options.Trainer.Optimizer), c.Example.Kind.HasChain() ? Reports.AlphaPolicy(c.Example) : "-",
                 grid, Rate(choice.Chosen), choice.Bracketed ? "yes" : $"no: {EnumNames.Name(choice.Bracket)}"]);
         }

@@ -112,7 +112,7 @@ public static class ResultTable
     }
 
     /// <summary>
-    /// Per (task, method): the rate with the best mean dev score, its test mean ± std over seeds, and
+    /// Per (task, method): the rate with the best mean dev score (<see cref="LearningRates.Choose"/>), its test mean ± std over seeds, and
     /// where the rate sits in the row's grid (<paramref name="planned"/> adds rates not finished yet).
     /// </summary>
     public static List<CellSummary> Summarize(IEnumerable<JobResult> results, IEnumerable<JobSpec>? planned = null)
@@ -122,16 +122,16 @@ public static class ResultTable
         return results.GroupBy(r => (r.Spec.Task, r.Spec.Method))
         .Select(g =>
         {
-            var byRate = g.GroupBy(r => r.Spec.LearningRate).ToList();
-            var best = byRate.MaxBy(rate => rate.All(r => r.Dev is not null) ? rate.Average(r => r.Dev!.Value) : rate.Average(r => r.Test))!;
+            var chosen = LearningRates.Choose(g.ToList());
+            var best = g.Where(r => r.Spec.LearningRate == chosen).ToList();
             var tests = best.Select(r => r.Test).ToList();
             var mean = tests.Average();
             var std = tests.Count > 1 ? Math.Sqrt(tests.Sum(t => (t - mean) * (t - mean)) / (tests.Count - 1)) : 0;
             var first = best.First();
             var trains = first.Spec.Kind.Trains();
-            var choice = trains ? RateChoice.Of(g.ToList(), best.Key, plannedRates.GetValueOrDefault(g.Key, [])) : null;
-            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, trains ? best.Key : null,
-                first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best.ToList(), choice);
+            var choice = trains ? RateChoice.Of(g.ToList(), chosen, plannedRates.GetValueOrDefault(g.Key, [])) : null;
+            return new CellSummary(g.Key.Task, g.Key.Method, first.Spec, trains ? chosen : null,
+                first.Metric, mean, std, tests.Count, best.Average(r => r.Flops), best, choice);
         })
         .ToList();
     }

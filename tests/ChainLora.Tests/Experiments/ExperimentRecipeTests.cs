@@ -46,6 +46,35 @@ public sealed class ExperimentRecipeTests : TempFolderTest
         Assert.Equal("2 finished", output.Trim());
     }
 
+    [Fact]
+    public void A_rate_search_runs_its_seeds_at_every_rate_then_in_the_same_run_the_other_seeds_at_the_rate_chosen()
+    {
+        var config = LmGrid.Write(PathIn("search.json"), SharedData.Require("models/stories260K"), SharedData.Require("corpus/tinyshakespeare.txt"),
+            """[{ "name": "LoRA", "kind": "lora", "learning_rates": [1e-5, 3e-2] }]""", seeds: "[1, 2]", extra: """, "rate_search_seeds": [1]""");
+        var grid = PathIn("grid");
+        var (log, progress) = (new StringWriter(), new Reports());
+        var result = ExperimentRecipe.Run(new ExperimentRecipeOptions { Config = ExperimentConfig.Load(config), Out = grid }, log, null, progress,
+            TestContext.Current.CancellationToken);
+
+        // Seed 1 ran both rates; seed 2 only the one seed 1 chose on dev (3e-2 learns, 1e-5 barely moves).
+        Assert.Equal([(1e-5, 1L), (3e-2, 1L), (3e-2, 2L)], result.Specs.Select(s => (s.LearningRate, s.Seed)).Order());
+        Assert.All(result.Specs, s => Assert.True(s.IsFinished, s.Id));
+        Assert.Equal(3e-2, LearningRates.Choose([.. result.Specs.Where(s => s.Seed == 1).Select(s => s.TryReadResult(out _)!)]));
+        Assert.Equal([$"2 jobs in {grid}/jobs (0 finished, 2 to run)", "1 row runs seeds 2 at the rate chosen on seeds 1 once that search has finished: lm LoRA",
+            "1 more jobs: the seeds beyond the rate search, at each row's chosen rate"],
+            log.ToString().Trim().Split('\n'));
+        Assert.Equal(3, progress.Seen.Max(p => p.Done));
+        Assert.Equal(3, progress.Seen.Last(p => p.Done == 3).Total);
+        // The report compares the rates on seed 1 and gives the choice's test over both seeds.
+        var cell = ResultTable.Summarize(ResultTable.Load(grid)).Single();
+        Assert.Equal((3e-2, 2, RateBracket.TopEdge), (cell.BestLearningRate!.Value, cell.Seeds, cell.Rates!.Bracket));
+
+        // Run again: everything is finished and nothing waits.
+        log = new StringWriter();
+        ExperimentRecipe.Run(new ExperimentRecipeOptions { Config = ExperimentConfig.Load(config), Out = grid, DryRun = true }, log, cancel: TestContext.Current.CancellationToken);
+        Assert.Equal($"3 jobs in {grid}/jobs (3 finished, 0 to run)", log.ToString().Trim());
+    }
+
     [Theory]
     [InlineData(Scheduler.Local, "local")]
     [InlineData(Scheduler.Slurm, "slurm")]

@@ -26,12 +26,85 @@ public class LearningRateTests
         Assert.Equal(" (lr: bottom edge)", RateChoice.Of(Runs(Grid4, seeds, r => Bowl(1e-5, r)), 1e-3, []).Mark);
         Assert.Equal(RateBracket.OneRate, RateChoice.Of(Runs([2e-3], seeds, r => 3), 2e-3, []).Bracket);
 
-        // 3e-2 ran on seed 0 only: it has not lost to 1e-2 on seeds 1 and 2.
+        // 3e-2 ran on seed 0 only: the rates are compared on seed 0, where it lost.
         var partial = Runs(Grid4[..3], seeds, r => Bowl(1e-2, r)).Concat(Runs([3e-2], [0], r => 3.5)).ToList();
-        Assert.Equal(RateBracket.NeighbourMissing, RateChoice.Of(partial, 1e-2, []).Bracket);
+        Assert.Equal((RateBracket.Interior, 1), (RateChoice.Of(partial, 1e-2, []).Bracket, RateChoice.Of(partial, 1e-2, []).Grid[2].Compared));
         // A planned rate that has not run at all is still part of the grid.
         var planned = RateChoice.Of(Runs(Grid4[..3], seeds, r => Bowl(1e-2, r)), 1e-2, [3e-2, 1e-2]);
         Assert.Equal((RateBracket.NeighbourMissing, 4, 0), (planned.Bracket, planned.Grid.Count, planned.Grid[3].Seeds));
+    }
+
+    [Fact]
+    public void Rates_are_compared_on_the_seeds_every_rate_ran_so_the_choices_later_seeds_cannot_move_it()
+    {
+        // 1e-2 won the search on seeds 0 and 1, then ran seeds 2-4 alone and scored worse there (harder draws).
+        var runs = Runs([3e-3, 1e-2, 3e-2], [0, 1], r => Bowl(1e-2, r)).Concat(Runs([1e-2], [2, 3, 4], r => 4.0)).ToList();
+        // Over all of its seeds 1e-2's mean dev would be -3.6, behind 3e-2's -3.23.
+        Assert.Equal(1e-2, LearningRates.Choose(runs));
+        var choice = RateChoice.Of(runs, 1e-2, []);
+        Assert.Equal((RateBracket.Interior, 5, 2), (choice.Bracket, choice.Grid[1].Seeds, choice.Grid[1].Compared));
+        Assert.Equal(-3.0, choice.Grid[1].MeanDev!.Value, 12);
+        Assert.Equal(1e-2, ResultTable.Summarize(runs).Single().BestLearningRate);
+        Assert.Equal(5, ResultTable.Summarize(runs).Single().Seeds);
+        Assert.Contains("0.01*: 3.0000 (5 seeds, compared on 2)", LearningRates.Table(ResultTable.Summarize(runs)).Markdown());
+        // No seed in common: each rate's mean over all of its seeds.
+        Assert.Equal(3e-2, LearningRates.Choose([.. Runs([1e-2], [0], r => 3.5), .. Runs([3e-2], [1], r => 3.2)]));
+    }
+
+    [Fact]
+    public void A_rate_search_plans_the_other_seeds_at_the_chosen_rate_once_every_search_cell_has_a_result()
+    {
+        var full = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods = [new MethodSpec { Name = "pretrained", Kind = MethodKind.ZeroShot }, new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora }],
+            LearningRates = Grid4, Seeds = [0, 1, 2, 3], NumTrain = 200,
+        }.Validate("test");
+        var config = (full with { RateSearchSeeds = [0, 1] }).Validate("test");
+        var dir = Directory.CreateTempSubdirectory("rate-search").FullName;
+        try
+        {
+            var search = Grid.Expand(config, dir);
+            Grid.WriteSpecs(search);
+            // Every rate on seeds 0 and 1; the zero-shot row has no rate to search and runs every seed.
+            Assert.Equal(8, search.Count(j => j.Method == "LoRA"));
+            Assert.All(search.Where(j => j.Method == "LoRA"), j => Assert.Contains(j.Seed, new long[] { 0, 1 }));
+            Assert.Equal(4, search.Count(j => j.Method == "pretrained"));
+            Assert.Equal(["lm LoRA"], Grid.AwaitingRateSearch(config, search));
+            void Finish(JobSpec j)
+            {
+                var nll = Bowl(3e-3, j.LearningRate);
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { dev = new { nll_per_token = nll }, test = new { nll_per_token = nll }, training_flops = 1e12 }));
+            }
+            var lora = search.Where(j => j.Method == "LoRA").ToList();
+            lora.SkipLast(1).ToList().ForEach(Finish);
+            Assert.Equal(search.Select(j => j.Id), Grid.Expand(config, dir).Select(j => j.Id));   // one search cell still to run
+            Finish(lora[^1]);
+
+            var all = Grid.Expand(config, dir);
+            var rest = all.Where(j => j.Method == "LoRA" && j.Seed >= 2).ToList();
+            Assert.Equal([(3e-3, 2L), (3e-3, 3L)], rest.Select(j => (j.LearningRate, j.Seed)));
+            // The same cells (ids and folders) as the full grid's at that rate.
+            var fullIds = Grid.Expand(full, dir).Select(j => j.Id).ToHashSet();
+            Assert.All(all, j => Assert.Contains(j.Id, fullIds));
+            Assert.Empty(Grid.AwaitingRateSearch(config, all));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Theory]
+    [InlineData("[]", "field 'rate_search_seeds' needs at least one seed (or leave it out: every seed runs every rate)")]
+    [InlineData("[0, 0]", "field 'rate_search_seeds' lists a seed twice")]
+    [InlineData("[0, 7]", "field 'rate_search_seeds': seed 7 is not one of 'seeds'")]
+    public void A_bad_rate_search_is_refused_naming_the_field(string seeds, string message)
+    {
+        var config = new ExperimentConfig
+        {
+            Model = "/models/m", DataRoot = "/data", Tasks = [new TaskSpec { Name = "lm", Data = "text.txt" }],
+            Methods = [new MethodSpec { Name = "LoRA", Kind = MethodKind.Lora }], Seeds = [0, 1, 2],
+            RateSearchSeeds = JsonSerializer.Deserialize<long[]>(seeds),
+        };
+        Assert.Equal($"test: {message}", Assert.Throws<InvalidDataException>(() => config.Validate("test")).Message);
     }
 
     [Theory]
