@@ -139,6 +139,19 @@ public class ChainVariantTests
         Assert.Contains("best (= ", e.Message);
     }
 
+    [Fact]
+    public void Best_is_the_variant_the_converged_lm_study_chose_on_dev()
+    {
+        // The rank-8 chains of experiments/lm2-converged.json, 5 seeds each at the rate each chose on dev; the
+        // variant with the lowest mean dev NLL is the one `best` must name (test never chooses).
+        var cells = ResultTable.Summarize(ResultTable.Load(RepoFiles.Require("runs/lm2")));
+        var chains = cells.Where(c => c.Example.Kind == MethodKind.Cola && c.Example.Options.Sizes.Train == 1600).ToList();
+        Assert.Equal(6, chains.Select(c => c.Example.Options.Trainer.Variant).Distinct().Count());
+        Assert.All(chains, c => Assert.Equal(5, c.Seeds));
+        var chosen = chains.MaxBy(c => c.Runs.Average(r => r.Dev!.Value))!;
+        Assert.Equal(chosen.Example.Options.Trainer.Variant, EnumNames.Parse<ColaVariant>("best", "--cola-variant"));
+    }
+
     static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.equal(b).all().item<bool>();
 
     /// <summary>Adapter tensors of the first adapted layer after each step: A and B, cloned.</summary>
