@@ -62,7 +62,8 @@ public sealed record ExperimentRecipeOptions
 }
 
 /// <summary>
-/// What an experiment did: the cells (<see cref="Specs"/>) and how many had a result before; then,
+/// What an experiment did: the cells (<see cref="Specs"/>, with those a finished rate search added during a
+/// local run) and how many had a result before it; then,
 /// by scheduler, the Slurm submission, the Kubernetes manifest, or the local cells that failed and
 /// the report's files (null and empty when nothing ran: a dry run, or nothing pending for Slurm or Kubernetes).
 /// </summary>
