@@ -157,7 +157,8 @@ public sealed record ExperimentConfig
         if (RateSearchSeeds is { } search)
         {
             Require(search.Count > 0, "field 'rate_search_seeds' needs at least one seed (or leave it out: every seed runs every rate)");
-            Require(search.Distinct().Count() == search.Count, "field 'rate_search_seeds' lists a seed twice");
+            var twice = search.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
+            Require(twice is null, $"field 'rate_search_seeds' lists seed {twice?.Key} twice");
             foreach (var seed in search) Require(Seeds.Contains(seed), $"field 'rate_search_seeds': seed {seed} is not one of 'seeds'");
         }
         // A JSON number beyond double's range (1e999) reads as infinity, which no spec or result can be written with.

@@ -1,6 +1,8 @@
 // A grid run end to end (`chainlora experiment`): expand the config into cells, check every cell as
 // run-job would, write the specs, then hand the cells without a result to a scheduler and, for the
-// local one, write the report when they end.
+// local one, write the report when they end. With a rate search (ExperimentConfig.RateSearchSeeds) a
+// local run plans again as cells end: each row whose search has finished adds its other seeds at the
+// rate chosen, and those run in the same call; other schedulers get the cells plannable now.
 using System.Text.Json.Serialization;
 using ChainLora.IO;
 using ChainLora.Training;
@@ -75,7 +77,8 @@ public sealed record ExperimentResult(string Dir, IReadOnlyList<JobSpec> Specs, 
 
 /// <summary>
 /// A local grid's progress: <see cref="Done"/> of the <see cref="Total"/> cells that were to run have ended,
-/// <see cref="Last"/> the latest (null in the first report, made before any cell starts).
+/// <see cref="Last"/> the latest (null in the first report, made before any cell starts). The total grows when a
+/// finished rate search adds its row's other seeds.
 /// </summary>
 public sealed record GridProgress(int Done, int Total, JobOutcome? Last);
 
@@ -136,12 +139,11 @@ public static class ExperimentRecipe
             if (cancel.IsCancellationRequested) break;
             // A rate search that has finished plans its row's other seeds at the rate it chose: run those too.
             var known = specs.Select(s => s.Id).ToHashSet();
-            var next = Plan(options.Config, dir);
-            pending = next.Where(s => !known.Contains(s.Id) && !s.IsFinished).ToList();
+            specs = Plan(options.Config, dir);
+            pending = specs.Where(s => !known.Contains(s.Id) && !s.IsFinished).ToList();
             if (pending.Count == 0) break;
-            specs = next;
             total += pending.Count;
-            log.WriteLine($"{pending.Count} more jobs: the seeds beyond the rate search, at each row's chosen rate");
+            log.WriteLine($"{pending.Count} more job{(pending.Count == 1 ? "" : "s")}: the seeds beyond the rate search, at each row's chosen rate");
             LogPending(pending, log);
         }
         foreach (var f in failed)
@@ -170,10 +172,10 @@ public static class ExperimentRecipe
     {
         var awaiting = Grid.AwaitingRateSearch(config, specs);
         if (awaiting.Count == 0) return;
-        var others = config.Seeds.Except(config.RateSearchSeeds!);
-        log.WriteLine($"{awaiting.Count} row{(awaiting.Count == 1 ? "" : "s")} run{(awaiting.Count == 1 ? "s" : "")} seeds {string.Join(", ", others)} " +
-            $"at the rate chosen on seeds {string.Join(", ", config.RateSearchSeeds!)} once that search has finished" +
-            (runsOn ? "" : " (run the experiment again then)") + $": {string.Join("; ", awaiting)}");
+        static string Seeds(IEnumerable<long> seeds) => (seeds.Count() == 1 ? "seed " : "seeds ") + string.Join(", ", seeds);
+        log.WriteLine($"{awaiting.Count} row{(awaiting.Count == 1 ? "" : "s")} run{(awaiting.Count == 1 ? "s" : "")} {Seeds(config.Seeds.Except(config.RateSearchSeeds!))} " +
+            $"at the rate chosen on {Seeds(config.RateSearchSeeds!)} once that search has finished" +
+            (runsOn ? "" : " (run the experiment again when `experiment status` shows no cell queued or running)") + $": {string.Join("; ", awaiting)}");
     }
 
     /// <summary>

@@ -24,13 +24,13 @@ public static class Grid
             {
                 // Zero-shot and ICL learn nothing, so they take no learning rate.
                 IReadOnlyList<double> rates = method.Kind.Trains() ? method.LearningRates ?? config.LearningRates : [0.0];
-                if (method.Kind.Trains() && config.RateSearchSeeds is { } search)
+                // A row of one rate has nothing to search: it runs every seed at once.
+                if (method.Kind.Trains() && config.RateSearchSeeds is { } search && rates.Count > 1)
                 {
                     var searched = rates.SelectMany(lr => search.Select(seed => Cell(config, task, method, lr, seed, outDir))).ToList();
                     jobs.AddRange(searched);
-                    var results = searched.Select(j => j.TryReadResult(out _)).ToList();
-                    if (results.Any(r => r is null)) continue;
-                    var chosen = LearningRates.Choose(results!);
+                    if (SearchDiverged(searched) is not false) continue;
+                    var chosen = LearningRates.Choose([.. searched.Select(j => j.TryReadResult(out _)!)]);
                     jobs.AddRange(config.Seeds.Except(search).Select(seed => Cell(config, task, method, chosen, seed, outDir)));
                 }
                 else
@@ -40,13 +40,28 @@ public static class Grid
         return jobs;
     }
 
-    /// <summary>The rows of <paramref name="config"/> whose seeds beyond the rate search are not in <paramref name="jobs"/> yet: their search has not finished.</summary>
+    /// <summary>
+    /// Whether every rate of a finished search diverged on some search seed (then no rate can be chosen and the
+    /// other seeds are not planned); null while a cell of <paramref name="searched"/> has no result.
+    /// </summary>
+    static bool? SearchDiverged(IReadOnlyList<JobSpec> searched)
+    {
+        var results = searched.Select(j => j.TryReadResult(out _)).ToList();
+        if (results.Any(r => r is null)) return null;
+        return results.GroupBy(r => r!.Spec.LearningRate).All(rate => rate.Any(r => r!.Dev is double.NegativeInfinity));
+    }
+
+    /// <summary>
+    /// The rows of <paramref name="config"/> whose seeds beyond the rate search are not in <paramref name="jobs"/>: their
+    /// search has not finished, or (said beside the row) every rate of it diverged.
+    /// </summary>
     public static List<string> AwaitingRateSearch(ExperimentConfig config, IReadOnlyList<JobSpec> jobs)
     {
         if (config.RateSearchSeeds is not { } search || config.Seeds.All(search.Contains)) return [];
         return config.Tasks.SelectMany(t => config.Methods.Where(m => m.Kind.Trains())
                 .Where(m => !jobs.Any(j => j.Task == t.Name && j.Method == m.Name && !search.Contains(j.Seed)))
-                .Select(m => $"{t.Name} {m.Name}"))
+                .Select(m => $"{t.Name} {m.Name}" + (SearchDiverged([.. jobs.Where(j => j.Task == t.Name && j.Method == m.Name)]) is true
+                    ? " (every rate diverged on a search seed: the grid needs lower rates)" : "")))
             .ToList();
     }
 

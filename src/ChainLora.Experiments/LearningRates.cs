@@ -81,12 +81,13 @@ public static class LearningRates
     /// The rate of one row's <paramref name="runs"/> with the best mean dev score (test where a run has no dev),
     /// the mean taken over the seeds every rate ran: a grid that searched its rates on a few seeds
     /// (<see cref="ExperimentConfig.RateSearchSeeds"/>) and ran the others at the choice alone is compared
-    /// on the search seeds, so the choice's later seeds cannot move it. Rates without a common seed fall back to all of theirs.
+    /// on the search seeds, so the choice's later seeds cannot move it. When no seed is common to every rate, each
+    /// rate's mean is over all of its seeds. A tie goes to the lowest rate, whatever order the runs come in.
     /// </summary>
     public static double Choose(IReadOnlyList<JobResult> runs)
     {
         var common = CommonSeeds(runs);
-        return runs.GroupBy(r => r.Spec.LearningRate).MaxBy(rate =>
+        return runs.GroupBy(r => r.Spec.LearningRate).OrderBy(rate => rate.Key).MaxBy(rate =>
         {
             var scored = Compared(rate, common);
             return scored.All(r => r.Dev is not null) ? scored.Average(r => r.Dev!.Value) : scored.Average(r => r.Test);

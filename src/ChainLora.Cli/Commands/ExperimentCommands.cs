@@ -108,6 +108,7 @@ static class ExperimentCommands
                     {
                         log.Hold = true;
                         bar ??= ctx.AddTask("grid", maxValue: Math.Max(1, p.Total));
+                        bar.MaxValue = Math.Max(1, p.Total);   // a finished rate search adds cells
                         bar.Value = Math.Max(bar.Value, p.Done);
                         if (p.Last is { } o) bar.Description = Markup.Escape($"grid: last {o.Job.Task} {o.Job.Method} (exit {o.ExitCode})");
                     }

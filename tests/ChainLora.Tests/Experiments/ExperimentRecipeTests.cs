@@ -60,8 +60,8 @@ public sealed class ExperimentRecipeTests : TempFolderTest
         Assert.Equal([(1e-5, 1L), (3e-2, 1L), (3e-2, 2L)], result.Specs.Select(s => (s.LearningRate, s.Seed)).Order());
         Assert.All(result.Specs, s => Assert.True(s.IsFinished, s.Id));
         Assert.Equal(3e-2, LearningRates.Choose([.. result.Specs.Where(s => s.Seed == 1).Select(s => s.TryReadResult(out _)!)]));
-        Assert.Equal([$"2 jobs in {grid}/jobs (0 finished, 2 to run)", "1 row runs seeds 2 at the rate chosen on seeds 1 once that search has finished: lm LoRA",
-            "1 more jobs: the seeds beyond the rate search, at each row's chosen rate"],
+        Assert.Equal([$"2 jobs in {grid}/jobs (0 finished, 2 to run)", "1 row runs seed 2 at the rate chosen on seed 1 once that search has finished: lm LoRA",
+            "1 more job: the seeds beyond the rate search, at each row's chosen rate"],
             log.ToString().Trim().Split('\n'));
         Assert.Equal(3, progress.Seen.Max(p => p.Done));
         Assert.Equal(3, progress.Seen.Last(p => p.Done == 3).Total);

@@ -15,7 +15,7 @@ public class LearningRateTests
     static double Bowl(double best, double rate) => 3 + Math.Pow(Math.Log10(rate / best), 2);
 
     [Fact]
-    public void A_choice_is_bracketed_only_inside_the_grid_with_both_neighbours_run_on_its_seeds()
+    public void A_choice_is_bracketed_only_inside_the_grid_with_both_neighbours_run_on_the_seeds_it_was_compared_on()
     {
         long[] seeds = [0, 1, 2];
         var interior = RateChoice.Of(Runs(Grid4, seeds, r => Bowl(1e-2, r)), 1e-2, []);
@@ -47,8 +47,14 @@ public class LearningRateTests
         Assert.Equal(1e-2, ResultTable.Summarize(runs).Single().BestLearningRate);
         Assert.Equal(5, ResultTable.Summarize(runs).Single().Seeds);
         Assert.Contains("0.01*: 3.0000 (5 seeds, compared on 2)", LearningRates.Table(ResultTable.Summarize(runs)).Markdown());
-        // No seed in common: each rate's mean over all of its seeds.
-        Assert.Equal(3e-2, LearningRates.Choose([.. Runs([1e-2], [0], r => 3.5), .. Runs([3e-2], [1], r => 3.2)]));
+        // No seed in common: each rate's mean over all of its seeds, and the neighbours have not run the choice's seed.
+        List<JobResult> apart = [.. Runs([1e-3], [0], r => 3.6), .. Runs([1e-2], [1], r => 3.2), .. Runs([3e-2], [2], r => 3.5)];
+        Assert.Equal(1e-2, LearningRates.Choose(apart));
+        Assert.Equal(RateBracket.NeighbourMissing, RateChoice.Of(apart, 1e-2, []).Bracket);
+        // A tie goes to the lower rate in whatever order the runs come.
+        List<JobResult> tie = [.. Runs([3e-2, 1e-2], [0, 1], r => 3.0)];
+        Assert.Equal(1e-2, LearningRates.Choose(tie));
+        Assert.Equal(1e-2, LearningRates.Choose([.. tie.AsEnumerable().Reverse()]));
     }
 
     [Fact]
@@ -88,13 +94,25 @@ public class LearningRateTests
             var fullIds = Grid.Expand(full, dir).Select(j => j.Id).ToHashSet();
             Assert.All(all, j => Assert.Contains(j.Id, fullIds));
             Assert.Empty(Grid.AwaitingRateSearch(config, all));
+
+            // Every rate diverged on a search seed: nothing to choose, nothing more planned, and the wait says why.
+            foreach (var j in lora.Where(j => j.Seed == 1))
+                File.WriteAllText(j.ResultPath, JsonSerializer.Serialize(new { status = "diverged", test = new { }, training_flops = 1e12 }));
+            var diverged = Grid.Expand(config, dir);
+            Assert.Equal(search.Select(j => j.Id), diverged.Select(j => j.Id));
+            Assert.Equal(["lm LoRA (every rate diverged on a search seed: the grid needs lower rates)"], Grid.AwaitingRateSearch(config, diverged));
+
+            // A row of one rate has nothing to search: every seed is planned at once.
+            var one = (config with { Methods = [new MethodSpec { Name = "LoRA 1e-3", Kind = MethodKind.Lora, LearningRates = [1e-3] }] }).Validate("test");
+            Assert.Equal([0L, 1, 2, 3], Grid.Expand(one, dir).Select(j => j.Seed));
+            Assert.Empty(Grid.AwaitingRateSearch(one, Grid.Expand(one, dir)));
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Theory]
     [InlineData("[]", "field 'rate_search_seeds' needs at least one seed (or leave it out: every seed runs every rate)")]
-    [InlineData("[0, 0]", "field 'rate_search_seeds' lists a seed twice")]
+    [InlineData("[0, 0]", "field 'rate_search_seeds' lists seed 0 twice")]
     [InlineData("[0, 7]", "field 'rate_search_seeds': seed 7 is not one of 'seeds'")]
     public void A_bad_rate_search_is_refused_naming_the_field(string seeds, string message)
     {
