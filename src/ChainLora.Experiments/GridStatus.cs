@@ -19,6 +19,20 @@ public static class GridStatus
             .Select(job => Status(job, queue))];
     }
 
+    /// <summary>
+    /// The rows of the grid's last config (its experiment.json) whose seeds beyond a rate search are not planned yet
+    /// (<see cref="Grid.AwaitingRateSearch"/>); none without a rate search or an experiment.json.
+    /// </summary>
+    public static List<string> AwaitingRateSearch(string gridDir)
+    {
+        var path = Path.Combine(gridDir, "experiment.json");
+        if (!File.Exists(path)) return [];
+        var config = ExperimentConfig.Deserialize<ExperimentConfig>(File.ReadAllText(path), path);
+        if (config.RateSearchSeeds is null) return [];
+        var specs = Directory.GetFiles(Path.Combine(gridDir, "jobs"), "spec.json", SearchOption.AllDirectories).Select(JobSpec.Load).ToList();
+        return Grid.AwaitingRateSearch(config, specs);
+    }
+
     static CellStatus Status(JobSpec job, IReadOnlyDictionary<string, string> queue)
     {
         if (job.TryReadResult(out var damaged) is not null) return new(job, CellState.Finished, null);

@@ -52,6 +52,14 @@ public sealed class ExperimentRecipeTests : TempFolderTest
         var config = LmGrid.Write(PathIn("search.json"), SharedData.Require("models/stories260K"), SharedData.Require("corpus/tinyshakespeare.txt"),
             """[{ "name": "LoRA", "kind": "lora", "learning_rates": [1e-5, 3e-2] }]""", seeds: "[1, 2]", extra: """, "rate_search_seeds": [1]""");
         var grid = PathIn("grid");
+        // Planned only: `experiment status` says the row waits for its search.
+        ExperimentRecipe.Run(new ExperimentRecipeOptions { Config = ExperimentConfig.Load(config), Out = grid, DryRun = true }, TextWriter.Null,
+            cancel: TestContext.Current.CancellationToken);
+        var (exit, output, _) = CliHarness.Run("experiment", "status", grid);
+        Assert.Equal(0, exit);
+        Assert.Contains("waiting     lm LoRA: its other seeds, once its rate search has finished", output);
+        Assert.EndsWith("2 pending, 1 row waiting for a rate search", output.Trim());
+
         var (log, progress) = (new StringWriter(), new Reports());
         var result = ExperimentRecipe.Run(new ExperimentRecipeOptions { Config = ExperimentConfig.Load(config), Out = grid }, log, null, progress,
             TestContext.Current.CancellationToken);
@@ -73,6 +81,8 @@ public sealed class ExperimentRecipeTests : TempFolderTest
         log = new StringWriter();
         ExperimentRecipe.Run(new ExperimentRecipeOptions { Config = ExperimentConfig.Load(config), Out = grid, DryRun = true }, log, cancel: TestContext.Current.CancellationToken);
         Assert.Equal($"3 jobs in {grid}/jobs (3 finished, 0 to run)", log.ToString().Trim());
+        (exit, output, _) = CliHarness.Run("experiment", "status", grid);
+        Assert.Equal((0, "3 finished"), (exit, output.Trim()));
     }
 
     [Theory]
