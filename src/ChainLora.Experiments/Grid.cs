@@ -29,8 +29,8 @@ public static class Grid
                 {
                     var searched = rates.SelectMany(lr => search.Select(seed => Cell(config, task, method, lr, seed, outDir))).ToList();
                     jobs.AddRange(searched);
-                    if (SearchDiverged(searched) is not false) continue;
-                    var chosen = LearningRates.Choose([.. searched.Select(j => j.TryReadResult(out _)!)]);
+                    if (Results(searched) is not { } results || AllDiverged(results)) continue;
+                    var chosen = LearningRates.Choose(results);
                     jobs.AddRange(config.Seeds.Except(search).Select(seed => Cell(config, task, method, chosen, seed, outDir)));
                 }
                 else
@@ -40,16 +40,16 @@ public static class Grid
         return jobs;
     }
 
-    /// <summary>
-    /// Whether every rate of a finished search diverged on some search seed (then no rate can be chosen and the
-    /// other seeds are not planned); null while a cell of <paramref name="searched"/> has no result.
-    /// </summary>
-    static bool? SearchDiverged(IReadOnlyList<JobSpec> searched)
+    /// <summary>The results of <paramref name="cells"/>, or null while one of them has none.</summary>
+    static List<JobResult>? Results(IEnumerable<JobSpec> cells)
     {
-        var results = searched.Select(j => j.TryReadResult(out _)).ToList();
-        if (results.Any(r => r is null)) return null;
-        return results.GroupBy(r => r!.Spec.LearningRate).All(rate => rate.Any(r => r!.Dev is double.NegativeInfinity));
+        var results = cells.Select(j => j.TryReadResult(out _)).ToList();
+        return results.Any(r => r is null) ? null : [.. results.OfType<JobResult>()];
     }
+
+    /// <summary>Whether every rate of a finished search diverged on some search seed: no rate can be chosen, and the other seeds are not planned.</summary>
+    static bool AllDiverged(IEnumerable<JobResult> searched) =>
+        searched.GroupBy(r => r.Spec.LearningRate).All(rate => rate.Any(r => r.Dev is double.NegativeInfinity));
 
     /// <summary>
     /// The rows of <paramref name="config"/> whose seeds beyond the rate search are not in <paramref name="jobs"/>: their
@@ -60,7 +60,7 @@ public static class Grid
         if (config.RateSearchSeeds is not { } search || config.Seeds.All(search.Contains)) return [];
         return config.Tasks.SelectMany(t => config.Methods.Where(m => m.Kind.Trains())
                 .Where(m => !jobs.Any(j => j.Task == t.Name && j.Method == m.Name && !search.Contains(j.Seed)))
-                .Select(m => $"{t.Name} {m.Name}" + (SearchDiverged([.. jobs.Where(j => j.Task == t.Name && j.Method == m.Name)]) is true
+                .Select(m => $"{t.Name} {m.Name}" + (Results(jobs.Where(j => j.Task == t.Name && j.Method == m.Name)) is { } results && AllDiverged(results)
                     ? " (every rate diverged on a search seed: the grid needs lower rates)" : "")))
             .ToList();
     }

@@ -20,17 +20,15 @@ public static class GridStatus
     }
 
     /// <summary>
-    /// The rows of the grid's last config (its experiment.json) whose seeds beyond a rate search are not planned yet
-    /// (<see cref="Grid.AwaitingRateSearch"/>); none without a rate search or an experiment.json.
+    /// The rows of the grid's last config (its experiment.json) whose seeds beyond a rate search are not among
+    /// <paramref name="cells"/> (<see cref="Of"/>) yet (<see cref="Grid.AwaitingRateSearch"/>); none without an experiment.json.
     /// </summary>
-    public static List<string> AwaitingRateSearch(string gridDir)
+    public static List<string> AwaitingRateSearch(string gridDir, IEnumerable<CellStatus> cells)
     {
         var path = Path.Combine(gridDir, "experiment.json");
         if (!File.Exists(path)) return [];
         var config = ExperimentConfig.Deserialize<ExperimentConfig>(File.ReadAllText(path), path);
-        if (config.RateSearchSeeds is null) return [];
-        var specs = Directory.GetFiles(Path.Combine(gridDir, "jobs"), "spec.json", SearchOption.AllDirectories).Select(JobSpec.Load).ToList();
-        return Grid.AwaitingRateSearch(config, specs);
+        return Grid.AwaitingRateSearch(config, [.. cells.Select(c => c.Job)]);
     }
 
     static CellStatus Status(JobSpec job, IReadOnlyDictionary<string, string> queue)

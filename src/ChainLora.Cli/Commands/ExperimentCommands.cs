@@ -160,11 +160,12 @@ static class ExperimentCommands
         var command = new Command("status", "What finished, what failed (with its last lines of stderr), what Slurm holds and what is left") { dir };
         command.SetAction(r =>
         {
-            var cells = GridStatus.Of(r.GetValue(dir)!.FullName);
+            var gridDir = r.GetValue(dir)!.FullName;
+            var cells = GridStatus.Of(gridDir);
             foreach (var cell in cells.Where(c => c.State != CellState.Finished))
                 output.WriteLine($"{EnumNames.Name(cell.State),-11} {cell.Job.Id}{(cell.Detail is null ? "" : $"  {cell.Detail}")}");
             // Rows whose other seeds are planned when their rate search has finished (`experiment` again then).
-            var awaiting = GridStatus.AwaitingRateSearch(r.GetValue(dir)!.FullName);
+            var awaiting = GridStatus.AwaitingRateSearch(gridDir, cells);
             foreach (var row in awaiting) output.WriteLine($"{"waiting",-11} {row}: its other seeds, once its rate search has finished");
             output.WriteLine(string.Join(", ", cells.GroupBy(c => c.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {EnumNames.Name(g.Key)}")
                 .Concat(awaiting.Count > 0 ? [$"{awaiting.Count} row{(awaiting.Count == 1 ? "" : "s")} waiting for a rate search"] : [])));
